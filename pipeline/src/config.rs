@@ -1,0 +1,343 @@
+//! Pipeline configuration: a TOML file with `[input]`, `[output]`, `[executor]` and a
+//! list of `[[stages]]`, plus `--set` overrides from the command line.
+
+use crate::sink::OutputFormat;
+use crate::source::InputConfig;
+use corpus_stages::StageConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A whole pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// What to read.
+    pub input: InputConfig,
+    /// Where and how to write.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Threads and batching.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+    /// The stages, in order.
+    #[serde(default)]
+    pub stages: Vec<StageConfig>,
+    /// Directory relative paths are taken from: the config file's directory.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The `[output]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output directory (relative to the config file's directory).
+    pub dir: String,
+    /// Document file format: `jsonl` (gzip JSON lines) or `parquet` (zstd).
+    pub format: OutputFormat,
+    /// Also write dropped documents, with the stage and reason, under `dropped/`.
+    pub dropped: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: "out".into(),
+            format: OutputFormat::Jsonl,
+            dropped: false,
+        }
+    }
+}
+
+/// The `[executor]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Most documents in one batch.
+    pub batch_docs: usize,
+    /// Most input text bytes in one batch (a batch closes once it reaches this).
+    pub batch_bytes: usize,
+    /// Most batches in flight (read, being processed or waiting to be committed); 0
+    /// means four per worker. Bounds memory together with the batch size.
+    pub in_flight: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            threads: 0,
+            batch_docs: 512,
+            batch_bytes: 8 << 20,
+            in_flight: 0,
+        }
+    }
+}
+
+/// Errors in configuration: always the user's to fix, so the binary exits with 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or does not match the schema (names the field).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A `--set` override is malformed or names nothing.
+    #[error("--set {spec}: {message}")]
+    Override {
+        /// The override as given.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl PipelineConfig {
+    /// Reads a config file and applies `--set` overrides (`KEY=VALUE`, see
+    /// [`apply_override`]).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<PipelineConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_toml(&text, path, &base, overrides)
+    }
+
+    /// Parses config text; `origin` names it in errors, `base` is the directory relative
+    /// paths are taken from.
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        base: &Path,
+        overrides: &[String],
+    ) -> Result<PipelineConfig, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        for spec in overrides {
+            apply_override(&mut table, spec)?;
+        }
+        let mut config: PipelineConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        config.base_dir = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base.to_path_buf()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: building every stage.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, stage) in self.stages.iter().enumerate() {
+            corpus_stages::build_stage(stage)
+                .map_err(|e| ConfigError::Invalid(format!("stages[{i}]: {e}")))?;
+        }
+        if self.executor.batch_docs == 0 {
+            return Err(ConfigError::Invalid(
+                "executor.batch_docs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The output directory, resolved against the config file's directory.
+    pub fn output_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.output.dir)
+    }
+
+    /// The config as TOML, with resolved values (written next to the outputs).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Applies one `--set KEY=VALUE` override to a parsed config table.
+///
+/// `KEY` is a dotted path. A path starting with a stage kind (`length.min_chars`) or
+/// `stages.N` (`stages.0.min_chars`) addresses a stage; a kind that appears more than
+/// once must be addressed by index. Other paths address tables (`output.dir`,
+/// `executor.threads`). `VALUE` is read as a TOML value (`10`, `true`, `"x"`,
+/// `["a", "b"]`); if it does not parse, it is taken as a string.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Override {
+        spec: spec.to_string(),
+        message,
+    };
+    let (key, raw_value) = spec
+        .split_once('=')
+        .ok_or_else(|| err("expected KEY=VALUE".into()))?;
+    let key = key.trim();
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw_value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw_value.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) || parts.len() < 2 && parts[0] != "stages" {
+        if parts.len() == 1 && !parts[0].is_empty() {
+            // A top-level key: let the schema check decide whether it exists.
+            table.insert(parts[0].to_string(), value);
+            return Ok(());
+        }
+        return Err(err(format!("bad key `{key}`")));
+    }
+    let is_table_name = matches!(parts[0], "input" | "output" | "executor");
+    let (mut target, rest): (&mut toml::Table, &[&str]) = if parts[0] == "stages" || !is_table_name
+    {
+        let stages = table
+            .get_mut("stages")
+            .and_then(|s| s.as_array_mut())
+            .ok_or_else(|| err("the config has no [[stages]]".into()))?;
+        let (index, rest) = if parts[0] == "stages" {
+            let i: usize = parts
+                .get(1)
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| err("expected stages.INDEX.FIELD".into()))?;
+            (i, &parts[2..])
+        } else {
+            let matches: Vec<usize> = stages
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.get("kind").and_then(|k| k.as_str()) == Some(parts[0]))
+                .map(|(i, _)| i)
+                .collect();
+            match matches.as_slice() {
+                [i] => (*i, &parts[1..]),
+                [] => {
+                    return Err(err(format!(
+                        "no stage of kind `{}` in the config",
+                        parts[0]
+                    )));
+                }
+                _ => {
+                    return Err(err(format!(
+                        "{} stages of kind `{}`: address one as stages.INDEX.FIELD (indices {:?})",
+                        matches.len(),
+                        parts[0],
+                        matches
+                    )));
+                }
+            }
+        };
+        let count = stages.len();
+        let stage = stages
+            .get_mut(index)
+            .and_then(|s| s.as_table_mut())
+            .ok_or_else(|| err(format!("no stage {index} (the config has {count})")))?;
+        (stage, rest)
+    } else {
+        (table, &parts[..])
+    };
+    let Some((last, path)) = rest.split_last() else {
+        return Err(err("missing field name".into()));
+    };
+    for part in path {
+        target = target
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| err(format!("`{part}` is not a table")))?;
+    }
+    target.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[input]
+paths = ["data/*.warc.gz"]
+
+[output]
+dir = "out/x"
+
+[[stages]]
+kind = "length"
+min_chars = 10
+"#;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<PipelineConfig, ConfigError> {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        PipelineConfig::from_toml(text, Path::new("test.toml"), Path::new("/base"), &o)
+    }
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let c = parse(BASE, &[]).unwrap();
+        assert_eq!(c.output_dir(), Path::new("/base/out/x"));
+        assert_eq!(c.stages.len(), 1);
+        assert_eq!(c.executor, ExecutorConfig::default());
+        // Round trip through the written form.
+        let again = parse(&c.to_toml(), &[]).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_named() {
+        let e = parse(&BASE.replace("min_chars", "min_char"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("min_char") && e.to_string().contains("test.toml"),
+            "{e}"
+        );
+        let e = parse(&BASE.replace("\"length\"", "\"lenght\""), &[]).unwrap_err();
+        assert!(e.to_string().contains("lenght"), "{e}");
+        let e = parse(&format!("{BASE}\n[executor]\nthread = 2\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("thread"), "{e}");
+    }
+
+    #[test]
+    fn overrides_address_stages_and_tables() {
+        let c = parse(
+            BASE,
+            &["length.min_chars=3", "executor.threads=2", "output.dir=o2"],
+        )
+        .unwrap();
+        assert_eq!(c.executor.threads, 2);
+        assert_eq!(c.output.dir, "o2");
+        let corpus_stages::StageConfig::Length(l) = &c.stages[0];
+        assert_eq!(l.min_chars, 3);
+        let c = parse(BASE, &["stages.0.max_chars=100"]).unwrap();
+        let corpus_stages::StageConfig::Length(l) = &c.stages[0];
+        assert_eq!(l.max_chars, 100);
+
+        for (bad, needle) in [
+            ("length.min_chars", "KEY=VALUE"),
+            ("langid.x=1", "no stage of kind `langid`"),
+            ("stages.5.min_chars=1", "no stage 5"),
+            ("length.nope=1", "nope"),
+            ("length.min_chars=\"x\"", "min_chars"),
+            ("stages.0.max_chars=3", "max_chars"),
+        ] {
+            let e = parse(BASE, &[bad]).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+        let two = format!("{BASE}\n[[stages]]\nkind = \"length\"\n");
+        let e = parse(&two, &["length.min_chars=1"]).unwrap_err();
+        assert!(e.to_string().contains("stages.INDEX"), "{e}");
+    }
+}

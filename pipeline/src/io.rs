@@ -1,0 +1,233 @@
+//! File plumbing shared by sources, sinks and the executor: transparent decompression
+//! with a count of bytes consumed, and files that appear under their final name only
+//! when complete.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Compression of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// gzip, one or several members.
+    Gzip,
+    /// Zstandard, one or several frames.
+    Zstd,
+}
+
+impl Compression {
+    /// Tells the compression from the first bytes of a file.
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// A shared count of bytes read from the underlying file, for progress and statistics.
+#[derive(Debug, Clone, Default)]
+pub struct ByteCounter(Arc<AtomicU64>);
+
+impl ByteCounter {
+    /// Bytes counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A reader that counts the bytes it hands out.
+#[derive(Debug)]
+pub struct CountingReader<R> {
+    inner: R,
+    counter: ByteCounter,
+}
+
+impl<R> CountingReader<R> {
+    /// Wraps `inner`; returns the reader and a handle to its count.
+    pub fn new(inner: R) -> (Self, ByteCounter) {
+        let counter = ByteCounter::default();
+        (
+            CountingReader {
+                inner,
+                counter: counter.clone(),
+            },
+            counter,
+        )
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a file for reading, decompressing gzip (all members) or zstd (all frames) as
+/// told by its first bytes. Returns the buffered reader and a counter of bytes read
+/// from the file as stored.
+pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, ByteCounter)> {
+    let file = File::open(path)?;
+    let (counting, counter) = CountingReader::new(file);
+    let mut raw = BufReader::with_capacity(1 << 16, counting);
+    let compression = Compression::sniff(raw.fill_buf()?);
+    let reader: Box<dyn BufRead + Send> = match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(
+            1 << 16,
+            zstd::stream::read::Decoder::with_buffer(raw)?,
+        )),
+    };
+    Ok((reader, counter))
+}
+
+/// A file written under a temporary name in the target directory and renamed to its
+/// final name by [`AtomicFile::commit`]. Dropped without commit, it removes the
+/// temporary file, so a failed run leaves nothing under the final name (a killed run
+/// leaves a `.tmp` file, which the next run removes).
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+/// Marker in the names of temporary files, used to find leftovers of killed runs.
+pub const TMP_MARKER: &str = ".tmp-";
+
+impl AtomicFile {
+    /// Reserves `target`; the caller writes to [`AtomicFile::tmp_path`].
+    pub fn new(target: &Path) -> AtomicFile {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = target.with_file_name(format!(".{name}{TMP_MARKER}{}", std::process::id()));
+        AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+            committed: false,
+        }
+    }
+
+    /// Where to write.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final name.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Moves the written file to its final name (fsync'd first, so a crash after the
+    /// rename cannot leave a short file under the final name).
+    pub fn commit(mut self) -> io::Result<()> {
+        File::open(&self.tmp)?.sync_all()?;
+        std::fs::rename(&self.tmp, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+
+    /// Writes `bytes` to `target` atomically.
+    pub fn write_all(target: &Path, bytes: &[u8]) -> io::Result<()> {
+        let file = AtomicFile::new(target);
+        let mut f = File::create(file.tmp_path())?;
+        f.write_all(bytes)?;
+        drop(f);
+        file.commit()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Removes temporary files left in `dir` by killed runs (names carrying [`TMP_MARKER`]).
+pub fn remove_stale_tmp(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(TMP_MARKER) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_plain_gzip_multi_member_and_zstd_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"line one\nline two\n";
+        let plain = dir.path().join("a.txt");
+        std::fs::write(&plain, text).unwrap();
+
+        let gz = dir.path().join("a.gz");
+        let mut bytes = Vec::new();
+        for half in [&text[..9], &text[9..]] {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(half).unwrap();
+            bytes.extend(enc.finish().unwrap());
+        }
+        std::fs::write(&gz, &bytes).unwrap();
+
+        let zst = dir.path().join("a.zst");
+        std::fs::write(&zst, zstd::encode_all(&text[..], 3).unwrap()).unwrap();
+
+        for path in [&plain, &gz, &zst] {
+            let (mut r, counter) = open_decompressed(path).unwrap();
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, text, "{}", path.display());
+            assert_eq!(counter.get(), std::fs::metadata(path).unwrap().len());
+        }
+    }
+
+    #[test]
+    fn atomic_file_appears_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        {
+            let f = AtomicFile::new(&target);
+            std::fs::write(f.tmp_path(), b"partial").unwrap();
+            // Dropped without commit.
+        }
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        AtomicFile::write_all(&target, b"whole").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+
+        std::fs::write(dir.path().join(".x.jsonl.gz.tmp-123"), b"stale").unwrap();
+        assert_eq!(remove_stale_tmp(dir.path()).unwrap(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

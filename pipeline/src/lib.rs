@@ -1,0 +1,25 @@
+//! `corpus`: turn raw web crawls into a clean, deduplicated, tokenized pretraining corpus.
+//!
+//! This crate is the pipeline: [`source`]s read input files (WARC, JSONL, Parquet) as
+//! streams of [`Document`](corpus_stages::Document)s, the [`executor`] runs the configured
+//! stages over them on worker threads and commits results in input order to [`sink`]s,
+//! one output shard per input file, with [`stats`] and completion markers for resume.
+//! The `corpus` binary is a thin clap layer over [`run`](executor::run).
+//!
+//! ```no_run
+//! use corpus::config::PipelineConfig;
+//! let config = PipelineConfig::load(std::path::Path::new("configs/default.toml"), &[]).unwrap();
+//! let summary = corpus::executor::run(&config, &corpus::executor::RunOptions::default()).unwrap();
+//! println!("{} documents written", summary.stats.docs_out);
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod executor;
+pub mod io;
+pub mod shard;
+pub mod sink;
+pub mod source;
+pub mod stats;
+
+pub use corpus_stages as stages;

@@ -1,0 +1,1 @@
+//! Splitting work over tasks, and completion markers for resume. (Being built.)

@@ -1,0 +1,84 @@
+//! Sinks: write documents (and, optionally, dropped documents with their reason) to
+//! files. A sink writes to the path it is given; the executor gives it a temporary path
+//! and renames the file when the shard is complete.
+
+pub mod jsonl;
+pub mod parquet;
+
+use corpus_stages::Document;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Output format of document files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// gzip-compressed JSON lines (`.jsonl.gz`), one document per line.
+    Jsonl,
+    /// Parquet with zstd compression (`.parquet`).
+    Parquet,
+}
+
+impl OutputFormat {
+    /// File name extension, without the leading dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Jsonl => "jsonl.gz",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// Why a document in the side output was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropInfo {
+    /// The stage that dropped it.
+    pub stage: String,
+    /// The drop reason code.
+    pub reason: String,
+}
+
+/// Errors of sinks.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing to the file failed.
+    #[error("{path}: {message}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl SinkError {
+    /// A write error on `path`.
+    pub fn write(path: &Path, e: impl std::fmt::Display) -> SinkError {
+        SinkError::Write {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A destination for documents.
+pub trait DocSink: Send {
+    /// Writes one document; `dropped` is set in the side output of dropped documents.
+    fn write(&mut self, doc: &Document, dropped: Option<&DropInfo>) -> Result<(), SinkError>;
+
+    /// Flushes and closes the file.
+    fn finish(self: Box<Self>) -> Result<(), SinkError>;
+}
+
+/// Creates a sink of `format` writing to `path`. `with_drop_info` asks for the extra
+/// drop stage/reason fields of the dropped-documents side output.
+pub fn create(
+    format: OutputFormat,
+    path: &Path,
+    with_drop_info: bool,
+) -> Result<Box<dyn DocSink>, SinkError> {
+    Ok(match format {
+        OutputFormat::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
+        OutputFormat::Parquet => Box::new(parquet::ParquetSink::create(path, with_drop_info)?),
+    })
+}

@@ -1,0 +1,432 @@
+//! Sources: turn input files into a stream of documents, with constant memory.
+//!
+//! One input file is one shard of work. [`expand_inputs`] turns the configured paths
+//! (files, directories, globs, list files) into a sorted list of [`InputFile`]s; [`open`]
+//! opens one as a [`Source`], which yields documents one at a time.
+
+pub mod jsonl;
+pub mod parquet;
+pub mod warc;
+
+use corpus_stages::Document;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Input format of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Decide from the file name: `.warc`, `.warc.gz`, `.wet.gz`, `.arc.gz`... are WARC;
+    /// `.jsonl`/`.json`/`.ndjson` (optionally `.gz`/`.zst`) are JSONL; `.parquet` is Parquet.
+    Auto,
+    /// WARC 1.0/1.1 (also WET), plain or gzip.
+    Warc,
+    /// JSON lines, plain, gzip or zstd.
+    Jsonl,
+    /// Parquet with a text column.
+    Parquet,
+}
+
+impl Format {
+    /// The format a file name implies, if any.
+    pub fn detect(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let base = name
+            .strip_suffix(".gz")
+            .or_else(|| name.strip_suffix(".zst"))
+            .unwrap_or(&name);
+        if base.ends_with(".warc") || base.ends_with(".wet") || base.ends_with(".arc") {
+            Some(Format::Warc)
+        } else if base.ends_with(".jsonl") || base.ends_with(".json") || base.ends_with(".ndjson") {
+            Some(Format::Jsonl)
+        } else if name.ends_with(".parquet") {
+            Some(Format::Parquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// The `[input]` table of a pipeline config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// Files, directories (read recursively) or glob patterns. Relative paths are taken
+    /// from the directory of the config file.
+    pub paths: Vec<String>,
+    /// A file listing one input path per line (blank lines and `#` comments ignored),
+    /// relative paths taken from the list file's directory.
+    pub list: Option<String>,
+    /// Input format; `auto` decides per file from its name.
+    pub format: Format,
+    /// Source name given to documents that do not carry one (JSONL/Parquet may carry
+    /// their own in a field). Empty: `web` for WARC, the file stem's first word otherwise.
+    pub source: String,
+    /// WARC options.
+    pub warc: warc::WarcOptions,
+    /// JSONL options.
+    pub jsonl: jsonl::JsonlOptions,
+    /// Parquet options.
+    pub parquet: parquet::ParquetOptions,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            paths: Vec::new(),
+            list: None,
+            format: Format::Auto,
+            source: String::new(),
+            warc: Default::default(),
+            jsonl: Default::default(),
+            parquet: Default::default(),
+        }
+    }
+}
+
+/// One input file, a shard of work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// Position in the sorted list of all inputs (the shard number, stable across tasks).
+    pub index: usize,
+    /// The file.
+    pub path: PathBuf,
+    /// Its format (never `Auto`).
+    pub format: Format,
+}
+
+/// Counters kept by a source while reading one file. Merged with `+=`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceStats {
+    /// Records seen (WARC records, JSON lines, Parquet rows), including skipped ones.
+    pub records: u64,
+    /// Documents produced.
+    pub docs: u64,
+    /// Bytes of input consumed (compressed, as stored).
+    pub bytes: u64,
+    /// Records skipped on purpose, by reason (`request`, `non_html`, `status_404`...).
+    pub skipped: BTreeMap<String, u64>,
+    /// Corrupt records skipped, by kind of damage.
+    pub corrupt: BTreeMap<String, u64>,
+}
+
+impl SourceStats {
+    /// Counts a record skipped on purpose.
+    pub fn skip(&mut self, reason: &str) {
+        *self.skipped.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// Counts a corrupt record.
+    pub fn corrupt(&mut self, kind: &str) {
+        *self.corrupt.entry(kind.to_string()).or_default() += 1;
+    }
+}
+
+impl std::ops::AddAssign<&SourceStats> for SourceStats {
+    fn add_assign(&mut self, o: &SourceStats) {
+        self.records += o.records;
+        self.docs += o.docs;
+        self.bytes += o.bytes;
+        for (k, v) in &o.skipped {
+            *self.skipped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.corrupt {
+            *self.corrupt.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Errors of sources. `Corrupt` is recoverable: the bad record was skipped and reading
+/// goes on; the others end the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file could not be opened.
+    #[error("{path}: cannot open: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Reading failed in a way that ends the file (I/O error, unrecoverable stream damage).
+    #[error("{path}: at byte {offset}: {message}")]
+    Fatal {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset in the file as stored (compressed) where it happened, best known.
+        offset: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// One record is damaged; it was skipped and the source can go on.
+    #[error("{path}: record {record} at byte {offset}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Record number in the file (0-based, counting all records).
+        record: u64,
+        /// Byte offset of the record in the file as stored (compressed).
+        offset: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Input paths or options are wrong (no such file, unknown format, bad glob).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SourceError {
+    /// True when the source can go on after this error.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, SourceError::Corrupt { .. })
+    }
+}
+
+/// A stream of documents from one input file.
+pub trait Source: Send {
+    /// The next document. `Ok(None)` at the end. A recoverable error
+    /// ([`SourceError::is_recoverable`]) means one record was skipped (and counted in
+    /// [`Source::stats`]); calling again goes on with the next record. After any other
+    /// error the source is finished.
+    fn next_doc(&mut self) -> Result<Option<Document>, SourceError>;
+
+    /// Counters so far.
+    fn stats(&self) -> &SourceStats;
+}
+
+/// Opens one input file as a source.
+pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, SourceError> {
+    let source_name = |default: &str| {
+        if !config.source.is_empty() {
+            config.source.clone()
+        } else {
+            default.to_string()
+        }
+    };
+    Ok(match file.format {
+        Format::Warc => Box::new(warc::WarcSource::open(
+            &file.path,
+            &config.warc,
+            &source_name("web"),
+        )?),
+        Format::Jsonl => Box::new(jsonl::JsonlSource::open(
+            &file.path,
+            &config.jsonl,
+            &source_name(&default_source_name(&file.path)),
+        )?),
+        Format::Parquet => Box::new(parquet::ParquetSource::open(
+            &file.path,
+            &config.parquet,
+            &source_name(&default_source_name(&file.path)),
+        )?),
+        Format::Auto => {
+            return Err(SourceError::Config(format!(
+                "{}: format not resolved",
+                file.path.display()
+            )));
+        }
+    })
+}
+
+/// The default source name of a JSONL/Parquet file: its stem up to the first `-`, `_`
+/// or `.` (`wiki-00001.jsonl.gz` -> `wiki`).
+pub fn default_source_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.split(['-', '_', '.'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string()
+}
+
+/// Expands the configured inputs into a sorted, de-duplicated list of files with their
+/// formats. `base` is the directory relative paths are taken from.
+pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>, SourceError> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut specs: Vec<(String, PathBuf)> = config
+        .paths
+        .iter()
+        .map(|p| (p.clone(), base.to_path_buf()))
+        .collect();
+    if let Some(list) = &config.list {
+        let list_path = base.join(list);
+        let text = std::fs::read_to_string(&list_path).map_err(|e| SourceError::Open {
+            path: list_path.clone(),
+            source: e,
+        })?;
+        let list_base = list_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for line in text.lines() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                specs.push((line.to_string(), list_base.clone()));
+            }
+        }
+    }
+    if specs.is_empty() {
+        return Err(SourceError::Config(
+            "no input: set input.paths or input.list".into(),
+        ));
+    }
+    for (spec, base) in specs {
+        let full = base.join(&spec);
+        let full_str = full.to_string_lossy().into_owned();
+        if spec.contains(['*', '?', '[']) {
+            let mut matched = 0;
+            let entries = glob::glob(&full_str)
+                .map_err(|e| SourceError::Config(format!("bad glob pattern `{spec}`: {e}")))?;
+            for entry in entries {
+                let p = entry.map_err(|e| SourceError::Open {
+                    path: e.path().to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                if p.is_file() {
+                    paths.push(p);
+                    matched += 1;
+                }
+            }
+            if matched == 0 {
+                return Err(SourceError::Config(format!(
+                    "input pattern `{full_str}` matches no file"
+                )));
+            }
+        } else if full.is_dir() {
+            let before = paths.len();
+            walk_dir(&full, config.format, &mut paths)?;
+            if paths.len() == before {
+                return Err(SourceError::Config(format!(
+                    "input directory {} holds no file of a known format",
+                    full.display()
+                )));
+            }
+        } else if full.is_file() {
+            paths.push(full);
+        } else {
+            return Err(SourceError::Open {
+                path: full,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let format = match config.format {
+                Format::Auto => Format::detect(&path).ok_or_else(|| {
+                    SourceError::Config(format!(
+                        "{}: cannot tell the format from the name; set input.format",
+                        path.display()
+                    ))
+                })?,
+                f => f,
+            };
+            Ok(InputFile {
+                index,
+                path,
+                format,
+            })
+        })
+        .collect()
+}
+
+fn walk_dir(dir: &Path, format: Format, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Open {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| SourceError::Open {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk_dir(&path, format, out)?;
+        } else if format != Format::Auto || Format::detect(&path).is_some() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_from_names() {
+        let d = |s: &str| Format::detect(Path::new(s));
+        assert_eq!(d("a/CC-MAIN-x.warc.gz"), Some(Format::Warc));
+        assert_eq!(d("x.warc.wet.gz"), Some(Format::Warc));
+        assert_eq!(d("x.WARC"), Some(Format::Warc));
+        assert_eq!(d("x.jsonl.zst"), Some(Format::Jsonl));
+        assert_eq!(d("x.json.gz"), Some(Format::Jsonl));
+        assert_eq!(d("x.parquet"), Some(Format::Parquet));
+        assert_eq!(d("x.txt"), None);
+    }
+
+    #[test]
+    fn expands_files_dirs_globs_and_lists_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d/sub")).unwrap();
+        for f in [
+            "b.jsonl",
+            "a.jsonl.gz",
+            "d/c.parquet",
+            "d/sub/e.warc.gz",
+            "d/skip.txt",
+        ] {
+            std::fs::write(root.join(f), b"").unwrap();
+        }
+        std::fs::write(root.join("list.txt"), "# comment\n\nb.jsonl\n").unwrap();
+        let config = InputConfig {
+            paths: vec!["*.jsonl*".into(), "d".into()],
+            list: Some("list.txt".into()),
+            ..Default::default()
+        };
+        let files = expand_inputs(&config, root).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.path.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["a.jsonl.gz", "b.jsonl", "d/c.parquet", "d/sub/e.warc.gz"]
+        );
+        assert_eq!(files[3].format, Format::Warc);
+        assert_eq!(files[3].index, 3);
+
+        let missing = InputConfig {
+            paths: vec!["nope.jsonl".into()],
+            ..Default::default()
+        };
+        let err = expand_inputs(&missing, root).unwrap_err().to_string();
+        assert!(err.contains("nope.jsonl"), "{err}");
+        let empty_glob = InputConfig {
+            paths: vec!["*.zzz".into()],
+            ..Default::default()
+        };
+        assert!(expand_inputs(&empty_glob, root).is_err());
+    }
+
+    #[test]
+    fn default_source_names() {
+        assert_eq!(
+            default_source_name(Path::new("x/wiki-0001.jsonl.gz")),
+            "wiki"
+        );
+        assert_eq!(default_source_name(Path::new("books.parquet")), "books");
+    }
+}
