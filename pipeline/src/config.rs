@@ -166,7 +166,33 @@ impl PipelineConfig {
 
     /// The output directory, resolved against the config file's directory.
     pub fn output_dir(&self) -> PathBuf {
-        self.base_dir.join(&self.output.dir)
+        crate::io::clean_path(&self.base_dir.join(&self.output.dir))
+    }
+
+    /// A fingerprint of every setting that decides the bytes of a shard's output: input
+    /// options (not the paths: each marker records its own input file), the stages and
+    /// the output format. Threads, batching and directories are left out, since the
+    /// output does not depend on them.
+    pub fn fingerprint(&self) -> String {
+        let mut input = self.input.clone();
+        input.paths.clear();
+        input.list = None;
+        let mut table = toml::Table::new();
+        table.insert(
+            "input".into(),
+            toml::Value::try_from(&input).unwrap_or(toml::Value::Boolean(false)),
+        );
+        table.insert(
+            "stages".into(),
+            toml::Value::try_from(&self.stages).unwrap_or(toml::Value::Boolean(false)),
+        );
+        table.insert(
+            "format".into(),
+            toml::Value::try_from(self.output.format).unwrap_or(toml::Value::Boolean(false)),
+        );
+        table.insert("dropped".into(), toml::Value::Boolean(self.output.dropped));
+        let text = toml::to_string(&table).unwrap_or_default();
+        format!("{:016x}", crate::shard::fnv1a(text.as_bytes()))
     }
 
     /// The config as TOML, with resolved values (written next to the outputs).
@@ -295,6 +321,18 @@ min_chars = 10
         // Round trip through the written form.
         let again = parse(&c.to_toml(), &[]).unwrap();
         assert_eq!(again, c);
+        // Threads and the output dir do not change the fingerprint; a stage field does.
+        let fp = c.fingerprint();
+        assert_eq!(
+            parse(BASE, &["executor.threads=7", "output.dir=o"])
+                .unwrap()
+                .fingerprint(),
+            fp
+        );
+        assert_ne!(
+            parse(BASE, &["length.min_chars=11"]).unwrap().fingerprint(),
+            fp
+        );
     }
 
     #[test]

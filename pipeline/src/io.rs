@@ -160,8 +160,35 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Removes temporary files left in `dir` by killed runs (names carrying [`TMP_MARKER`]).
-pub fn remove_stale_tmp(dir: &Path) -> io::Result<usize> {
+/// Resolves `.` and `..` components without touching the file system, so that paths
+/// built from a config file's folder read well in messages (`configs/../data` becomes
+/// `data`). A `..` that would climb above a relative path's start is kept.
+pub fn clean_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+/// Removes temporary files left in `dir` by killed runs: names carrying [`TMP_MARKER`]
+/// whose final name starts with `prefix` (so a task clears only its own shards' files,
+/// never those another task of the same job is writing).
+pub fn remove_stale_tmp(dir: &Path, prefix: &str) -> io::Result<usize> {
     let mut removed = 0;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -172,7 +199,10 @@ pub fn remove_stale_tmp(dir: &Path) -> io::Result<usize> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(TMP_MARKER) {
+        if let Some(rest) = name.strip_prefix('.')
+            && rest.starts_with(prefix)
+            && name.contains(TMP_MARKER)
+        {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -213,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn cleans_paths_lexically() {
+        for (a, b) in [
+            ("configs/../tests/data", "tests/data"),
+            ("./a/./b/", "a/b"),
+            ("../x", "../x"),
+            ("a/../../x", "../x"),
+            ("/a/../../b", "/b"),
+            (".", "."),
+        ] {
+            assert_eq!(clean_path(Path::new(a)), Path::new(b), "{a}");
+        }
+    }
+
+    #[test]
     fn atomic_file_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
@@ -227,7 +271,9 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
 
         std::fs::write(dir.path().join(".x.jsonl.gz.tmp-123"), b"stale").unwrap();
-        assert_eq!(remove_stale_tmp(dir.path()).unwrap(), 1);
+        std::fs::write(dir.path().join(".y.jsonl.gz.tmp-123"), b"other task").unwrap();
+        assert_eq!(remove_stale_tmp(dir.path(), "x.").unwrap(), 1);
+        assert_eq!(remove_stale_tmp(dir.path(), "y.").unwrap(), 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

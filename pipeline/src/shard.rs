@@ -1,1 +1,241 @@
-//! Splitting work over tasks, and completion markers for resume. (Being built.)
+//! Splitting work over tasks, the output layout, and completion markers for resume.
+//!
+//! One input file is one shard. Task `i` of `n` takes the shards whose index (position
+//! in the sorted list of all inputs) is `i` modulo `n`, so any number of tasks, on one
+//! machine or a cluster array, covers every shard exactly once, and a shard's outputs
+//! have the same name whichever task wrote them.
+//!
+//! Output layout under the output directory:
+//!
+//! ```text
+//! docs/part-00000.jsonl.gz     kept documents of shard 0 (or .parquet)
+//! dropped/part-00000.jsonl.gz  dropped documents with stage and reason (optional)
+//! stats/part-00000.json        statistics of shard 0
+//! done/part-00000.json         completion marker, written last
+//! stats.json                   statistics merged over every completed shard
+//! config.toml                  the resolved config of the run
+//! ```
+
+use crate::config::ConfigError;
+use crate::source::InputFile;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which part of the work this process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// 0-based task index.
+    pub index: usize,
+    /// Number of tasks.
+    pub count: usize,
+}
+
+impl Default for TaskSpec {
+    fn default() -> Self {
+        TaskSpec { index: 0, count: 1 }
+    }
+}
+
+impl TaskSpec {
+    /// Resolves the task from flags, falling back to the scheduler's environment:
+    /// Slurm arrays (`SLURM_ARRAY_TASK_ID` minus `SLURM_ARRAY_TASK_MIN`, and
+    /// `SLURM_ARRAY_TASK_COUNT`) or Kubernetes indexed Jobs (`JOB_COMPLETION_INDEX`, with
+    /// the count from the flag or `CORPUS_TASK_COUNT`).
+    pub fn resolve(
+        index: Option<usize>,
+        count: Option<usize>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<TaskSpec, ConfigError> {
+        let num = |name: &str| -> Result<Option<usize>, ConfigError> {
+            env(name)
+                .map(|v| {
+                    v.trim().parse::<usize>().map_err(|_| {
+                        ConfigError::Invalid(format!("{name}={v} is not a non-negative integer"))
+                    })
+                })
+                .transpose()
+        };
+        let (env_index, env_count) = if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+            let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            (Some(id.saturating_sub(min)), num("SLURM_ARRAY_TASK_COUNT")?)
+        } else if let Some(id) = num("JOB_COMPLETION_INDEX")? {
+            (Some(id), num("CORPUS_TASK_COUNT")?)
+        } else {
+            (None, num("CORPUS_TASK_COUNT")?)
+        };
+        let index = index.or(env_index).unwrap_or(0);
+        let count = count
+            .or(env_count)
+            .unwrap_or(if index == 0 { 1 } else { 0 });
+        if count == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "task index {index} given without a task count: pass --task-count"
+            )));
+        }
+        if index >= count {
+            return Err(ConfigError::Invalid(format!(
+                "task index {index} is not below the task count {count}"
+            )));
+        }
+        Ok(TaskSpec { index, count })
+    }
+
+    /// The shards of this task, in input order.
+    pub fn select(&self, files: &[InputFile]) -> Vec<InputFile> {
+        files
+            .iter()
+            .filter(|f| f.index % self.count == self.index)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Paths of the outputs of a run.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The output directory.
+    pub root: PathBuf,
+    /// Extension of document files (`jsonl.gz` or `parquet`).
+    pub extension: &'static str,
+}
+
+impl Layout {
+    /// The base name of a shard's files, `part-00042`.
+    pub fn part(index: usize) -> String {
+        format!("part-{index:05}")
+    }
+
+    /// Kept documents of a shard.
+    pub fn docs(&self, index: usize) -> PathBuf {
+        self.root
+            .join("docs")
+            .join(format!("{}.{}", Self::part(index), self.extension))
+    }
+
+    /// Dropped documents of a shard.
+    pub fn dropped(&self, index: usize) -> PathBuf {
+        self.root
+            .join("dropped")
+            .join(format!("{}.{}", Self::part(index), self.extension))
+    }
+
+    /// Statistics of a shard.
+    pub fn stats(&self, index: usize) -> PathBuf {
+        self.root
+            .join("stats")
+            .join(format!("{}.json", Self::part(index)))
+    }
+
+    /// Completion marker of a shard.
+    pub fn marker(&self, index: usize) -> PathBuf {
+        self.root
+            .join("done")
+            .join(format!("{}.json", Self::part(index)))
+    }
+
+    /// The sub-directories, created before a run.
+    pub fn dirs(&self) -> [PathBuf; 4] {
+        ["docs", "dropped", "stats", "done"].map(|d| self.root.join(d))
+    }
+}
+
+/// What a completion marker records: enough to tell whether a finished shard may be
+/// skipped on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    /// Shard index.
+    pub shard: usize,
+    /// The input file.
+    pub input: PathBuf,
+    /// Fingerprint of the settings that decide the output (see
+    /// [`PipelineConfig::fingerprint`](crate::config::PipelineConfig::fingerprint)).
+    pub fingerprint: String,
+    /// Documents written.
+    pub docs_out: u64,
+}
+
+impl Marker {
+    /// Reads a marker; `None` when there is none or it cannot be parsed (a shard with
+    /// a damaged marker is simply redone).
+    pub fn read(path: &Path) -> Option<Marker> {
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// 64-bit FNV-1a: a small, stable hash for fingerprints (std's hasher may change
+/// between Rust releases, which would invalidate every marker).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Format;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn task_from_flags_and_schedulers() {
+        assert_eq!(
+            TaskSpec::resolve(None, None, env(&[])).unwrap(),
+            TaskSpec::default()
+        );
+        assert_eq!(
+            TaskSpec::resolve(Some(2), Some(4), env(&[])).unwrap(),
+            TaskSpec { index: 2, count: 4 }
+        );
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "8"),
+        ]);
+        assert_eq!(
+            TaskSpec::resolve(None, None, slurm).unwrap(),
+            TaskSpec { index: 4, count: 8 }
+        );
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "3")]);
+        assert!(TaskSpec::resolve(None, None, &k8s).is_err());
+        assert_eq!(
+            TaskSpec::resolve(None, Some(4), &k8s).unwrap(),
+            TaskSpec { index: 3, count: 4 }
+        );
+        assert!(TaskSpec::resolve(Some(4), Some(4), env(&[])).is_err());
+        assert!(TaskSpec::resolve(None, None, env(&[("JOB_COMPLETION_INDEX", "x")])).is_err());
+    }
+
+    #[test]
+    fn tasks_partition_the_shards() {
+        let files: Vec<InputFile> = (0..10)
+            .map(|index| InputFile {
+                index,
+                path: format!("f{index}").into(),
+                format: Format::Jsonl,
+            })
+            .collect();
+        let mut seen: Vec<usize> = (0..3)
+            .flat_map(|index| TaskSpec { index, count: 3 }.select(&files))
+            .map(|f| f.index)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -254,7 +254,7 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
         .map(|p| (p.clone(), base.to_path_buf()))
         .collect();
     if let Some(list) = &config.list {
-        let list_path = base.join(list);
+        let list_path = crate::io::clean_path(&base.join(list));
         let text = std::fs::read_to_string(&list_path).map_err(|e| SourceError::Open {
             path: list_path.clone(),
             source: e,
@@ -273,7 +273,7 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
         ));
     }
     for (spec, base) in specs {
-        let full = base.join(&spec);
+        let full = crate::io::clean_path(&base.join(&spec));
         let full_str = full.to_string_lossy().into_owned();
         if spec.contains(['*', '?', '[']) {
             let mut matched = 0;
