@@ -1,0 +1,317 @@
+//! End-to-end tests of the executor and the CLI on real sample text: determinism over
+//! thread counts, task sharding, kill-and-resume, refusing to mix runs, and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/jsonl/movie_reviews-sample.jsonl"
+);
+
+fn corpus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_corpus"))
+}
+
+/// Writes `files` JSONL inputs of real reviews, each line repeated `copies` times with
+/// distinct ids, and a config over them; returns the config path.
+fn setup(dir: &Path, files: usize, copies: usize, extra: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(SAMPLE).unwrap();
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for f in 0..files {
+        let mut out = String::new();
+        for c in 0..copies {
+            for line in sample.lines() {
+                let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let id = format!("{}-{f}-{c}", v["id"].as_str().unwrap());
+                v["id"] = id.into();
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+        }
+        std::fs::write(input.join(format!("reviews-{f:02}.jsonl")), out).unwrap();
+    }
+    let config = dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[input]
+paths = ["in"]
+
+[output]
+dir = "out"
+dropped = true
+
+[executor]
+batch_docs = 7
+
+[[stages]]
+kind = "length"
+min_chars = 3000
+max_chars = 6000
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = corpus().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "corpus {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every file under `dir` (relative path -> bytes), leaving out what may legitimately
+/// differ between equivalent runs: statistics (they hold timings) and the config copy.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["docs", "dropped", "done"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            out.push((
+                format!("{sub}/{}", e.file_name().to_string_lossy()),
+                std::fs::read(e.path()).unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn stats(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("stats.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn output_is_identical_for_any_thread_count_and_task_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 5, 3, "");
+    let config = config.to_str().unwrap();
+    let one = dir.path().join("one");
+    let many = dir.path().join("many");
+    run_ok(&["run", config, "-q", "--threads", "1", "-o", one.to_str().unwrap()]);
+    run_ok(&["run", config, "-q", "--threads", "4", "-o", many.to_str().unwrap()]);
+    let reference = tree(&one);
+    assert_eq!(reference.len(), 15, "5 docs, 5 dropped, 5 markers");
+    assert_eq!(tree(&many), reference);
+
+    // The same job split over three tasks writes the same files.
+    let split = dir.path().join("split");
+    for index in ["0", "1", "2"] {
+        run_ok(&[
+            "run", config, "-q", "-o", split.to_str().unwrap(), "--task-index", index,
+            "--task-count", "3",
+        ]);
+    }
+    assert_eq!(tree(&split), reference);
+
+    // The funnel adds up: 5 files x 3 copies x 30 reviews in, drops by reason.
+    let s = stats(&one);
+    assert_eq!(s["shards"], 5);
+    assert_eq!(s["input"]["docs"], 450);
+    let length = &s["stages"][0];
+    assert_eq!(length["kind"], "length");
+    assert_eq!(length["docs_in"], 450);
+    let drops = length["drops"]["too_short"].as_u64().unwrap() + length["drops"]["too_long"].as_u64().unwrap();
+    assert!(drops > 0 && length["docs_out"].as_u64().unwrap() > 0);
+    assert_eq!(length["docs_out"].as_u64().unwrap() + drops, 450);
+    assert_eq!(s["docs_out"], length["docs_out"]);
+    assert_eq!(stats(&split)["docs_out"], s["docs_out"]);
+}
+
+#[test]
+fn dropped_documents_carry_stage_and_reason_and_parquet_output_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 1, 1, "");
+    run_ok(&["run", config.to_str().unwrap(), "-q"]);
+    let out = dir.path().join("out");
+    let text = gunzip(&out.join("dropped/part-00000.jsonl.gz"));
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["drop"]["stage"], "length");
+    assert!(["too_short", "too_long"].contains(&first["drop"]["reason"].as_str().unwrap()));
+    let kept = gunzip(&out.join("docs/part-00000.jsonl.gz"));
+    for line in kept.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let n = v["text"].as_str().unwrap().chars().count();
+        assert!((3000..=6000).contains(&n), "{n}");
+        assert!(v.get("drop").is_none());
+    }
+
+    let pq = dir.path().join("pq");
+    run_ok(&[
+        "run", config.to_str().unwrap(), "-q", "-o", pq.to_str().unwrap(), "--set",
+        "output.format=parquet",
+    ]);
+    assert!(pq.join("docs/part-00000.parquet").exists());
+    assert!(pq.join("dropped/part-00000.parquet").exists());
+    assert_eq!(stats(&pq)["docs_out"], stats(&out)["docs_out"]);
+}
+
+fn gunzip(path: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough work that the kill lands mid-run: 12 shards of 30 x 120 reviews.
+    let config = setup(dir.path(), 12, 120, "");
+    let config = config.to_str().unwrap();
+    let reference = dir.path().join("reference");
+    run_ok(&["run", config, "-q", "-o", reference.to_str().unwrap()]);
+    let expected = tree(&reference);
+
+    let target = dir.path().join("killed");
+    let mut killed_mid_run = false;
+    for attempt in 0..5 {
+        let _ = std::fs::remove_dir_all(&target);
+        let mut child = corpus()
+            .args(["run", config, "-q", "--threads", "1", "-o", target.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        // Wait for the first completed shard, then kill without warning.
+        let marker = target.join("done/part-00000.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !marker.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2 + attempt));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = std::fs::read_dir(target.join("done")).unwrap().count();
+        if done < 12 {
+            killed_mid_run = true;
+            break;
+        }
+    }
+    assert!(killed_mid_run, "every attempt finished before the kill");
+    // A killed run leaves nothing partial under a final name: every docs file present
+    // has its marker.
+    for e in std::fs::read_dir(target.join("docs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            let part = name.trim_end_matches(".jsonl.gz");
+            assert!(target.join(format!("done/{part}.json")).exists(), "{name} without marker");
+        }
+    }
+    // Rerunning without --resume refuses; with --resume finishes the job.
+    let refused = corpus().args(["run", config, "-q", "-o", target.to_str().unwrap()]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+    let out = run_ok(&["run", config, "-o", target.to_str().unwrap(), "--resume"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("skipped as complete"), "{log}");
+    assert_eq!(tree(&target), expected);
+    // No temporary file is left behind.
+    for sub in ["docs", "dropped", "stats", "done"] {
+        for e in std::fs::read_dir(target.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "{sub}/{name} left behind");
+        }
+    }
+    assert_eq!(stats(&target)["docs_out"], stats(&reference)["docs_out"]);
+}
+
+#[test]
+fn a_different_config_does_not_mix_into_an_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 2, 1, "");
+    let config = config.to_str().unwrap();
+    run_ok(&["run", config, "-q"]);
+    let other = corpus()
+        .args(["run", config, "-q", "--resume", "--set", "length.min_chars=10"])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("different config"));
+    run_ok(&["run", config, "-q", "--overwrite", "--set", "length.min_chars=10"]);
+    let s = stats(&dir.path().join("out"));
+    assert_eq!(s["stages"][0]["drops"].get("too_short"), None);
+}
+
+#[test]
+fn a_failing_shard_leaves_no_output_and_the_others_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 3, 1, "");
+    // Shard 1 is a gzip file cut in the middle.
+    let text = std::fs::read(dir.path().join("in/reviews-01.jsonl")).unwrap();
+    std::fs::remove_file(dir.path().join("in/reviews-01.jsonl")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &text).unwrap();
+    let gz = enc.finish().unwrap();
+    std::fs::write(dir.path().join("in/reviews-01.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+
+    let out = corpus().args(["run", config.to_str().unwrap(), "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reviews-01.jsonl.gz") && err.contains("1 shard(s) failed"), "{err}");
+    let o = dir.path().join("out");
+    assert!(o.join("docs/part-00000.jsonl.gz").exists());
+    assert!(!o.join("docs/part-00001.jsonl.gz").exists());
+    assert!(!o.join("done/part-00001.json").exists());
+    assert!(o.join("done/part-00002.json").exists());
+    assert_eq!(stats(&o)["shards"], 2);
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 1, 1, "");
+    let config = config.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", config, "--set", "length.min_char=3"], "min_char"),
+        (vec!["run", config, "--set", "stages.0.kind=\"lenght\""], "lenght"),
+        (vec!["run", "/nonexistent/x.toml"], "/nonexistent/x.toml"),
+        (vec!["run", config, "--set", "input.paths=[\"missing.jsonl\"]"], "missing.jsonl"),
+        (vec!["run", config, "--task-index", "3", "--task-count", "2"], "task index 3"),
+        (vec!["run", config, "--bogus"], "--bogus"),
+    ];
+    for (args, needle) in cases {
+        let out = corpus().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unwritable_output_directory_is_a_clear_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 1, 1, "");
+    // A regular file where a directory should be (permission bits do not stop root).
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"").unwrap();
+    let target = blocker.join("out");
+    let out = corpus()
+        .args(["run", config.to_str().unwrap(), "-q", "-o", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("blocker/out"), "{err}");
+}
+
+#[test]
+fn stages_lists_kinds_with_defaults() {
+    let out = run_ok(&["stages"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("length:") && text.contains("min_chars = 1"), "{text}");
+    let json = run_ok(&["stages", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["kind"], "length");
+}
