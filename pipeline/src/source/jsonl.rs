@@ -1,35 +1,832 @@
-//! JSONL source. Placeholder until the JSONL reader lands.
+//! JSONL source: one JSON object per line, plain, gzip or zstd (told by the first bytes).
+//!
+//! Reading streams line by line with one reused line buffer, so memory stays constant
+//! (bounded by the longest line, itself bounded by [`JsonlOptions::max_line_bytes`]).
+//!
+//! Mapping of a line to a [`Document`]:
+//! - `id_field` (string, or a number or bool, stringified); missing or null:
+//!   `<file stem>/<line number>` (1-based line number, stem without `.jsonl.gz` etc.).
+//! - `text_field` must be a string; missing, null or another type makes the line corrupt.
+//! - `source_field` (string) overrides the source name given to the file.
+//! - `url_field` (string) goes to `meta.url`.
+//! - A `meta` object (as the JSONL sink writes it) fills the typed [`Meta`] fields it
+//!   names, its `extra` object goes to `meta.extra`, any other key of it to `meta.extra`.
+//!   A `scores` object with only `quality`, `safety` and `flags` restores [`Scores`].
+//!   So the output of one run reads back as the same documents.
+//! - A top-level key named like a typed [`Meta`] field (`lang`, `title`, `date`...)
+//!   fills that field when the field is still unset and the value has the right type.
+//! - Anything else, or a value of the wrong type for its typed slot, goes to
+//!   `meta.extra` unchanged, so no input field is lost.
+//!
+//! Damage: a line that is not valid UTF-8, not a JSON object, lacks the text, or is longer
+//! than the limit is a [`SourceError::Corrupt`] (counted by kind in
+//! [`SourceStats::corrupt`]; the next call goes on). Its `record` is the 0-based line
+//! index and its `offset` the byte offset of the line in the *decompressed* stream (the
+//! compressed offset of one line is not meaningful); the message says both. A read error
+//! of the stream (such as a truncated gzip or zstd file) delivers the complete lines
+//! before it, then ends the file with a [`SourceError::Fatal`] at the compressed offset.
 
 use super::{Source, SourceError, SourceStats};
+use crate::io::{ByteCounter, open_decompressed};
 use corpus_stages::Document;
+use corpus_stages::document::{Meta, Scores};
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{BufRead, ErrorKind};
+use std::path::{Path, PathBuf};
 
 /// `[input.jsonl]` options.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct JsonlOptions {}
+pub struct JsonlOptions {
+    /// Field holding the document id. Default `id`.
+    pub id_field: String,
+    /// Field holding the document text (must be a string). Default `text`.
+    pub text_field: String,
+    /// Field holding the source name; absent, the file's source name is used.
+    /// Default `source`.
+    pub source_field: String,
+    /// Field holding the URL, mapped to `meta.url`. Default `url`.
+    pub url_field: String,
+    /// Longest line accepted, in bytes (decompressed); a longer line is skipped as
+    /// corrupt (`line_too_long`) without being held in memory. Default 256 MiB.
+    pub max_line_bytes: u64,
+}
 
-/// Reads JSONL files.
+impl Default for JsonlOptions {
+    fn default() -> Self {
+        JsonlOptions {
+            id_field: "id".into(),
+            text_field: "text".into(),
+            source_field: "source".into(),
+            url_field: "url".into(),
+            max_line_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Reads one JSONL file as documents.
 pub struct JsonlSource {
+    path: PathBuf,
+    reader: Box<dyn BufRead + Send>,
+    counter: ByteCounter,
+    options: JsonlOptions,
+    source_name: String,
+    stem: String,
+    line: Vec<u8>,
+    /// Lines read so far (the 0-based index of the next line).
+    line_index: u64,
+    /// Decompressed offset of the next line.
+    offset: u64,
+    done: bool,
     stats: SourceStats,
 }
 
+/// What one call to [`JsonlSource::read_line`] found.
+enum LineRead {
+    Eof,
+    /// A line of `len` bytes (newline included) was consumed; `too_long` when it was
+    /// over the limit and not kept in the buffer.
+    Line {
+        len: u64,
+        too_long: bool,
+    },
+}
+
 impl JsonlSource {
-    /// Opens `path`.
-    pub fn open(path: &Path, _o: &JsonlOptions, _source: &str) -> Result<JsonlSource, SourceError> {
-        Err(SourceError::Config(format!(
-            "{}: JSONL input is not built yet",
-            path.display()
-        )))
+    /// Opens `path`; documents without a source field get `source_name`.
+    pub fn open(
+        path: &Path,
+        options: &JsonlOptions,
+        source_name: &str,
+    ) -> Result<JsonlSource, SourceError> {
+        let (reader, counter) = open_decompressed(path).map_err(|e| SourceError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Ok(JsonlSource {
+            path: path.to_path_buf(),
+            reader,
+            counter,
+            options: options.clone(),
+            source_name: source_name.to_string(),
+            stem: file_stem(path),
+            line: Vec::with_capacity(1 << 14),
+            line_index: 0,
+            offset: 0,
+            done: false,
+            stats: SourceStats::default(),
+        })
+    }
+
+    /// Reads the next line into `self.line` (newline included), keeping at most
+    /// `max_line_bytes` of it.
+    fn read_line(&mut self) -> std::io::Result<LineRead> {
+        self.line.clear();
+        let max = usize::try_from(self.options.max_line_bytes).unwrap_or(usize::MAX);
+        let mut len: u64 = 0;
+        let mut too_long = false;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                return Ok(if len == 0 {
+                    LineRead::Eof
+                } else {
+                    LineRead::Line { len, too_long }
+                });
+            }
+            let (take, found) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if !too_long {
+                if self.line.len() + take > max.saturating_add(1) {
+                    // Over the limit (the newline itself does not count): stop keeping it.
+                    too_long = true;
+                    self.line = Vec::with_capacity(1 << 14);
+                } else {
+                    self.line.extend_from_slice(&buf[..take]);
+                }
+            }
+            self.reader.consume(take);
+            len += take as u64;
+            if found {
+                return Ok(LineRead::Line { len, too_long });
+            }
+        }
+    }
+
+    fn corrupt(&mut self, kind: &str, record: u64, offset: u64, what: String) -> SourceError {
+        self.stats.corrupt(kind);
+        SourceError::Corrupt {
+            path: self.path.clone(),
+            record,
+            offset,
+            message: format!(
+                "line {} (byte {offset} of the decompressed stream): {what}",
+                record + 1
+            ),
+        }
     }
 }
 
 impl Source for JsonlSource {
     fn next_doc(&mut self) -> Result<Option<Document>, SourceError> {
-        Ok(None)
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let read = self.read_line();
+            self.stats.bytes = self.counter.get();
+            let (len, too_long) = match read {
+                Ok(LineRead::Eof) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Ok(LineRead::Line { len, too_long }) => (len, too_long),
+                Err(e) => {
+                    self.done = true;
+                    return Err(SourceError::Fatal {
+                        path: self.path.clone(),
+                        offset: self.counter.get(),
+                        message: format!(
+                            "read error after line {} (byte {} of the decompressed stream): {e}",
+                            self.line_index, self.offset
+                        ),
+                    });
+                }
+            };
+            let record = self.line_index;
+            let offset = self.offset;
+            self.line_index += 1;
+            self.offset += len;
+            if too_long {
+                self.stats.records += 1;
+                let max = self.options.max_line_bytes;
+                return Err(self.corrupt(
+                    "line_too_long",
+                    record,
+                    offset,
+                    format!("line of {len} bytes is longer than max_line_bytes = {max}"),
+                ));
+            }
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.stats.records += 1;
+            let mut line: &[u8] = &self.line;
+            while let [rest @ .., b'\n' | b'\r'] = line {
+                line = rest;
+            }
+            let text = match std::str::from_utf8(line) {
+                Ok(t) => t,
+                Err(e) => {
+                    let what = format!("invalid UTF-8: {e}");
+                    return Err(self.corrupt("invalid_utf8", record, offset, what));
+                }
+            };
+            let raw = match parse_line(text, &self.options) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let kind = match e.classify() {
+                        serde_json::error::Category::Data => "not_object",
+                        _ => "invalid_json",
+                    };
+                    // serde_json's own position counts from the start of the line only.
+                    let mut what = e.to_string();
+                    if let Some(at) = what.rfind(" at line ") {
+                        what.truncate(at);
+                    }
+                    let what = format!("invalid JSON at column {}: {what}", e.column());
+                    return Err(self.corrupt(kind, record, offset, what));
+                }
+            };
+            return match build_document(raw, &self.options, &self.source_name, || {
+                format!("{}/{}", self.stem, record + 1)
+            }) {
+                Ok(doc) => {
+                    self.stats.docs += 1;
+                    Ok(Some(doc))
+                }
+                Err((kind, what)) => Err(self.corrupt(kind, record, offset, what)),
+            };
+        }
     }
+
     fn stats(&self) -> &SourceStats {
         &self.stats
+    }
+}
+
+/// The file name without its format and compression extensions
+/// (`a/wiki-01.jsonl.gz` -> `wiki-01`).
+fn file_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(&name);
+    let base = [".jsonl", ".ndjson", ".json"]
+        .iter()
+        .find_map(|ext| base.strip_suffix(ext))
+        .unwrap_or(base);
+    base.to_string()
+}
+
+/// The fields of one line, before they are checked and mapped.
+#[derive(Default)]
+struct RawLine {
+    id: Option<Value>,
+    text: Option<Value>,
+    source: Option<Value>,
+    url: Option<Value>,
+    meta: Option<Value>,
+    scores: Option<Value>,
+    rest: Vec<(String, Value)>,
+}
+
+fn parse_line(line: &str, options: &JsonlOptions) -> Result<RawLine, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let raw = LineSeed { options }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(raw)
+}
+
+/// Deserializes a line straight into [`RawLine`], with the field names of the options,
+/// so that no intermediate map of the whole line is built.
+struct LineSeed<'o> {
+    options: &'o JsonlOptions,
+}
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = RawLine;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<RawLine, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = RawLine;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLine, A::Error> {
+        let o = self.options;
+        let mut raw = RawLine::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let slot = if *key == o.text_field {
+                &mut raw.text
+            } else if *key == o.id_field {
+                &mut raw.id
+            } else if *key == o.source_field {
+                &mut raw.source
+            } else if *key == o.url_field {
+                &mut raw.url
+            } else if key == "meta" {
+                &mut raw.meta
+            } else if key == "scores" {
+                &mut raw.scores
+            } else {
+                raw.rest.push((key.into_owned(), map.next_value()?));
+                continue;
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(raw)
+    }
+}
+
+/// An object key, borrowed from the line when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Checks and maps the fields of a line; `Err((kind, message))` for a corrupt line.
+fn build_document(
+    raw: RawLine,
+    options: &JsonlOptions,
+    default_source: &str,
+    default_id: impl FnOnce() -> String,
+) -> Result<Document, (&'static str, String)> {
+    let text = match raw.text {
+        Some(Value::String(t)) => t,
+        None | Some(Value::Null) => {
+            return Err(("missing_text", format!("no `{}` field", options.text_field)));
+        }
+        Some(other) => {
+            return Err((
+                "text_not_string",
+                format!(
+                    "`{}` is {}, not a string",
+                    options.text_field,
+                    json_type(&other)
+                ),
+            ));
+        }
+    };
+    let id = match raw.id {
+        None | Some(Value::Null) => default_id(),
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(other) => {
+            return Err((
+                "bad_id",
+                format!(
+                    "`{}` is {}, not a string or number",
+                    options.id_field,
+                    json_type(&other)
+                ),
+            ));
+        }
+    };
+    let mut meta = Meta::default();
+    let mut scores = Scores::default();
+    let mut extra_later: Vec<(String, Value)> = Vec::new();
+    match raw.meta {
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                if k == "extra" {
+                    match v {
+                        Value::Object(extra) => meta.extra.extend(extra),
+                        v => extra_later.push((k, v)),
+                    }
+                } else if let Err(v) = set_typed(&mut meta, &k, v, true) {
+                    extra_later.push((k, v));
+                }
+            }
+        }
+        Some(v) => extra_later.push(("meta".into(), v)),
+        None => {}
+    }
+    if let Some(v) = raw.scores
+        && let Err(v) = set_scores(&mut scores, v)
+    {
+        extra_later.push(("scores".into(), v));
+    }
+    let source = match raw.source {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        None | Some(Value::Null) => default_source.to_string(),
+        Some(v) => {
+            extra_later.push((options.source_field.clone(), v));
+            default_source.to_string()
+        }
+    };
+    match raw.url {
+        Some(Value::String(u)) if meta.url.is_none() => meta.url = Some(u),
+        None | Some(Value::Null) => {}
+        Some(v) => extra_later.push((options.url_field.clone(), v)),
+    }
+    for (k, v) in raw.rest {
+        if let Err(v) = set_typed(&mut meta, &k, v, false) {
+            extra_later.push((k, v));
+        }
+    }
+    // Keys of `meta.extra` come first: they are the record's own extras from an earlier run.
+    for (k, v) in extra_later {
+        meta.extra.entry(k).or_insert(v);
+    }
+    Ok(Document {
+        id,
+        source,
+        text,
+        raw: None,
+        meta,
+        scores,
+    })
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Sets the typed [`Meta`] field named `key` from `v`. Gives `v` back when there is no
+/// such field, its type does not fit, or (unless `overwrite`) the field is already set.
+/// A null value sets nothing and is dropped.
+pub(crate) fn set_typed(
+    meta: &mut Meta,
+    key: &str,
+    v: Value,
+    overwrite: bool,
+) -> Result<(), Value> {
+    fn put<T>(
+        slot: &mut Option<T>,
+        value: Option<T>,
+        v: Value,
+        overwrite: bool,
+    ) -> Result<(), Value> {
+        match value {
+            Some(x) if overwrite || slot.is_none() => {
+                *slot = Some(x);
+                Ok(())
+            }
+            _ => Err(v),
+        }
+    }
+    if v.is_null() {
+        let typed = matches!(
+            key,
+            "url"
+                | "warc_record_id"
+                | "warc_filename"
+                | "crawl"
+                | "offset"
+                | "date"
+                | "http_status"
+                | "content_type"
+                | "charset"
+                | "title"
+                | "lang"
+                | "lang_score"
+                | "content_hash"
+        );
+        return if typed { Ok(()) } else { Err(v) };
+    }
+    let string = |v: &Value| v.as_str().map(str::to_string);
+    match key {
+        "url" => put(&mut meta.url, string(&v), v, overwrite),
+        "warc_record_id" => put(&mut meta.warc_record_id, string(&v), v, overwrite),
+        "warc_filename" => put(&mut meta.warc_filename, string(&v), v, overwrite),
+        "crawl" => put(&mut meta.crawl, string(&v), v, overwrite),
+        "offset" => put(&mut meta.offset, v.as_u64(), v, overwrite),
+        "date" => put(&mut meta.date, string(&v), v, overwrite),
+        "http_status" => {
+            let x = v.as_u64().and_then(|n| u16::try_from(n).ok());
+            put(&mut meta.http_status, x, v, overwrite)
+        }
+        "content_type" => put(&mut meta.content_type, string(&v), v, overwrite),
+        "charset" => put(&mut meta.charset, string(&v), v, overwrite),
+        "title" => put(&mut meta.title, string(&v), v, overwrite),
+        "lang" => put(&mut meta.lang, string(&v), v, overwrite),
+        "lang_score" => put(
+            &mut meta.lang_score,
+            v.as_f64().map(|f| f as f32),
+            v,
+            overwrite,
+        ),
+        "content_hash" => put(&mut meta.content_hash, string(&v), v, overwrite),
+        _ => Err(v),
+    }
+}
+
+/// Restores [`Scores`] from an object holding only `quality`, `safety` and `flags` of
+/// the right types; gives anything else back unchanged.
+fn set_scores(scores: &mut Scores, v: Value) -> Result<(), Value> {
+    let Value::Object(map) = &v else {
+        return Err(v);
+    };
+    let mut out = Scores::default();
+    for (k, x) in map {
+        let ok = match (k.as_str(), x) {
+            (_, Value::Null) => true,
+            ("quality", Value::Number(n)) => {
+                out.quality = n.as_f64().map(|f| f as f32);
+                true
+            }
+            ("safety", Value::Number(n)) => {
+                out.safety = n.as_f64().map(|f| f as f32);
+                true
+            }
+            ("flags", Value::Array(items)) => {
+                let flags: Option<Vec<String>> = items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect();
+                match flags {
+                    Some(f) => {
+                        out.flags = f;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(v);
+        }
+    }
+    *scores = out;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn read_all(path: &Path) -> (Vec<Document>, Vec<SourceError>, SourceStats) {
+        let mut src = JsonlSource::open(path, &JsonlOptions::default(), "dflt").unwrap();
+        let mut docs = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            match src.next_doc() {
+                Ok(Some(d)) => docs.push(d),
+                Ok(None) => break,
+                Err(e) => {
+                    let fatal = !e.is_recoverable();
+                    errors.push(e);
+                    if fatal {
+                        assert!(matches!(src.next_doc(), Ok(None)));
+                        break;
+                    }
+                }
+            }
+        }
+        (docs, errors, src.stats().clone())
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn maps_fields_ids_and_extras() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = concat!(
+            r#"{"id": 7, "text": "a", "lang": "en", "url": "http://x/", "k": [1]}"#,
+            "\n\n   \n",
+            r#"{"text": "b", "source": "wiki", "lang": 3, "meta": {"file": "f", "title": "T"}}"#,
+            "\n",
+            r#"{"id": "c", "text": "c", "lang": "en", "meta": {"lang": "fr", "extra": {"k": 1}, "k": 2}}"#,
+            "\n",
+            r#"{"id": "s", "text": "s", "scores": {"quality": 0.5, "flags": ["a/b"]}}"#,
+            "\n",
+            r#"{"id": "t", "text": "t", "scores": {"quality": "high"}}"#,
+        );
+        let p = write(dir.path(), "news-01.jsonl", lines.as_bytes());
+        let (docs, errors, stats) = read_all(&p);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(docs.len(), 5);
+        assert_eq!(stats.records, 5);
+        assert_eq!(stats.docs, 5);
+        assert_eq!(stats.bytes, lines.len() as u64);
+
+        assert_eq!(docs[0].id, "7");
+        assert_eq!(docs[0].source, "dflt");
+        assert_eq!(docs[0].meta.lang.as_deref(), Some("en"));
+        assert_eq!(docs[0].meta.url.as_deref(), Some("http://x/"));
+        assert_eq!(docs[0].meta.extra["k"], serde_json::json!([1]));
+
+        // Missing id: stem and 1-based line number (blank lines count as lines).
+        assert_eq!(docs[1].id, "news-01/4");
+        assert_eq!(docs[1].source, "wiki");
+        assert_eq!(docs[1].meta.lang, None);
+        assert_eq!(docs[1].meta.extra["lang"], serde_json::json!(3));
+        assert_eq!(docs[1].meta.extra["file"], "f");
+        assert_eq!(docs[1].meta.title.as_deref(), Some("T"));
+
+        // The meta object wins over top-level keys; its extra object over other keys.
+        assert_eq!(docs[2].meta.lang.as_deref(), Some("fr"));
+        assert_eq!(docs[2].meta.extra["k"], serde_json::json!(1));
+        assert_eq!(docs[2].meta.extra["lang"], "en");
+
+        assert_eq!(docs[3].scores.quality, Some(0.5));
+        assert_eq!(docs[3].scores.flags, ["a/b"]);
+        assert!(docs[4].scores.is_empty());
+        assert_eq!(docs[4].meta.extra["scores"]["quality"], "high");
+    }
+
+    #[test]
+    fn corrupt_lines_are_counted_named_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(b"{\"id\": \"a\", \"text\": \"ok\"}\n");
+        bytes.extend_from_slice(b"{\"id\": \"b\", \"text\": \"unterminated}\n");
+        bytes.extend_from_slice(b"{\"id\": \"c\"}\n");
+        bytes.extend_from_slice(b"{\"id\": \"d\", \"text\": \"bad \xff byte\"}\n");
+        bytes.extend_from_slice(b"{\"id\": \"e\", \"text\": 5}\n");
+        bytes.extend_from_slice(b"[1, 2]\n");
+        bytes.extend_from_slice(b"{\"id\": \"f\", \"text\": \"x\"} trailing\n");
+        bytes.extend_from_slice(b"{\"id\": \"g\", \"text\": \"last\"}");
+        let p = write(dir.path(), "bad.jsonl", &bytes);
+        let (docs, errors, stats) = read_all(&p);
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a", "g"]);
+        assert_eq!(errors.len(), 6);
+        assert!(errors.iter().all(|e| e.is_recoverable()));
+        let first = errors[0].to_string();
+        assert!(first.contains("bad.jsonl"), "{first}");
+        assert!(first.contains("line 2 "), "{first}");
+        assert!(
+            first.contains("byte 26 of the decompressed stream"),
+            "{first}"
+        );
+        assert!(first.contains("invalid JSON at column"), "{first}");
+        let SourceError::Corrupt { record, offset, .. } = &errors[0] else {
+            panic!("{first}")
+        };
+        assert_eq!((*record, *offset), (1, 26));
+        assert!(errors[2].to_string().contains("line 4 "), "{}", errors[2]);
+        assert_eq!(stats.records, 8);
+        assert_eq!(stats.docs, 2);
+        let kinds: Vec<(&str, u64)> = stats
+            .corrupt
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("invalid_json", 2),
+                ("invalid_utf8", 1),
+                ("missing_text", 1),
+                ("not_object", 1),
+                ("text_not_string", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_without_buffering() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{{\"text\": \"{}\"}}\n", "x".repeat(100));
+        let text = format!("{long}{{\"text\": \"short\"}}\n");
+        let p = write(dir.path(), "long.jsonl", text.as_bytes());
+        let options = JsonlOptions {
+            max_line_bytes: 50,
+            ..Default::default()
+        };
+        let mut src = JsonlSource::open(&p, &options, "s").unwrap();
+        let err = src.next_doc().unwrap_err();
+        assert!(err.is_recoverable());
+        assert!(err.to_string().contains("max_line_bytes"), "{err}");
+        let doc = src.next_doc().unwrap().unwrap();
+        assert_eq!(doc.text, "short");
+        assert_eq!(doc.id, "long/2");
+        assert_eq!(src.stats().corrupt["line_too_long"], 1);
+    }
+
+    #[test]
+    fn truncated_gzip_delivers_complete_lines_then_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = String::new();
+        for i in 0..2000 {
+            plain.push_str(&format!(
+                "{{\"id\": {i}, \"text\": \"document number {i}\"}}\n"
+            ));
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(plain.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let cut = &gz[..gz.len() / 2];
+        let p = write(dir.path(), "t.jsonl.gz", cut);
+        let (docs, errors, _) = read_all(&p);
+        assert!(!docs.is_empty() && docs.len() < 2000, "{}", docs.len());
+        for (i, d) in docs.iter().enumerate() {
+            assert_eq!(d.id, i.to_string());
+            assert_eq!(d.text, format!("document number {i}"));
+        }
+        assert_eq!(errors.len(), 1);
+        let err = &errors[0];
+        assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
+        assert!(err.to_string().contains("t.jsonl.gz"), "{err}");
+    }
+
+    #[test]
+    fn truncated_zstd_delivers_complete_lines_then_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = String::new();
+        for i in 0..2000 {
+            plain.push_str(&format!(
+                "{{\"id\": {i}, \"text\": \"document number {i}\"}}\n"
+            ));
+        }
+        let zst = zstd::encode_all(plain.as_bytes(), 3).unwrap();
+        let p = write(dir.path(), "t.jsonl.zst", &zst[..zst.len() / 2]);
+        let (docs, errors, _) = read_all(&p);
+        assert!(docs.len() < 2000);
+        for (i, d) in docs.iter().enumerate() {
+            assert_eq!(d.text, format!("document number {i}"));
+        }
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            matches!(errors[0], SourceError::Fatal { .. }),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn empty_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "empty.jsonl", b"");
+        let (docs, errors, stats) = read_all(&p);
+        assert!(docs.is_empty() && errors.is_empty());
+        assert_eq!(stats.records, 0);
+
+        let missing = dir.path().join("nope.jsonl");
+        let err = JsonlSource::open(&missing, &JsonlOptions::default(), "s")
+            .err()
+            .unwrap();
+        assert!(matches!(err, SourceError::Open { .. }));
+        assert!(err.to_string().contains("nope.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn options_reject_unknown_keys_and_rename_fields() {
+        let bad: Result<JsonlOptions, _> = toml::from_str("txt_field = \"body\"");
+        assert!(bad.is_err());
+        let options: JsonlOptions =
+            toml::from_str("text_field = \"body\"\nid_field = \"key\"").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "r.jsonl",
+            br#"{"key": "k1", "body": "b", "text": "t"}"#,
+        );
+        let mut src = JsonlSource::open(&p, &options, "s").unwrap();
+        let doc = src.next_doc().unwrap().unwrap();
+        assert_eq!((doc.id.as_str(), doc.text.as_str()), ("k1", "b"));
+        assert_eq!(doc.meta.extra["text"], "t");
+    }
+
+    #[test]
+    fn file_stems_drop_format_and_compression() {
+        assert_eq!(file_stem(Path::new("a/wiki-01.jsonl.gz")), "wiki-01");
+        assert_eq!(file_stem(Path::new("x.v2.ndjson.zst")), "x.v2");
+        assert_eq!(file_stem(Path::new("plain.json")), "plain");
     }
 }
