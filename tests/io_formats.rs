@@ -2,7 +2,7 @@
 //! read plain, gzip and zstd; JSONL and Parquet sink outputs read back as the same
 //! documents.
 
-use corpus::sink::{DocSink, OutputFormat, create};
+use corpus::sink::{OutputFormat, create};
 use corpus::source::jsonl::{JsonlOptions, JsonlSource};
 use corpus::source::parquet::{ParquetOptions, ParquetSource};
 use corpus::source::{Source, SourceStats};

@@ -196,12 +196,23 @@ pub struct ParquetSink {
     columns: Columns,
     rows: usize,
     text_bytes: usize,
+    max_rows: usize,
+    max_text_bytes: usize,
 }
 
 impl ParquetSink {
     /// Creates (truncates) `path`. `with_drop_info` adds the `drop_stage` and
     /// `drop_reason` columns of the dropped-documents side output.
     pub fn create(path: &Path, with_drop_info: bool) -> Result<ParquetSink, SinkError> {
+        Self::create_with_limits(path, with_drop_info, ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES)
+    }
+
+    fn create_with_limits(
+        path: &Path,
+        with_drop_info: bool,
+        max_rows: usize,
+        max_text_bytes: usize,
+    ) -> Result<ParquetSink, SinkError> {
         let file = File::create(path).map_err(|e| SinkError::write(path, e))?;
         let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| SinkError::write(path, e))?;
         // Row groups are cut by `flush_group` alone, so the writer's own row and byte
@@ -226,6 +237,8 @@ impl ParquetSink {
             columns: Columns::default(),
             rows: 0,
             text_bytes: 0,
+            max_rows,
+            max_text_bytes,
         })
     }
 
@@ -261,7 +274,7 @@ impl DocSink for ParquetSink {
         self.columns.push(doc, drop, extra.as_deref());
         self.rows += 1;
         self.text_bytes += doc.text.len();
-        if self.rows >= ROW_GROUP_ROWS || self.text_bytes >= ROW_GROUP_TEXT_BYTES {
+        if self.rows >= self.max_rows || self.text_bytes >= self.max_text_bytes {
             self.flush_group()?;
         }
         Ok(())
@@ -278,5 +291,129 @@ impl DocSink for ParquetSink {
             .into_inner()
             .map_err(|e| SinkError::write(&path, e.error()))?;
         file.flush().map_err(|e| SinkError::write(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn docs(n: usize) -> Vec<Document> {
+        (0..n)
+            .map(|i| {
+                let mut d = Document::new(format!("d{i}"), "web", format!("text number {i}"));
+                if i % 2 == 0 {
+                    d.meta.lang = Some("en".into());
+                    d.meta.extra.insert("k".into(), serde_json::json!(i));
+                    d.scores.flags.push("a/b".into());
+                }
+                d
+            })
+            .collect()
+    }
+
+    fn write(path: &Path, sink: ParquetSink, docs: &[Document], drop: Option<&DropInfo>) {
+        let mut sink: Box<dyn DocSink> = Box::new(sink);
+        for d in docs {
+            sink.write(d, drop).unwrap();
+        }
+        sink.finish().unwrap();
+        assert!(path.exists());
+    }
+
+    fn row_group_sizes(path: &Path) -> Vec<i64> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+        let groups = builder.metadata().row_groups();
+        groups.iter().map(|g| g.num_rows()).collect()
+    }
+
+    #[test]
+    fn same_documents_give_identical_files_in_fixed_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = docs(20_000);
+        let a = dir.path().join("a.parquet");
+        let b = dir.path().join("b.parquet");
+        write(&a, ParquetSink::create(&a, false).unwrap(), &docs, None);
+        write(&b, ParquetSink::create(&b, false).unwrap(), &docs, None);
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(row_group_sizes(&a), [8192, 8192, 3616]);
+
+        // One document changed: different bytes (the comparison above can fail).
+        let mut other = docs.clone();
+        other[19_999].text.push('!');
+        write(&b, ParquetSink::create(&b, false).unwrap(), &other, None);
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn text_budget_cuts_row_groups_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        // Texts are 13-14 bytes: the budget of 20 is reached on every second row.
+        let sink = ParquetSink::create_with_limits(&p, false, 1000, 20).unwrap();
+        write(&p, sink, &docs(5), None);
+        assert_eq!(row_group_sizes(&p), [2, 2, 1]);
+    }
+
+    #[test]
+    fn drop_info_columns_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = DropInfo {
+            stage: "length".into(),
+            reason: "too_short".into(),
+        };
+        let with = dir.path().join("with.parquet");
+        write(
+            &with,
+            ParquetSink::create(&with, true).unwrap(),
+            &docs(3),
+            Some(&info),
+        );
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&with).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        assert_eq!(batches.len(), 1);
+        let batch = &batches[0];
+        assert_eq!(batch.schema(), schema(true));
+        let stage = batch
+            .column_by_name("drop_stage")
+            .unwrap()
+            .as_string::<i32>();
+        let reason = batch
+            .column_by_name("drop_reason")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(stage.value(2), "length");
+        assert_eq!(reason.value(0), "too_short");
+        let extra = batch
+            .column_by_name("meta_extra")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(extra.value(0), r#"{"k":0}"#);
+        assert!(extra.is_null(1));
+
+        let without = dir.path().join("without.parquet");
+        write(
+            &without,
+            ParquetSink::create(&without, false).unwrap(),
+            &docs(3),
+            None,
+        );
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&without).unwrap()).unwrap();
+        assert!(builder.schema().field_with_name("drop_stage").is_err());
+        assert_eq!(builder.schema().fields().len(), 20);
+    }
+
+    #[test]
+    fn create_in_missing_directory_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("no/such/dir/x.parquet");
+        let err = ParquetSink::create(&p, false).err().unwrap().to_string();
+        assert!(err.contains("no/such/dir/x.parquet"), "{err}");
     }
 }

@@ -487,3 +487,213 @@ fn flags_at(col: &ArrayRef, i: usize) -> Result<Vec<String>, Value> {
     }
     Err(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        BooleanArray, Date32Array, Float64Array, Int64Array, LargeStringArray, StringArray,
+        StringViewArray, StructArray,
+    };
+    use arrow::datatypes::Field;
+    use parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    fn write_batch(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = File::create(path).unwrap();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    fn read(
+        path: &Path,
+        options: &ParquetOptions,
+    ) -> (Vec<Document>, Vec<SourceError>, SourceStats) {
+        let mut src = ParquetSource::open(path, options, "dflt").unwrap();
+        let (mut docs, mut errors) = (Vec::new(), Vec::new());
+        loop {
+            match src.next_doc() {
+                Ok(Some(d)) => docs.push(d),
+                Ok(None) => break,
+                Err(e) => {
+                    let fatal = !e.is_recoverable();
+                    errors.push(e);
+                    if fatal {
+                        break;
+                    }
+                }
+            }
+        }
+        (docs, errors, src.stats().clone())
+    }
+
+    #[test]
+    fn text_only_file_gets_generated_ids_in_small_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("books-1.parquet");
+        let texts: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+        write_batch(
+            &p,
+            vec![("text", Arc::new(LargeStringArray::from(texts)) as ArrayRef)],
+        );
+        let options = ParquetOptions {
+            batch_rows: 3,
+            ..Default::default()
+        };
+        let (docs, errors, stats) = read(&p, &options);
+        assert!(errors.is_empty());
+        assert_eq!(docs.len(), 10);
+        assert_eq!(docs[0].id, "books-1/0");
+        assert_eq!(docs[9].id, "books-1/9");
+        assert_eq!(docs[9].text, "t9");
+        assert!(docs.iter().all(|d| d.source == "dflt" && d.meta.is_empty()));
+        assert_eq!((stats.records, stats.docs), (10, 10));
+        assert_eq!(stats.bytes, std::fs::metadata(&p).unwrap().len());
+    }
+
+    #[test]
+    fn null_text_is_corrupt_and_other_columns_go_to_extra() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        let nested = StructArray::from(vec![(
+            Arc::new(Field::new("a", DataType::Int64, false)),
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        )]);
+        write_batch(
+            &p,
+            vec![
+                (
+                    "id",
+                    Arc::new(Int64Array::from(vec![10, 11, 12])) as ArrayRef,
+                ),
+                (
+                    "body",
+                    Arc::new(StringViewArray::from(vec![Some("a"), None, Some("c")])),
+                ),
+                (
+                    "source",
+                    Arc::new(StringArray::from(vec![Some("wiki"), None, Some("")])),
+                ),
+                ("lang", Arc::new(StringArray::from(vec!["en", "de", "fr"]))),
+                ("offset", Arc::new(Int64Array::from(vec![5, -1, 7]))),
+                (
+                    "score",
+                    Arc::new(Float64Array::from(vec![Some(0.5), None, Some(f64::NAN)])),
+                ),
+                ("ok", Arc::new(BooleanArray::from(vec![true, false, true]))),
+                ("day", Arc::new(Date32Array::from(vec![0, 1, 19000]))),
+                ("nested", Arc::new(nested)),
+            ],
+        );
+        let options = ParquetOptions {
+            text_column: "body".into(),
+            ..Default::default()
+        };
+        let (docs, errors, stats) = read(&p, &options);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].is_recoverable());
+        let msg = errors[0].to_string();
+        assert!(msg.contains("x.parquet") && msg.contains("row 1"), "{msg}");
+        assert_eq!(stats.corrupt["null_text"], 1);
+        assert_eq!((stats.records, stats.docs), (3, 2));
+
+        let (a, c) = (&docs[0], &docs[1]);
+        assert_eq!(
+            (a.id.as_str(), a.text.as_str(), a.source.as_str()),
+            ("10", "a", "wiki")
+        );
+        assert_eq!((c.id.as_str(), c.source.as_str()), ("12", "dflt"));
+        assert_eq!(a.meta.lang.as_deref(), Some("en"));
+        assert_eq!(a.meta.offset, Some(5));
+        assert_eq!(a.meta.extra["score"], serde_json::json!(0.5));
+        assert_eq!(a.meta.extra["ok"], serde_json::json!(true));
+        assert_eq!(a.meta.extra["day"], "1970-01-01");
+        assert!(!a.meta.extra.contains_key("nested"));
+        assert_eq!(c.meta.extra["score"], Value::Null);
+        assert_eq!(c.meta.extra["day"], "2022-01-08");
+        assert_eq!(c.meta.offset, Some(7));
+    }
+
+    #[test]
+    fn negative_offset_does_not_fit_and_stays_in_extra() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        write_batch(
+            &p,
+            vec![
+                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+                ("offset", Arc::new(Int64Array::from(vec![-1]))),
+            ],
+        );
+        let (docs, _, _) = read(&p, &ParquetOptions::default());
+        assert_eq!(docs[0].meta.offset, None);
+        assert_eq!(docs[0].meta.extra["offset"], serde_json::json!(-1));
+    }
+
+    #[test]
+    fn missing_or_wrong_text_column_names_file_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notext.parquet");
+        write_batch(
+            &p,
+            vec![
+                (
+                    "content",
+                    Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+                ),
+                ("n", Arc::new(Int64Array::from(vec![1]))),
+            ],
+        );
+        let err = ParquetSource::open(&p, &ParquetOptions::default(), "s")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("notext.parquet"), "{err}");
+        assert!(
+            err.contains("`text`") && err.contains("content, n"),
+            "{err}"
+        );
+
+        let options = ParquetOptions {
+            text_column: "n".into(),
+            ..Default::default()
+        };
+        let err = ParquetSource::open(&p, &options, "s")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("notext.parquet") && err.contains("Int64"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_and_non_parquet_files_fail_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.parquet");
+        let err = ParquetSource::open(&missing, &ParquetOptions::default(), "s")
+            .err()
+            .unwrap();
+        assert!(matches!(err, SourceError::Open { .. }));
+        assert!(err.to_string().contains("gone.parquet"));
+
+        let junk = dir.path().join("junk.parquet");
+        std::fs::write(&junk, b"{\"text\": \"not parquet\"}\n").unwrap();
+        let err = ParquetSource::open(&junk, &ParquetOptions::default(), "s")
+            .err()
+            .unwrap();
+        assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
+        assert!(err.to_string().contains("junk.parquet"), "{err}");
+    }
+
+    #[test]
+    fn options_reject_unknown_keys() {
+        assert!(toml::from_str::<ParquetOptions>("text_col = \"x\"").is_err());
+        let o: ParquetOptions = toml::from_str("batch_rows = 7").unwrap();
+        assert_eq!((o.batch_rows, o.text_column.as_str()), (7, "text"));
+    }
+}
