@@ -145,3 +145,36 @@ fn parquet_sink_output_reads_back_as_the_same_documents() {
     assert_eq!(stats.bytes, std::fs::metadata(&out).unwrap().len());
     assert_eq!(back, docs);
 }
+
+/// Throughput of the JSONL source on a file named by `CORPUS_BENCH_JSONL`, read
+/// `CORPUS_BENCH_REPEAT` times (default 1). Run with
+/// `cargo test --release --test io_formats -- --ignored --nocapture jsonl_throughput`.
+#[test]
+#[ignore = "benchmark; needs CORPUS_BENCH_JSONL"]
+fn jsonl_throughput() {
+    let Ok(path) = std::env::var("CORPUS_BENCH_JSONL") else {
+        panic!("set CORPUS_BENCH_JSONL to a JSONL file");
+    };
+    let repeat: u32 = std::env::var("CORPUS_BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let start = std::time::Instant::now();
+    let (mut docs, mut text_bytes, mut stored) = (0u64, 0u64, 0u64);
+    for _ in 0..repeat {
+        let mut src = JsonlSource::open(Path::new(&path), &JsonlOptions::default(), "b").unwrap();
+        while let Some(d) = src.next_doc().unwrap() {
+            text_bytes += d.text.len() as u64;
+        }
+        docs += src.stats().docs;
+        stored += src.stats().bytes;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(docs > 0);
+    println!(
+        "{path}: {docs} docs in {secs:.3}s: {:.0} docs/s, {:.1} MB/s of text, {:.1} MB/s as stored",
+        docs as f64 / secs,
+        text_bytes as f64 / secs / 1e6,
+        stored as f64 / secs / 1e6
+    );
+}

@@ -92,6 +92,7 @@ pub struct ParquetSource {
     path: PathBuf,
     reader: ParquetRecordBatchReader,
     roles: Vec<Role>,
+    source_column: String,
     source_name: String,
     stem: String,
     queue: VecDeque<Result<Document, BadRow>>,
@@ -204,6 +205,7 @@ impl ParquetSource {
             path: path.to_path_buf(),
             reader,
             roles,
+            source_column: options.source_column.clone(),
             source_name: source_name.to_string(),
             stem: file_stem(path),
             queue: VecDeque::new(),
@@ -278,17 +280,18 @@ impl ParquetSource {
                 Role::Id => id = scalar(col, i).map(|v| value_to_string(&v)),
                 Role::Source => match string_at(col, i) {
                     Some(s) if !s.is_empty() => doc.source = s.to_string(),
-                    _ => {}
+                    Some(_) => {}
+                    None => later.push((self.source_column.clone(), scalar_or_null(col, i))),
                 },
-                Role::MetaExtra => {
-                    let s = string_at(col, i).unwrap_or_default();
-                    match serde_json::from_str::<Value>(s) {
+                Role::MetaExtra => match string_at(col, i) {
+                    Some(s) => match serde_json::from_str::<Value>(s) {
                         Ok(Value::Object(map)) => doc.meta.extra.extend(map),
                         _ => later.push(("meta_extra".into(), Value::String(s.to_string()))),
-                    }
-                }
+                    },
+                    None => later.push(("meta_extra".into(), scalar_or_null(col, i))),
+                },
                 Role::Quality | Role::Safety => {
-                    let v = scalar(col, i).unwrap_or(Value::Null);
+                    let v = scalar_or_null(col, i);
                     match v.as_f64() {
                         Some(f) if matches!(role, Role::Quality) => {
                             doc.scores.quality = Some(f as f32)
@@ -458,6 +461,10 @@ fn scalar(col: &ArrayRef, i: usize) -> Option<Value> {
     })
 }
 
+fn scalar_or_null(col: &ArrayRef, i: usize) -> Value {
+    scalar(col, i).unwrap_or(Value::Null)
+}
+
 fn value_to_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -479,7 +486,7 @@ fn flags_at(col: &ArrayRef, i: usize) -> Result<Vec<String>, Value> {
             .map(str::to_string)
             .collect());
     }
-    let v = scalar(col, i).unwrap_or(Value::Null);
+    let v = scalar_or_null(col, i);
     if let Some(s) = v.as_str()
         && let Ok(flags) = serde_json::from_str::<Vec<String>>(s)
     {
@@ -618,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn negative_offset_does_not_fit_and_stays_in_extra() {
+    fn values_that_do_not_fit_their_slot_stay_in_extra() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.parquet");
         write_batch(
@@ -631,6 +638,26 @@ mod tests {
         let (docs, _, _) = read(&p, &ParquetOptions::default());
         assert_eq!(docs[0].meta.offset, None);
         assert_eq!(docs[0].meta.extra["offset"], serde_json::json!(-1));
+
+        // Columns of the sink's names but unexpected types are kept, not lost.
+        write_batch(
+            &p,
+            vec![
+                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+                ("source", Arc::new(Int64Array::from(vec![3]))),
+                ("meta_extra", Arc::new(BooleanArray::from(vec![true]))),
+                ("quality", Arc::new(StringArray::from(vec!["high"]))),
+                ("flags", Arc::new(StringArray::from(vec!["[\"a/b\"]"]))),
+            ],
+        );
+        let (docs, _, _) = read(&p, &ParquetOptions::default());
+        let d = &docs[0];
+        assert_eq!(d.source, "dflt");
+        assert_eq!(d.meta.extra["source"], serde_json::json!(3));
+        assert_eq!(d.meta.extra["meta_extra"], serde_json::json!(true));
+        assert_eq!(d.meta.extra["quality"], "high");
+        assert_eq!(d.scores.quality, None);
+        assert_eq!(d.scores.flags, ["a/b"]);
     }
 
     #[test]
