@@ -14,7 +14,7 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jsonl/movie_reviews-sample.jsonl")
 }
 
-fn drain(mut src: impl Source) -> (Vec<Document>, SourceStats) {
+fn drain<S: Source + ?Sized>(mut src: Box<S>) -> (Vec<Document>, SourceStats) {
     let mut docs = Vec::new();
     while let Some(d) = src.next_doc().unwrap() {
         docs.push(d);
@@ -23,7 +23,9 @@ fn drain(mut src: impl Source) -> (Vec<Document>, SourceStats) {
 }
 
 fn read_jsonl(path: &Path) -> (Vec<Document>, SourceStats) {
-    drain(JsonlSource::open(path, &JsonlOptions::default(), "fallback").unwrap())
+    drain(Box::new(
+        JsonlSource::open(path, &JsonlOptions::default(), "fallback").unwrap(),
+    ))
 }
 
 #[test]
@@ -139,7 +141,9 @@ fn parquet_sink_output_reads_back_as_the_same_documents() {
         batch_rows: 7,
         ..Default::default()
     };
-    let (back, stats) = drain(ParquetSource::open(&out, &options, "fallback").unwrap());
+    let (back, stats) = drain(Box::new(
+        ParquetSource::open(&out, &options, "fallback").unwrap(),
+    ));
     assert_eq!(stats.docs, docs.len() as u64);
     assert_eq!(stats.records, docs.len() as u64);
     assert_eq!(stats.bytes, std::fs::metadata(&out).unwrap().len());
@@ -177,4 +181,93 @@ fn jsonl_throughput() {
         text_bytes as f64 / secs / 1e6,
         stored as f64 / secs / 1e6
     );
+}
+
+#[test]
+fn config_dispatch_opens_jsonl_and_parquet_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = rich_docs();
+    write_docs(
+        OutputFormat::Parquet,
+        &dir.path().join("b-part.parquet"),
+        &docs[..10],
+    );
+    write_docs(
+        OutputFormat::Jsonl,
+        &dir.path().join("a-part.jsonl.gz"),
+        &docs[10..],
+    );
+    std::fs::write(
+        dir.path().join("c-bare.jsonl"),
+        "{\"body\": \"x\"}\n{\"body\": \"y\", \"text\": \"t\"}\n",
+    )
+    .unwrap();
+    let config: corpus::source::InputConfig = toml::from_str(
+        r#"
+paths = ["*-*"]
+[jsonl]
+text_field = "body"
+[parquet]
+batch_rows = 4
+"#,
+    )
+    .unwrap();
+    let files = corpus::source::expand_inputs(&config, dir.path()).unwrap();
+    assert_eq!(files.len(), 3);
+
+    // With text_field = "body", the sink's JSONL lines have no text: all corrupt.
+    let mut src = corpus::source::open(&files[0], &config).unwrap();
+    let err = src.next_doc().unwrap_err();
+    assert!(
+        err.is_recoverable() && err.to_string().contains("`body`"),
+        "{err}"
+    );
+
+    let (bare, _) = drain(corpus::source::open(&files[2], &config).unwrap());
+    assert_eq!(bare.len(), 2);
+    assert_eq!(
+        (bare[0].id.as_str(), bare[0].source.as_str()),
+        ("c-bare/1", "c")
+    );
+    assert_eq!(bare[1].meta.extra["text"], "t");
+
+    let (back, _) = drain(corpus::source::open(&files[1], &config).unwrap());
+    assert_eq!(back, docs[..10]);
+}
+
+#[test]
+fn dropped_documents_keep_their_drop_info_when_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = rich_docs();
+    let info = corpus::sink::DropInfo {
+        stage: "length".into(),
+        reason: "too_short".into(),
+    };
+    for format in [OutputFormat::Parquet, OutputFormat::Jsonl] {
+        let path = dir.path().join(format!("dropped.{}", format.extension()));
+        let mut sink = create(format, &path, true).unwrap();
+        sink.write(&docs[0], Some(&info)).unwrap();
+        sink.write(&docs[1], None).unwrap();
+        sink.finish().unwrap();
+        let (back, _) = match format {
+            OutputFormat::Parquet => drain(Box::new(
+                ParquetSource::open(&path, &ParquetOptions::default(), "x").unwrap(),
+            )),
+            OutputFormat::Jsonl => read_jsonl(&path),
+        };
+        assert_eq!(back.len(), 2);
+        let mut first = back[0].clone();
+        match format {
+            OutputFormat::Parquet => {
+                assert_eq!(first.meta.extra.remove("drop_stage").unwrap(), "length");
+                assert_eq!(first.meta.extra.remove("drop_reason").unwrap(), "too_short");
+            }
+            OutputFormat::Jsonl => {
+                let drop = first.meta.extra.remove("drop").unwrap();
+                assert_eq!(drop["reason"], "too_short");
+            }
+        }
+        assert_eq!(first, docs[0], "{format:?}");
+        assert_eq!(back[1], docs[1], "{format:?}");
+    }
 }
