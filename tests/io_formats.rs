@@ -14,7 +14,7 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jsonl/movie_reviews-sample.jsonl")
 }
 
-fn drain<S: Source + ?Sized>(mut src: Box<S>) -> (Vec<Document>, SourceStats) {
+fn drain(mut src: Box<dyn Source>) -> (Vec<Document>, SourceStats) {
     let mut docs = Vec::new();
     while let Some(d) = src.next_doc().unwrap() {
         docs.push(d);
