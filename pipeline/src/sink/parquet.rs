@@ -14,7 +14,7 @@
 //! | `content_hash` | Utf8 | `meta.content_hash` |
 //! | `meta_extra` | Utf8 | `meta.extra` as a JSON object; null when empty |
 //! | `quality`, `safety` | Float32 | [`Scores`](corpus_stages::Scores) |
-//! | `flags` | List<Utf8> | `scores.flags`; null when empty |
+//! | `flags` | `List<Utf8>` | `scores.flags`; null when empty |
 //! | `drop_stage`, `drop_reason` | Utf8 | [`DropInfo`], only when asked for |
 //!
 //! Rows are buffered and cut into row groups of [`ROW_GROUP_ROWS`] rows, or earlier once

@@ -13,7 +13,7 @@
 //! - `source_column` (string) overrides the source name given to the file.
 //! - Columns named like a typed [`Meta`](corpus_stages::Meta) field (`url`, `lang`,
 //!   `offset`...), `meta_extra` (a JSON object), `quality`, `safety` and `flags`
-//!   (List<Utf8> or a JSON array in Utf8) restore what the Parquet sink wrote (see
+//!   (`List<Utf8>` or a JSON array in Utf8) restore what the Parquet sink wrote (see
 //!   [`crate::sink::parquet`]), so a run's output reads back as the same documents.
 //! - Any other scalar column (strings, integers, floats, bools; dates, timestamps and
 //!   decimals formatted as strings) goes to `meta.extra`, as does a value whose type
@@ -472,7 +472,7 @@ fn value_to_string(v: &Value) -> String {
     }
 }
 
-/// Flags from a List<Utf8> cell or a Utf8 cell holding a JSON array of strings; gives
+/// Flags from a `List<Utf8>` cell or a Utf8 cell holding a JSON array of strings; gives
 /// the cell back as JSON when it is neither.
 fn flags_at(col: &ArrayRef, i: usize) -> Result<Vec<String>, Value> {
     let items = match col.data_type() {
