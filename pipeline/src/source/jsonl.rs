@@ -225,6 +225,10 @@ impl Source for JsonlSource {
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
             }
+            if record == 0 {
+                // A UTF-8 byte-order mark some editors write is not part of the JSON.
+                line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+            }
             let text = match std::str::from_utf8(line) {
                 Ok(t) => t,
                 Err(e) => {
@@ -626,6 +630,7 @@ mod tests {
     fn maps_fields_ids_and_extras() {
         let dir = tempfile::tempdir().unwrap();
         let lines = concat!(
+            "\u{feff}",
             r#"{"id": 7, "text": "a", "lang": "en", "url": "http://x/", "k": [1]}"#,
             "\n\n   \n",
             r#"{"text": "b", "source": "wiki", "lang": 3, "meta": {"file": "f", "title": "T"}}"#,
