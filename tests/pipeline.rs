@@ -100,8 +100,24 @@ fn output_is_identical_for_any_thread_count_and_task_split() {
     let config = config.to_str().unwrap();
     let one = dir.path().join("one");
     let many = dir.path().join("many");
-    run_ok(&["run", config, "-q", "--threads", "1", "-o", one.to_str().unwrap()]);
-    run_ok(&["run", config, "-q", "--threads", "4", "-o", many.to_str().unwrap()]);
+    run_ok(&[
+        "run",
+        config,
+        "-q",
+        "--threads",
+        "1",
+        "-o",
+        one.to_str().unwrap(),
+    ]);
+    run_ok(&[
+        "run",
+        config,
+        "-q",
+        "--threads",
+        "4",
+        "-o",
+        many.to_str().unwrap(),
+    ]);
     let reference = tree(&one);
     assert_eq!(reference.len(), 15, "5 docs, 5 dropped, 5 markers");
     assert_eq!(tree(&many), reference);
@@ -110,8 +126,15 @@ fn output_is_identical_for_any_thread_count_and_task_split() {
     let split = dir.path().join("split");
     for index in ["0", "1", "2"] {
         run_ok(&[
-            "run", config, "-q", "-o", split.to_str().unwrap(), "--task-index", index,
-            "--task-count", "3",
+            "run",
+            config,
+            "-q",
+            "-o",
+            split.to_str().unwrap(),
+            "--task-index",
+            index,
+            "--task-count",
+            "3",
         ]);
     }
     assert_eq!(tree(&split), reference);
@@ -123,7 +146,8 @@ fn output_is_identical_for_any_thread_count_and_task_split() {
     let length = &s["stages"][0];
     assert_eq!(length["kind"], "length");
     assert_eq!(length["docs_in"], 450);
-    let drops = length["drops"]["too_short"].as_u64().unwrap() + length["drops"]["too_long"].as_u64().unwrap();
+    let drops = length["drops"]["too_short"].as_u64().unwrap()
+        + length["drops"]["too_long"].as_u64().unwrap();
     assert!(drops > 0 && length["docs_out"].as_u64().unwrap() > 0);
     assert_eq!(length["docs_out"].as_u64().unwrap() + drops, 450);
     assert_eq!(s["docs_out"], length["docs_out"]);
@@ -150,7 +174,12 @@ fn dropped_documents_carry_stage_and_reason_and_parquet_output_works() {
 
     let pq = dir.path().join("pq");
     run_ok(&[
-        "run", config.to_str().unwrap(), "-q", "-o", pq.to_str().unwrap(), "--set",
+        "run",
+        config.to_str().unwrap(),
+        "-q",
+        "-o",
+        pq.to_str().unwrap(),
+        "--set",
         "output.format=parquet",
     ]);
     assert!(pq.join("docs/part-00000.parquet").exists());
@@ -170,8 +199,8 @@ fn gunzip(path: &Path) -> String {
 #[test]
 fn a_killed_run_resumes_to_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
-    // Enough work that the kill lands mid-run: 12 shards of 30 x 120 reviews.
-    let config = setup(dir.path(), 12, 120, "");
+    // Enough work that the kill lands mid-run: 12 shards of 30 x 40 reviews.
+    let config = setup(dir.path(), 12, 40, "");
     let config = config.to_str().unwrap();
     let reference = dir.path().join("reference");
     run_ok(&["run", config, "-q", "-o", reference.to_str().unwrap()]);
@@ -182,7 +211,15 @@ fn a_killed_run_resumes_to_the_same_output() {
     for attempt in 0..5 {
         let _ = std::fs::remove_dir_all(&target);
         let mut child = corpus()
-            .args(["run", config, "-q", "--threads", "1", "-o", target.to_str().unwrap()])
+            .args([
+                "run",
+                config,
+                "-q",
+                "--threads",
+                "1",
+                "-o",
+                target.to_str().unwrap(),
+            ])
             .spawn()
             .unwrap();
         // Wait for the first completed shard, then kill without warning.
@@ -206,11 +243,17 @@ fn a_killed_run_resumes_to_the_same_output() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if !name.starts_with('.') {
             let part = name.trim_end_matches(".jsonl.gz");
-            assert!(target.join(format!("done/{part}.json")).exists(), "{name} without marker");
+            assert!(
+                target.join(format!("done/{part}.json")).exists(),
+                "{name} without marker"
+            );
         }
     }
     // Rerunning without --resume refuses; with --resume finishes the job.
-    let refused = corpus().args(["run", config, "-q", "-o", target.to_str().unwrap()]).output().unwrap();
+    let refused = corpus()
+        .args(["run", config, "-q", "-o", target.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
     let out = run_ok(&["run", config, "-o", target.to_str().unwrap(), "--resume"]);
@@ -234,12 +277,26 @@ fn a_different_config_does_not_mix_into_an_output_directory() {
     let config = config.to_str().unwrap();
     run_ok(&["run", config, "-q"]);
     let other = corpus()
-        .args(["run", config, "-q", "--resume", "--set", "length.min_chars=10"])
+        .args([
+            "run",
+            config,
+            "-q",
+            "--resume",
+            "--set",
+            "length.min_chars=10",
+        ])
         .output()
         .unwrap();
     assert_eq!(other.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&other.stderr).contains("different config"));
-    run_ok(&["run", config, "-q", "--overwrite", "--set", "length.min_chars=10"]);
+    run_ok(&[
+        "run",
+        config,
+        "-q",
+        "--overwrite",
+        "--set",
+        "length.min_chars=10",
+    ]);
     let s = stats(&dir.path().join("out"));
     assert_eq!(s["stages"][0]["drops"].get("too_short"), None);
 }
@@ -254,12 +311,22 @@ fn a_failing_shard_leaves_no_output_and_the_others_complete() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, &text).unwrap();
     let gz = enc.finish().unwrap();
-    std::fs::write(dir.path().join("in/reviews-01.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("in/reviews-01.jsonl.gz"),
+        &gz[..gz.len() / 2],
+    )
+    .unwrap();
 
-    let out = corpus().args(["run", config.to_str().unwrap(), "-q"]).output().unwrap();
+    let out = corpus()
+        .args(["run", config.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("reviews-01.jsonl.gz") && err.contains("1 shard(s) failed"), "{err}");
+    assert!(
+        err.contains("reviews-01.jsonl.gz") && err.contains("1 shard(s) failed"),
+        "{err}"
+    );
     let o = dir.path().join("out");
     assert!(o.join("docs/part-00000.jsonl.gz").exists());
     assert!(!o.join("docs/part-00001.jsonl.gz").exists());
@@ -274,11 +341,23 @@ fn usage_and_config_errors_exit_2_and_name_the_problem() {
     let config = setup(dir.path(), 1, 1, "");
     let config = config.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["run", config, "--set", "length.min_char=3"], "min_char"),
-        (vec!["run", config, "--set", "stages.0.kind=\"lenght\""], "lenght"),
+        (
+            vec!["run", config, "--set", "length.min_char=3"],
+            "min_char",
+        ),
+        (
+            vec!["run", config, "--set", "stages.0.kind=\"lenght\""],
+            "lenght",
+        ),
         (vec!["run", "/nonexistent/x.toml"], "/nonexistent/x.toml"),
-        (vec!["run", config, "--set", "input.paths=[\"missing.jsonl\"]"], "missing.jsonl"),
-        (vec!["run", config, "--task-index", "3", "--task-count", "2"], "task index 3"),
+        (
+            vec!["run", config, "--set", "input.paths=[\"missing.jsonl\"]"],
+            "missing.jsonl",
+        ),
+        (
+            vec!["run", config, "--task-index", "3", "--task-count", "2"],
+            "task index 3",
+        ),
         (vec!["run", config, "--bogus"], "--bogus"),
     ];
     for (args, needle) in cases {
@@ -298,7 +377,13 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
     std::fs::write(&blocker, b"").unwrap();
     let target = blocker.join("out");
     let out = corpus()
-        .args(["run", config.to_str().unwrap(), "-q", "-o", target.to_str().unwrap()])
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "-q",
+            "-o",
+            target.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -310,7 +395,10 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
 fn stages_lists_kinds_with_defaults() {
     let out = run_ok(&["stages"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("length:") && text.contains("min_chars = 1"), "{text}");
+    assert!(
+        text.contains("length:") && text.contains("min_chars = 1"),
+        "{text}"
+    );
     let json = run_ok(&["stages", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v[0]["kind"], "length");

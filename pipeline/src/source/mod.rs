@@ -167,7 +167,9 @@ pub enum SourceError {
         path: PathBuf,
         /// Record number in the file (0-based, counting all records).
         record: u64,
-        /// Byte offset of the record in the file as stored (compressed).
+        /// Byte offset of the record: in the file as stored for WARC (the offset of its
+        /// gzip member, which a reader can seek to); in the decompressed stream for
+        /// line formats (JSONL), where compressed offsets of lines do not exist.
         offset: u64,
         /// What is wrong with it.
         message: String,
