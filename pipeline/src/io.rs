@@ -115,7 +115,18 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = target.with_file_name(format!(".{name}{TMP_MARKER}{}", std::process::id()));
+        // Process id, a per-process counter and the clock's nanoseconds: unique among
+        // this process's files, and unlikely to meet a task on another machine writing
+        // a shared file (stats.json) into the same directory at the same time.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = target.with_file_name(format!(
+            ".{name}{TMP_MARKER}{}-{n}-{nanos}",
+            std::process::id()
+        ));
         AtomicFile {
             tmp,
             target: target.to_path_buf(),
