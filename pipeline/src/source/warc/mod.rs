@@ -178,7 +178,7 @@ impl WarcSource {
             Some(ct) => http::parse_content_type(ct),
             None => (identified.unwrap_or_default(), None),
         };
-        if !self.options.mime_types.iter().any(|m| *m == mime) {
+        if !self.options.mime_types.contains(&mime) {
             return Ok(Err("non_html".into()));
         }
         let (chunked, body_start) = (head.chunked, head.body_start);

@@ -408,10 +408,11 @@ impl<R: Read + Seek> WarcReader<R> {
         let mut scanned = 0;
         let end = loop {
             let buf = self.s.buf();
-            if let Some(end) = header_end(buf, &mut scanned) {
+            let found = header_end(buf, &mut scanned);
+            if let Some(end) = found.filter(|&e| e <= MAX_HEADER_BYTES) {
                 break end;
             }
-            if buf.len() > MAX_HEADER_BYTES {
+            if found.is_some() || buf.len() > MAX_HEADER_BYTES {
                 self.resync(None)?;
                 return Err(corrupt(
                     number,
@@ -642,12 +643,12 @@ impl<R: Read + Seek> WarcReader<R> {
     /// searched from `from` (a stored offset) when given, else from here.
     fn resync(&mut self, from: Option<u64>) -> Result<(), WarcError> {
         self.pending = None;
-        if !self.s.is_gzip() {
-            if let Some(from) = from {
-                self.s
-                    .seek_plain(from)
-                    .map_err(|e| self.stream_err(e, self.next_number, from))?;
-            }
+        if !self.s.is_gzip()
+            && let Some(from) = from
+        {
+            self.s
+                .seek_plain(from)
+                .map_err(|e| self.stream_err(e, self.next_number, from))?;
         }
         let finder = memmem::Finder::new(b"\nWARC/1.");
         // Skip the current position itself: it is where the damage is.

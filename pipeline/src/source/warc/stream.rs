@@ -435,6 +435,10 @@ impl<R: Read + Seek> Stream<R> {
             let candidate = self.raw_off + self.raw_pos as u64;
             if let HeaderCheck::Valid(n) = self.gzip_header()? {
                 self.begin_member(n);
+                // Whatever is buffered is dead while searching; start trial decoding
+                // from an empty buffer so its bytes stay where we look for them.
+                self.pos = self.len;
+                self.make_room();
                 let start = self.len;
                 let ok = loop {
                     if self.len - start >= WARC_MAGIC.len() {
