@@ -352,13 +352,12 @@ impl<R: Read + Seek> WarcReader<R> {
         if self.next_header()?.is_none() {
             return Ok(None);
         }
-        match self.read_body(u64::MAX)? {
-            Body::Complete(_) => Ok(Some(Record {
-                header: &self.header,
-                body: &self.body,
-            })),
-            Body::TooLarge(_) => unreachable!("no limit"),
-        }
+        // No limit, so the whole body is always read.
+        self.read_body(u64::MAX)?;
+        Ok(Some(Record {
+            header: &self.header,
+            body: &self.body,
+        }))
     }
 
     /// Reads the next record's header, skipping the rest of the current record.
