@@ -1,0 +1,533 @@
+//! WARC input against real samples and against damaged copies of them.
+
+use corpus::source::warc::{WarcOptions, WarcReader, WarcSource};
+use corpus::source::{Source, SourceError, SourceStats};
+use corpus::stages::Document;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+const CC: &str = "CC-MAIN-20200808165417-20200808195417-00395.sample.warc.gz";
+const DOLMA: &str = "dolma-sample-0000.warc.gz";
+const WHIRL: &str = "cc-main-2024-22-whirlwind.warc.gz";
+const WET: &str = "cc-main-2024-22-whirlwind.warc.wet.gz";
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/warc")
+        .join(name)
+}
+
+/// The gzip members of a sample, split with flate2 (independently of the reader).
+fn members(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(sample(name)).unwrap();
+    let mut rest: &[u8] = &bytes;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let before = rest.len();
+        let mut dec = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut dec, &mut std::io::sink()).unwrap();
+        rest = dec.into_inner();
+        out.push(bytes[bytes.len() - before..bytes.len() - rest.len()].to_vec());
+    }
+    out
+}
+
+fn gunzip(member: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(member)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// The uncompressed records of a sample (one per member).
+fn records(name: &str) -> Vec<Vec<u8>> {
+    members(name).iter().map(|m| gunzip(m)).collect()
+}
+
+fn record_type(record: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&record[..record.len().min(2000)]).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("WARC-Type: "))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Index of the `n`-th response record.
+fn nth_response(recs: &[Vec<u8>], n: usize) -> usize {
+    recs.iter()
+        .enumerate()
+        .filter(|(_, r)| record_type(r) == "response")
+        .nth(n)
+        .unwrap()
+        .0
+}
+
+/// Replaces the first `from` in a record's bytes by `to`.
+fn replace(record: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let i = record
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in record");
+    [&record[..i], to, &record[i + from.len()..]].concat()
+}
+
+/// A record rebuilt around a new block, with a matching Content-Length.
+fn with_block(record: &[u8], f: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let end = record.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let block = &record[end..record.len() - 4];
+    let new_block = f(block);
+    let head: Vec<Vec<u8>> = record[..end]
+        .split(|&b| b == b'\n')
+        .map(|l| {
+            if l.starts_with(b"Content-Length:") {
+                format!("Content-Length: {}\r", new_block.len()).into_bytes()
+            } else {
+                l.to_vec()
+            }
+        })
+        .collect();
+    [&head.join(&b'\n')[..], &new_block, b"\r\n\r\n"].concat()
+}
+
+struct Run {
+    docs: Vec<Document>,
+    errors: Vec<SourceError>,
+    stats: SourceStats,
+}
+
+fn run_file(path: &Path, options: &WarcOptions) -> Run {
+    let mut src = WarcSource::open(path, options, "web").unwrap();
+    let mut run = Run {
+        docs: Vec::new(),
+        errors: Vec::new(),
+        stats: SourceStats::default(),
+    };
+    // Bounded: a reader that loops forever fails here instead of hanging.
+    for _ in 0..100_000 {
+        match src.next_doc() {
+            Ok(Some(d)) => run.docs.push(d),
+            Ok(None) => {
+                run.stats = src.stats().clone();
+                return run;
+            }
+            Err(e) => {
+                assert!(e.is_recoverable(), "{e}");
+                run.errors.push(e);
+            }
+        }
+    }
+    panic!("{}: reader does not end", path.display());
+}
+
+fn run_bytes(name: &str, bytes: &[u8]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    run_file(&path, &WarcOptions::default())
+}
+
+fn urls(docs: &[Document]) -> Vec<String> {
+    docs.iter().map(|d| d.meta.url.clone().unwrap()).collect()
+}
+
+fn corrupt_total(stats: &SourceStats) -> u64 {
+    stats.corrupt.values().sum()
+}
+
+#[test]
+fn cc_sample_reads_clean_with_expected_counts_and_meta() {
+    let path = sample(CC);
+    let run = run_file(&path, &WarcOptions::default());
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let s = &run.stats;
+    assert_eq!(s.records, 50);
+    assert_eq!(s.docs, 16);
+    assert_eq!(run.docs.len(), 16);
+    assert!(s.corrupt.is_empty());
+    assert_eq!(s.skipped.get("warcinfo"), Some(&1));
+    assert_eq!(s.skipped.get("request"), Some(&17));
+    assert_eq!(s.skipped.get("metadata"), Some(&16));
+    assert_eq!(s.bytes, std::fs::metadata(&path).unwrap().len());
+
+    let d = &run.docs[1];
+    assert_eq!(d.meta.url.as_deref(), Some("http://01spb.ru/company/"));
+    assert_eq!(d.meta.http_status, Some(200));
+    assert_eq!(d.meta.charset.as_deref(), Some("windows-1251"));
+    assert_eq!(d.meta.content_type.as_deref(), Some("text/html"));
+    assert_eq!(d.meta.crawl.as_deref(), Some("CC-MAIN-2020-34"));
+    assert_eq!(
+        d.meta.warc_filename.as_deref(),
+        Some("CC-MAIN-20200808165417-20200808195417-00395.warc.gz")
+    );
+    assert_eq!(d.id, d.meta.warc_record_id.clone().unwrap());
+    assert!(d.id.starts_with("urn:uuid:"), "{}", d.id);
+    assert!(d.meta.date.as_deref().unwrap().starts_with("2020-08-0"));
+    assert!(d.text.is_empty());
+    let raw = d.raw.as_ref().unwrap();
+    assert!(!raw.starts_with(b"HTTP/"));
+    assert!(
+        String::from_utf8_lossy(raw)
+            .to_lowercase()
+            .contains("<html")
+    );
+
+    // The offset is where the record's own gzip member starts.
+    let bytes = std::fs::read(&path).unwrap();
+    let off = d.meta.offset.unwrap() as usize;
+    let mut dec = flate2::bufread::GzDecoder::new(&bytes[off..]);
+    let mut rec = Vec::new();
+    dec.read_to_end(&mut rec).unwrap();
+    let rec = String::from_utf8_lossy(&rec);
+    assert!(
+        rec.starts_with("WARC/1.0\r\nWARC-Type: response"),
+        "{rec:.80}"
+    );
+    assert!(rec.contains(&d.id));
+    // The first page declares no charset.
+    assert_eq!(
+        run.docs[0].meta.url.as_deref(),
+        Some("http://003338.cn/l41/481397.html")
+    );
+    assert_eq!(run.docs[0].meta.charset, None);
+}
+
+#[test]
+fn other_samples_read_clean() {
+    let dolma = run_file(&sample(DOLMA), &WarcOptions::default());
+    assert!(dolma.errors.is_empty());
+    assert_eq!(dolma.stats.records, 48);
+    assert_eq!(dolma.stats.docs, 22);
+    assert_eq!(dolma.stats.skipped.get("resource"), Some(&2));
+    assert_eq!(dolma.stats.skipped.get("request"), Some(&22));
+    assert!(dolma.docs.iter().all(|d| {
+        let u = d.meta.url.as_deref().unwrap();
+        u.starts_with("https://") && !u.ends_with('>')
+    }));
+    assert_eq!(
+        dolma.docs[0].meta.warc_filename.as_deref(),
+        Some("sample-0000.warc.gz")
+    );
+    assert_eq!(dolma.docs[0].meta.crawl, None);
+    // This wget capture stores the chunked body as sent: it must come out dechunked.
+    let weld = dolma
+        .docs
+        .iter()
+        .find(|d| {
+            d.meta.url.as_deref() == Some("https://www.cs.washington.edu/people/faculty/weld")
+        })
+        .unwrap();
+    let raw = weld.raw.as_ref().unwrap();
+    let head = String::from_utf8_lossy(&raw[..200.min(raw.len())]);
+    assert!(head.trim_start().starts_with('<'), "{head}");
+    assert!(String::from_utf8_lossy(raw).trim_end().ends_with("</html>"));
+
+    let whirl = run_file(&sample(WHIRL), &WarcOptions::default());
+    assert!(whirl.errors.is_empty());
+    assert_eq!(whirl.stats.records, 4);
+    assert_eq!(whirl.docs.len(), 1);
+    let d = &whirl.docs[0];
+    assert_eq!(
+        d.meta.url.as_deref(),
+        Some("https://an.wikipedia.org/wiki/Escopete")
+    );
+    assert_eq!(d.meta.charset.as_deref(), Some("utf-8"));
+    assert_eq!(d.raw.as_ref().unwrap().len(), 72848); // the HTTP Content-Length
+
+    let wet = run_file(&sample(WET), &WarcOptions::default());
+    assert!(wet.errors.is_empty());
+    assert_eq!(wet.stats.records, 2);
+    let d = &wet.docs[0];
+    assert!(d.raw.is_none());
+    assert!(d.text.contains("Escopete"));
+    assert_eq!(d.text.len(), 4456);
+    assert_eq!(d.meta.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(d.meta.crawl.as_deref(), Some("CC-MAIN-2024-22"));
+}
+
+#[test]
+fn low_level_reader_yields_every_record_with_its_offset() {
+    let mut r = WarcReader::open(&sample(CC)).unwrap();
+    let ms = members(CC);
+    let mut off = 0u64;
+    let mut n = 0;
+    while let Some(rec) = r.next_record().unwrap() {
+        assert_eq!(rec.header.offset(), off);
+        assert_eq!(rec.header.number(), n);
+        assert_eq!(rec.body.len() as u64, rec.header.content_length());
+        off += ms[n as usize].len() as u64;
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}
+
+#[test]
+fn plain_and_single_member_gzip_read_like_per_record_gzip() {
+    let clean = run_file(&sample(CC), &WarcOptions::default());
+    let plain: Vec<u8> = records(CC).concat();
+    for (name, bytes) in [("p.warc", plain.clone()), ("one.warc.gz", gzip(&plain))] {
+        let run = run_bytes(name, &bytes);
+        assert!(run.errors.is_empty(), "{name}: {:?}", run.errors);
+        assert_eq!(run.stats.records, 50, "{name}");
+        assert_eq!(urls(&run.docs), urls(&clean.docs), "{name}");
+        for (a, b) in run.docs.iter().zip(&clean.docs) {
+            assert_eq!(a.raw, b.raw);
+        }
+        assert_eq!(run.stats.bytes, bytes.len() as u64);
+    }
+    // Plain offsets are the records' byte offsets.
+    let run = run_bytes("p.warc", &plain);
+    let off = run.docs[3].meta.offset.unwrap() as usize;
+    assert!(plain[off..].starts_with(b"WARC/1.0\r\nWARC-Type: response"));
+}
+
+#[test]
+fn empty_file_gives_no_docs_and_missing_file_names_the_path() {
+    let run = run_bytes("empty.warc.gz", b"");
+    assert!(run.docs.is_empty() && run.errors.is_empty());
+    assert_eq!(run.stats, SourceStats::default());
+
+    let missing = Path::new("/nonexistent/dir/x.warc.gz");
+    let err = WarcSource::open(missing, &WarcOptions::default(), "web")
+        .err()
+        .unwrap();
+    assert!(matches!(err, SourceError::Open { .. }));
+    assert!(
+        err.to_string().contains("/nonexistent/dir/x.warc.gz"),
+        "{err}"
+    );
+}
+
+/// Runs damaged per-record gzip members and checks one corrupt record of `kind`, the
+/// expected docs, and that the error names file, record and offset.
+fn check_damaged(name: &str, bytes: &[u8], kind: &str, expect_urls: &[String]) -> Run {
+    let run = run_bytes(name, bytes);
+    assert_eq!(
+        run.stats.corrupt.get(kind),
+        Some(&1),
+        "{name}: {:?}",
+        run.stats
+    );
+    assert_eq!(corrupt_total(&run.stats), 1, "{name}: {:?}", run.stats);
+    assert_eq!(run.errors.len(), 1, "{name}");
+    let msg = run.errors[0].to_string();
+    assert!(
+        msg.contains(name) && msg.contains("record ") && msg.contains("at byte "),
+        "{msg}"
+    );
+    assert_eq!(urls(&run.docs), expect_urls, "{name}");
+    run
+}
+
+#[test]
+fn truncated_gzip_member_mid_file_and_at_end() {
+    let ms = members(CC);
+    let recs: Vec<Vec<u8>> = ms.iter().map(|m| gunzip(m)).collect();
+    let clean = urls(&run_file(&sample(CC), &WarcOptions::default()).docs);
+    let k = nth_response(&recs, 3);
+    let mut bytes = Vec::new();
+    for (i, m) in ms.iter().enumerate() {
+        bytes.extend_from_slice(if i == k { &m[..m.len() / 2] } else { m });
+    }
+    let mut expect = clean.clone();
+    expect.remove(3);
+    let run = run_bytes("mid.warc.gz", &bytes);
+    assert_eq!(corrupt_total(&run.stats), 1, "{:?}", run.stats);
+    assert_eq!(urls(&run.docs), expect);
+    let SourceError::Corrupt { record, offset, .. } = &run.errors[0] else {
+        panic!()
+    };
+    assert_eq!(*record, k as u64);
+    assert_eq!(*offset, ms[..k].iter().map(|m| m.len() as u64).sum::<u64>());
+
+    // Cut inside the last response's member: the file ends mid-record.
+    let k = nth_response(&recs, 15);
+    let mut bytes: Vec<u8> = ms[..k].concat();
+    bytes.extend_from_slice(&ms[k][..ms[k].len() / 3]);
+    check_damaged("end.warc.gz", &bytes, "truncated", &clean[..15]);
+}
+
+#[test]
+fn garbage_between_records_plain_and_gzip() {
+    let ms = members(CC);
+    let recs = records(CC);
+    let clean = urls(&run_file(&sample(CC), &WarcOptions::default()).docs);
+    let mut gz = ms[..7].concat();
+    gz.extend_from_slice(b"\x00\x01garbage bytes\x1f\x8b not a member\r\n");
+    gz.extend(ms[7..].concat());
+    let run = check_damaged("garbage.warc.gz", &gz, "garbage", &clean);
+    assert_eq!(run.stats.records, 50);
+
+    let mut plain = recs[..7].concat();
+    plain.extend_from_slice(b"some junk line\r\nWARC/0.9 not a record\r\n\r\n");
+    plain.extend(recs[7..].concat());
+    let run = check_damaged("garbage.warc", &plain, "garbage", &clean);
+    assert_eq!(run.stats.records, 50);
+
+    // Junk inside a member, after a record.
+    let mut gz = ms[..7].concat();
+    gz.extend(gzip(&[&recs[7][..], b"trailing junk"].concat()));
+    gz.extend(ms[8..].concat());
+    check_damaged("junk-in-member.warc.gz", &gz, "garbage", &clean);
+}
+
+#[test]
+fn content_length_too_long_or_too_short() {
+    let recs = records(CC);
+    let clean = urls(&run_file(&sample(CC), &WarcOptions::default()).docs);
+    let k = nth_response(&recs, 2);
+    let cl = recs[k]
+        .windows(16)
+        .position(|w| w == b"Content-Length: ")
+        .unwrap();
+    let line_end = cl + recs[k][cl..].iter().position(|&b| b == b'\r').unwrap();
+    let n: u64 = std::str::from_utf8(&recs[k][cl + 16..line_end])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut expect = clean.clone();
+    expect.remove(2);
+    for (label, new) in [
+        ("long", n + 100),
+        ("longer", n + 50_000),
+        ("short", n - 100),
+    ] {
+        let bad = replace(
+            &recs[k],
+            format!("Content-Length: {n}\r\n").as_bytes(),
+            format!("Content-Length: {new}\r\n").as_bytes(),
+        );
+        let mut all = recs.clone();
+        all[k] = bad;
+        let plain = all.concat();
+        check_damaged(&format!("{label}.warc"), &plain, "content_length", &expect);
+        let gz: Vec<u8> = all.iter().flat_map(|r| gzip(r)).collect();
+        check_damaged(&format!("{label}.warc.gz"), &gz, "content_length", &expect);
+    }
+}
+
+#[test]
+fn invalid_utf8_in_headers_and_bodies_is_decoded_lossily() {
+    let recs = records(CC);
+    let k = nth_response(&recs, 0);
+    let mut all = recs.clone();
+    // WARC header: a bad byte in the URI and an extra field; HTTP header: a bad value.
+    let r = replace(
+        &all[k],
+        b"WARC-Target-URI: http://003338.cn/",
+        b"X-Junk: \xff\xfe\xfd\r\nWARC-Target-URI: http://003338.cn/\xff",
+    );
+    let r = with_block(&r, |b| {
+        replace(
+            b,
+            b"Content-Type: text/html",
+            b"X-Bad: \xc3\x28\xa0\r\nContent-Type: text/html; charset=\xffx",
+        )
+    });
+    all[k] = r;
+    let run = run_bytes(
+        "utf8.warc.gz",
+        &all.iter().flat_map(|r| gzip(r)).collect::<Vec<u8>>(),
+    );
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.docs.len(), 16);
+    let d = &run.docs[0];
+    assert!(
+        d.meta
+            .url
+            .as_deref()
+            .unwrap()
+            .starts_with("http://003338.cn/\u{fffd}")
+    );
+    assert_eq!(d.meta.charset.as_deref(), Some("\u{fffd}x"));
+
+    // WET text with invalid UTF-8.
+    let wet = records(WET);
+    let bad = with_block(&wet[1], |b| [b, &b"\xff\xfe tail"[..]].concat());
+    let run = run_bytes("bad.wet.gz", &[gzip(&wet[0]), gzip(&bad)].concat());
+    assert!(run.errors.is_empty());
+    assert!(run.docs[0].text.ends_with("\u{fffd}\u{fffd} tail"));
+}
+
+#[test]
+fn skips_by_status_mime_and_size_and_counts_reasons() {
+    let recs = records(CC);
+    let mut all = recs.clone();
+    let k0 = nth_response(&recs, 0);
+    let k1 = nth_response(&recs, 1);
+    all[k0] = with_block(&all[k0], |b| {
+        replace(b, b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found")
+    });
+    all[k1] = with_block(&all[k1], |b| {
+        replace(b, b"HTTP/1.1 200 OK", b"HTTP/1.1 301 Moved")
+    });
+    let bytes: Vec<u8> = all.iter().flat_map(|r| gzip(r)).collect();
+    let run = run_bytes("status.warc.gz", &bytes);
+    assert_eq!(run.stats.skipped.get("status_404"), Some(&1));
+    assert_eq!(run.stats.skipped.get("status_301"), Some(&1));
+    assert_eq!(run.docs.len(), 14);
+
+    let only_xhtml = WarcOptions {
+        mime_types: vec!["application/xhtml+xml".into()],
+        ..Default::default()
+    };
+    let run = run_file(&sample(CC), &only_xhtml);
+    assert_eq!(run.stats.skipped.get("non_html"), Some(&16));
+    assert!(run.docs.is_empty());
+
+    let small = WarcOptions {
+        max_record_bytes: 50_000,
+        ..Default::default()
+    };
+    let run = run_file(&sample(CC), &small);
+    let big = run.stats.skipped.get("too_large").copied().unwrap_or(0);
+    assert!(big > 0 && big < 16, "{:?}", run.stats);
+    assert_eq!(run.docs.len() as u64 + big, 16);
+    assert!(
+        run.docs
+            .iter()
+            .all(|d| d.raw.as_ref().unwrap().len() < 50_000)
+    );
+}
+
+#[test]
+fn options_parse_with_defaults_and_reject_unknown_fields() {
+    let o: WarcOptions = toml::from_str("max_record_bytes = 1000").unwrap();
+    assert_eq!(o.max_record_bytes, 1000);
+    assert_eq!(o.mime_types, WarcOptions::default().mime_types);
+    assert!(toml::from_str::<WarcOptions>("max_bytes = 1").is_err());
+}
+
+#[test]
+fn damage_anywhere_never_panics_or_hangs() {
+    let gz = std::fs::read(sample(CC)).unwrap();
+    let plain = records(CC).concat();
+    for (name, bytes) in [("f.warc.gz", &gz), ("f.warc", &plain)] {
+        let clean = run_bytes(name, bytes);
+        let step = bytes.len() / 97;
+        let mut total_docs = 0;
+        for i in 0..97 {
+            let mut b = bytes.clone();
+            let at = i * step + 13;
+            for x in &mut b[at..at + 3] {
+                *x ^= 0x5a;
+            }
+            let run = run_bytes(name, &b);
+            // At most a record or two lost per damaged spot.
+            assert!(
+                run.docs.len() + 2 >= clean.docs.len(),
+                "{name} at {at}: {:?}",
+                run.stats
+            );
+            total_docs += run.docs.len();
+        }
+        assert!(total_docs > 0);
+    }
+}
