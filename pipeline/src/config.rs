@@ -55,6 +55,9 @@ impl Default for OutputConfig {
 pub struct ExecutorConfig {
     /// Worker threads; 0 means one per available core.
     pub threads: usize,
+    /// Reader threads, each reading one input file at a time; 0 means as many as
+    /// workers (never more than there are input files).
+    pub readers: usize,
     /// Most documents in one batch.
     pub batch_docs: usize,
     /// Most input text bytes in one batch (a batch closes once it reaches this).
@@ -68,6 +71,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
             threads: 0,
+            readers: 0,
             batch_docs: 512,
             batch_bytes: 8 << 20,
             in_flight: 0,

@@ -1,18 +1,24 @@
 //! The streaming executor.
 //!
 //! ```text
-//! reader thread --batches--> worker threads --results--> commit (calling thread)
-//!   (sources)    bounded by     (stages,        any order   restores input order,
-//!                 tokens         in parallel)               writes shards, markers
+//! reader threads --batches--> worker threads --results--> commit (calling thread)
+//!  (one shard      bounded by   (stages, then   any order   restores each shard's
+//!   each at once)   tokens       encoding)                  order, writes, renames,
+//!                                                           stats, markers
 //! ```
 //!
-//! A reader thread reads this task's shards one after another and cuts them into
-//! batches (never spanning two shards). Workers run the stages over whole batches. The
-//! calling thread commits batches in input order: it writes documents to the shard's
-//! files (under temporary names), and when a shard's last batch is committed, renames
-//! them, writes the shard's statistics and finally its completion marker. Batches are cut
-//! by the config alone, so the output is byte-identical for any number of threads. At
-//! most `in_flight` batches exist at once, which bounds memory whatever the input size.
+//! Reader threads each take the next shard of this task and cut it into batches (a
+//! batch never spans two shards), so several input files are decompressed and parsed
+//! at once. Workers run the stages over whole batches and, for JSONL output, also
+//! serialize and compress the batch into a gzip member. The calling thread commits each
+//! shard's batches in input order: it appends them to the shard's files (under
+//! temporary names), and when a shard's last batch is committed, renames them, writes
+//! the shard's statistics and finally its completion marker.
+//!
+//! Batches are cut by the config alone, so the output is byte-identical for any number
+//! of threads. At most `in_flight` batches exist at once (a token is taken before a
+//! batch is read and returned when it is committed), which bounds memory whatever the
+//! input size.
 
 use crate::config::{ConfigError, PipelineConfig};
 use crate::io::{AtomicFile, remove_stale_tmp};
@@ -25,6 +31,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of one run that are not part of the config.
@@ -90,6 +97,9 @@ pub enum RunError {
     /// A stage failed in a way that stops the run.
     #[error("stage failed: {0}")]
     Stage(StageError),
+    /// Encoding a document for output failed.
+    #[error("encoding output: {0}")]
+    Encode(String),
 }
 
 impl RunError {
@@ -108,9 +118,10 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 
 /// One batch of documents from one shard.
 struct Batch {
-    seq: u64,
     /// Position of the shard in this task's list.
     shard: usize,
+    /// Position of the batch in its shard.
+    seq: u64,
     docs: Vec<Document>,
     /// Set on the shard's last batch: the source's final counters.
     end: Option<ShardEnd>,
@@ -124,13 +135,27 @@ struct ShardEnd {
     error: Option<String>,
 }
 
+/// What a batch becomes after the stages: documents, or their encoded bytes.
+enum Output {
+    Docs(Vec<Document>),
+    Encoded(Vec<u8>),
+}
+
+enum DroppedOutput {
+    Docs(Vec<(Document, DropInfo)>),
+    Encoded(Vec<u8>),
+}
+
 /// A processed batch.
 struct Done {
-    seq: u64,
     shard: usize,
-    kept: Vec<Document>,
-    /// Dropped documents with the stage index and reason, in input order.
-    dropped: Vec<(Document, usize, &'static str)>,
+    seq: u64,
+    docs_in: u64,
+    kept: Output,
+    docs_out: u64,
+    bytes_out: u64,
+    /// Dropped documents (in input order) with stage and reason, when asked for.
+    dropped: Option<DroppedOutput>,
     stages: Vec<StageStats>,
     end: Option<ShardEnd>,
     input_pos: u64,
@@ -192,46 +217,62 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     let progress = progress_bar(options.progress, total_bytes);
 
     let decode_first = !stages.iter().any(AnyStage::reads_raw);
+    let readers = if config.executor.readers > 0 {
+        config.executor.readers
+    } else {
+        threads
+    }
+    .clamp(1, todo.len().max(1));
     let mut committer = Committer {
         config,
         layout: &layout,
         fingerprint: &fingerprint,
         todo: &todo,
         stage_names: stages.iter().map(|s| s.name()).collect(),
-        open: None,
+        shards: BTreeMap::new(),
         stats: RunStats::default(),
         failed: Vec::new(),
         progress: &progress,
-        input_done: 0,
-        docs_committed: 0,
+        docs_read: 0,
     };
 
     let (batch_tx, batch_rx) = bounded::<Batch>(in_flight);
-    let (done_tx, done_rx) = unbounded::<Result<Done, StageError>>();
+    let (done_tx, done_rx) = unbounded::<Result<Done, RunError>>();
     let (token_tx, token_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = token_tx.send(());
     }
     let warnings = Warnings::new(options.max_warnings, progress.clone());
+    let next_shard = AtomicUsize::new(0);
+    let work_cx = WorkCx {
+        stages: &stages,
+        decode_first,
+        keep_dropped: config.output.dropped,
+        encode: config.output.format.encodes_in_workers(),
+    };
 
     let result = std::thread::scope(|scope| {
-        let reader_files = &todo;
-        let input = &config.input;
-        let exec = &config.executor;
-        let warnings_ref = &warnings;
-        scope.spawn(move || {
-            read_shards(reader_files, input, exec, batch_tx, token_rx, warnings_ref)
-        });
+        for _ in 0..readers {
+            let reader = Reader {
+                files: &todo,
+                input: &config.input,
+                exec: &config.executor,
+                next_shard: &next_shard,
+                tx: batch_tx.clone(),
+                tokens: token_rx.clone(),
+                warnings: &warnings,
+            };
+            scope.spawn(move || reader.run());
+        }
         for _ in 0..threads {
             let rx = batch_rx.clone();
             let tx = done_tx.clone();
-            let stages = &stages;
-            scope.spawn(move || work(rx, tx, stages, decode_first, config.output.dropped));
+            let cx = &work_cx;
+            scope.spawn(move || cx.work(rx, tx));
         }
-        drop(batch_rx);
-        drop(done_tx);
-        let outcome = commit_in_order(&mut committer, &done_rx, &token_tx);
-        // On error, dropping the token sender and the result receiver ends the reader
+        drop((batch_tx, batch_rx, token_rx, done_tx));
+        let outcome = committer.run(&done_rx, &token_tx);
+        // On error, dropping the token sender and the result receiver ends the readers
         // and the workers.
         drop(token_tx);
         drop(done_rx);
@@ -374,191 +415,251 @@ impl Warnings {
     }
 }
 
-fn read_shards(
-    files: &[InputFile],
-    input: &source::InputConfig,
-    exec: &crate::config::ExecutorConfig,
+/// A reader thread: takes shards until none is left.
+struct Reader<'a> {
+    files: &'a [InputFile],
+    input: &'a source::InputConfig,
+    exec: &'a crate::config::ExecutorConfig,
+    next_shard: &'a AtomicUsize,
     tx: Sender<Batch>,
     tokens: Receiver<()>,
-    warnings: &Warnings,
-) {
-    let mut seq = 0u64;
-    let send = |batch: Batch| -> bool {
-        // A token per batch bounds the batches in flight; no token means the run stopped.
-        tokens.recv().is_ok() && tx.send(batch).is_ok()
-    };
-    for (shard, file) in files.iter().enumerate() {
-        let mut src = match source::open(file, input) {
+    warnings: &'a Warnings,
+}
+
+impl Reader<'_> {
+    fn run(&self) {
+        loop {
+            let shard = self.next_shard.fetch_add(1, Ordering::Relaxed);
+            if shard >= self.files.len() || !self.read_shard(shard) {
+                return;
+            }
+        }
+    }
+
+    /// Sends a batch once a token is free. False when the run has stopped.
+    fn send(&self, batch: Batch) -> bool {
+        self.tokens.recv().is_ok() && self.tx.send(batch).is_ok()
+    }
+
+    /// Reads one shard into batches. False when the run has stopped.
+    fn read_shard(&self, shard: usize) -> bool {
+        let file = &self.files[shard];
+        let mut src = match source::open(file, self.input) {
             Ok(s) => s,
             Err(e) => {
-                warnings.warn(&e.to_string());
-                let end = ShardEnd {
-                    source: SourceStats::default(),
-                    error: Some(e.to_string()),
-                };
-                if !send(Batch {
-                    seq,
+                self.warnings.warn(&e.to_string());
+                return self.send(Batch {
                     shard,
+                    seq: 0,
                     docs: Vec::new(),
-                    end: Some(end),
+                    end: Some(ShardEnd {
+                        source: SourceStats::default(),
+                        error: Some(e.to_string()),
+                    }),
                     input_pos: 0,
-                }) {
-                    return;
-                }
-                seq += 1;
-                continue;
+                });
             }
         };
-        let mut docs = Vec::with_capacity(exec.batch_docs.min(4096));
+        let mut seq = 0;
+        let mut docs = Vec::with_capacity(self.exec.batch_docs.min(4096));
         let mut bytes = 0usize;
         let error = loop {
             match src.next_doc() {
                 Ok(Some(doc)) => {
                     bytes += doc.size() as usize;
                     docs.push(doc);
-                    if docs.len() >= exec.batch_docs || bytes >= exec.batch_bytes {
+                    if docs.len() >= self.exec.batch_docs || bytes >= self.exec.batch_bytes {
                         let batch = Batch {
-                            seq,
                             shard,
+                            seq,
                             docs: std::mem::take(&mut docs),
                             end: None,
                             input_pos: src.stats().bytes,
                         };
-                        if !send(batch) {
-                            return;
+                        if !self.send(batch) {
+                            return false;
                         }
                         seq += 1;
                         bytes = 0;
                     }
                 }
                 Ok(None) => break None,
-                Err(e) if e.is_recoverable() => warnings.warn(&e.to_string()),
+                Err(e) if e.is_recoverable() => self.warnings.warn(&e.to_string()),
                 Err(e) => {
-                    warnings.warn(&e.to_string());
+                    self.warnings.warn(&e.to_string());
                     break Some(e.to_string());
                 }
             }
         };
-        let batch = Batch {
-            seq,
+        self.send(Batch {
             shard,
+            seq,
             docs,
             input_pos: src.stats().bytes,
             end: Some(ShardEnd {
                 source: src.stats().clone(),
                 error,
             }),
-        };
-        if !send(batch) {
-            return;
-        }
-        seq += 1;
+        })
     }
 }
 
-fn work(
-    rx: Receiver<Batch>,
-    tx: Sender<Result<Done, StageError>>,
-    stages: &[AnyStage],
+/// What the workers share.
+struct WorkCx<'a> {
+    stages: &'a [AnyStage],
+    /// Decode raw payloads before the first stage (no stage reads them itself).
     decode_first: bool,
     keep_dropped: bool,
-) {
-    for batch in rx {
-        let result = process_batch(batch, stages, decode_first, keep_dropped);
-        let stop = result.is_err();
-        if tx.send(result).is_err() || stop {
-            return;
-        }
-    }
+    /// Encode outputs in the worker (JSONL).
+    encode: bool,
 }
 
-fn process_batch(
-    batch: Batch,
-    stages: &[AnyStage],
-    decode_first: bool,
-    keep_dropped: bool,
-) -> Result<Done, StageError> {
-    let mut docs = batch.docs;
-    if decode_first {
-        docs.iter_mut().for_each(Document::decode_raw);
+impl WorkCx<'_> {
+    fn work(&self, rx: Receiver<Batch>, tx: Sender<Result<Done, RunError>>) {
+        for batch in rx {
+            let result = self.process(batch);
+            let stop = result.is_err();
+            if tx.send(result).is_err() || stop {
+                return;
+            }
+        }
     }
-    // Positions in the batch, so dropped documents can be put back in input order.
-    let mut positions: Vec<u32> = (0..docs.len() as u32).collect();
-    let mut dropped: Vec<(u32, Document, usize, &'static str)> = Vec::new();
-    let mut stats = Vec::with_capacity(stages.len());
-    let mut verdicts = Vec::new();
-    let mut cx = StageCx::default();
-    for (index, stage) in stages.iter().enumerate() {
-        let started = Instant::now();
-        let mut st = StageStats {
-            kind: stage.name().to_string(),
-            docs_in: docs.len() as u64,
-            bytes_in: docs.iter().map(Document::size).sum(),
-            ..Default::default()
-        };
-        verdicts.clear();
-        verdicts.resize(docs.len(), Verdict::Keep);
-        stage.run(&mut docs, &mut verdicts, &mut cx)?;
-        if verdicts.iter().any(|v| *v != Verdict::Keep) {
-            let mut kept = Vec::with_capacity(docs.len());
-            let mut kept_pos = Vec::with_capacity(docs.len());
-            for ((doc, pos), verdict) in docs.drain(..).zip(positions.drain(..)).zip(&verdicts) {
-                match verdict {
-                    Verdict::Keep => {
-                        kept.push(doc);
-                        kept_pos.push(pos);
-                    }
-                    Verdict::Drop(reason) => {
-                        *st.drops.entry(reason.code().to_string()).or_default() += 1;
-                        if keep_dropped {
-                            dropped.push((pos, doc, index, reason.code()));
+
+    fn process(&self, batch: Batch) -> Result<Done, RunError> {
+        let mut docs = batch.docs;
+        let docs_in = docs.len() as u64;
+        if self.decode_first {
+            docs.iter_mut().for_each(Document::decode_raw);
+        }
+        // Positions in the batch, so dropped documents can be put back in input order.
+        let mut positions: Vec<u32> = (0..docs.len() as u32).collect();
+        let mut dropped: Vec<(u32, Document, DropInfo)> = Vec::new();
+        let mut stats = Vec::with_capacity(self.stages.len());
+        let mut verdicts = Vec::new();
+        let mut cx = StageCx::default();
+        for stage in self.stages {
+            let started = Instant::now();
+            let mut st = StageStats {
+                kind: stage.name().to_string(),
+                docs_in: docs.len() as u64,
+                bytes_in: docs.iter().map(Document::size).sum(),
+                ..Default::default()
+            };
+            verdicts.clear();
+            verdicts.resize(docs.len(), Verdict::Keep);
+            stage
+                .run(&mut docs, &mut verdicts, &mut cx)
+                .map_err(RunError::Stage)?;
+            if verdicts.iter().any(|v| *v != Verdict::Keep) {
+                let mut kept = Vec::with_capacity(docs.len());
+                let mut kept_pos = Vec::with_capacity(docs.len());
+                for ((doc, pos), verdict) in docs.drain(..).zip(positions.drain(..)).zip(&verdicts)
+                {
+                    match verdict {
+                        Verdict::Keep => {
+                            kept.push(doc);
+                            kept_pos.push(pos);
+                        }
+                        Verdict::Drop(reason) => {
+                            *st.drops.entry(reason.code().to_string()).or_default() += 1;
+                            if self.keep_dropped {
+                                let info = DropInfo {
+                                    stage: stage.name().to_string(),
+                                    reason: reason.code().to_string(),
+                                };
+                                dropped.push((pos, doc, info));
+                            }
                         }
                     }
                 }
+                docs = kept;
+                positions = kept_pos;
             }
-            docs = kept;
-            positions = kept_pos;
+            st.docs_out = docs.len() as u64;
+            st.bytes_out = docs.iter().map(Document::size).sum();
+            st.counters = cx
+                .take_counters()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            st.seconds = started.elapsed().as_secs_f64();
+            stats.push(st);
         }
-        st.docs_out = docs.len() as u64;
-        st.bytes_out = docs.iter().map(Document::size).sum();
-        st.counters = cx
-            .take_counters()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        st.seconds = started.elapsed().as_secs_f64();
-        stats.push(st);
-    }
-    // Whatever raw payload no stage consumed is written as decoded text.
-    docs.iter_mut().for_each(Document::decode_raw);
-    dropped.sort_by_key(|d| d.0);
-    let dropped = dropped
-        .into_iter()
-        .map(|(_, mut doc, stage, reason)| {
-            doc.decode_raw();
-            (doc, stage, reason)
+        // Whatever raw payload no stage consumed is written as decoded text.
+        docs.iter_mut().for_each(Document::decode_raw);
+        let docs_out = docs.len() as u64;
+        let bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
+        let encode_err = |e: serde_json::Error| RunError::Encode(e.to_string());
+        let kept = if self.encode {
+            Output::Encoded(
+                sink::jsonl::encode_member(docs.iter().map(|d| (d, None))).map_err(encode_err)?,
+            )
+        } else {
+            Output::Docs(docs)
+        };
+        let dropped = if self.keep_dropped {
+            dropped.sort_by_key(|d| d.0);
+            let dropped: Vec<(Document, DropInfo)> = dropped
+                .into_iter()
+                .map(|(_, mut doc, info)| {
+                    doc.decode_raw();
+                    (doc, info)
+                })
+                .collect();
+            Some(if self.encode {
+                DroppedOutput::Encoded(
+                    sink::jsonl::encode_member(dropped.iter().map(|(d, i)| (d, Some(i))))
+                        .map_err(encode_err)?,
+                )
+            } else {
+                DroppedOutput::Docs(dropped)
+            })
+        } else {
+            None
+        };
+        Ok(Done {
+            shard: batch.shard,
+            seq: batch.seq,
+            docs_in,
+            kept,
+            docs_out,
+            bytes_out,
+            dropped,
+            stages: stats,
+            end: batch.end,
+            input_pos: batch.input_pos,
         })
-        .collect();
-    Ok(Done {
-        seq: batch.seq,
-        shard: batch.shard,
-        kept: docs,
-        dropped,
-        stages: stats,
-        end: batch.end,
-        input_pos: batch.input_pos,
-    })
+    }
 }
 
-/// The open files of the shard being committed.
-struct OpenShard {
-    shard: usize,
+/// A shard being committed: its open files and the batches that arrived early.
+struct ShardState {
+    next_seq: u64,
+    pending: BTreeMap<u64, Done>,
+    files: Option<OpenFiles>,
+    stats: RunStats,
+    started: Instant,
+    /// Input bytes consumed as of the last committed batch (for progress).
+    input_pos: u64,
+}
+
+impl ShardState {
+    fn new() -> Self {
+        ShardState {
+            next_seq: 0,
+            pending: BTreeMap::new(),
+            files: None,
+            stats: RunStats::default(),
+            started: Instant::now(),
+            input_pos: 0,
+        }
+    }
+}
+
+struct OpenFiles {
     docs: Box<dyn DocSink>,
     docs_file: AtomicFile,
     dropped: Option<(Box<dyn DocSink>, AtomicFile)>,
-    stats: RunStats,
-    started: Instant,
-    input_pos: u64,
 }
 
 struct Committer<'a> {
@@ -567,37 +668,44 @@ struct Committer<'a> {
     fingerprint: &'a str,
     todo: &'a [InputFile],
     stage_names: Vec<&'static str>,
-    open: Option<OpenShard>,
+    /// Shards with batches in flight, by position in `todo`.
+    shards: BTreeMap<usize, ShardState>,
     stats: RunStats,
     failed: Vec<(PathBuf, String)>,
     progress: &'a ProgressBar,
-    /// Input bytes of shards already finished, for progress.
-    input_done: u64,
-    /// Documents written so far, for progress.
-    docs_committed: u64,
-}
-
-fn commit_in_order(
-    committer: &mut Committer<'_>,
-    rx: &Receiver<Result<Done, StageError>>,
-    tokens: &Sender<()>,
-) -> Result<(), RunError> {
-    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut next = 0u64;
-    for result in rx {
-        let done = result.map_err(RunError::Stage)?;
-        pending.insert(done.seq, done);
-        while let Some(done) = pending.remove(&next) {
-            committer.commit(done)?;
-            next += 1;
-            let _ = tokens.send(());
-        }
-    }
-    Ok(())
+    /// Documents read so far, for progress.
+    docs_read: u64,
 }
 
 impl Committer<'_> {
-    fn open_shard(&mut self, shard: usize) -> Result<OpenShard, RunError> {
+    /// Commits results as they arrive, each shard's batches in order.
+    fn run(
+        &mut self,
+        rx: &Receiver<Result<Done, RunError>>,
+        tokens: &Sender<()>,
+    ) -> Result<(), RunError> {
+        for result in rx {
+            let done = result?;
+            let shard = done.shard;
+            let mut state = self.shards.remove(&shard).unwrap_or_else(ShardState::new);
+            state.pending.insert(done.seq, done);
+            let mut finished = false;
+            while let Some(done) = state.pending.remove(&state.next_seq) {
+                state.next_seq += 1;
+                finished = self.commit(shard, &mut state, done)?;
+                let _ = tokens.send(());
+                if finished {
+                    break;
+                }
+            }
+            if !finished {
+                self.shards.insert(shard, state);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_files(&self, shard: usize) -> Result<OpenFiles, RunError> {
         let file = &self.todo[shard];
         let format = self.config.output.format;
         let docs_file = AtomicFile::new(&self.layout.docs(file.index));
@@ -608,65 +716,83 @@ impl Committer<'_> {
         } else {
             None
         };
-        Ok(OpenShard {
-            shard,
+        Ok(OpenFiles {
             docs,
             docs_file,
             dropped,
-            stats: RunStats::default(),
-            started: Instant::now(),
-            input_pos: 0,
         })
     }
 
-    fn commit(&mut self, done: Done) -> Result<(), RunError> {
-        if self.open.as_ref().map(|o| o.shard) != Some(done.shard) {
-            self.open = Some(self.open_shard(done.shard)?);
+    /// Commits one batch; true when it was the shard's last.
+    fn commit(
+        &mut self,
+        shard: usize,
+        state: &mut ShardState,
+        done: Done,
+    ) -> Result<bool, RunError> {
+        if state.files.is_none() {
+            state.files = Some(self.open_files(shard)?);
         }
-        let Some(open) = self.open.as_mut() else {
-            unreachable!("a shard was just opened")
+        let Some(files) = state.files.as_mut() else {
+            unreachable!("files were just opened")
         };
-        for doc in &done.kept {
-            open.docs.write(doc, None)?;
-            open.stats.docs_out += 1;
-            open.stats.bytes_out += doc.text.len() as u64;
-        }
-        if let Some((sink, _)) = open.dropped.as_mut() {
-            for (doc, stage, reason) in &done.dropped {
-                let info = DropInfo {
-                    stage: self.stage_names[*stage].to_string(),
-                    reason: (*reason).to_string(),
-                };
-                sink.write(doc, Some(&info))?;
+        match &done.kept {
+            Output::Encoded(bytes) => files.docs.write_encoded(bytes)?,
+            Output::Docs(docs) => {
+                for doc in docs {
+                    files.docs.write(doc, None)?;
+                }
             }
         }
-        open.stats += &RunStats {
+        if let (Some((sink, _)), Some(dropped)) = (files.dropped.as_mut(), &done.dropped) {
+            match dropped {
+                DroppedOutput::Encoded(bytes) => sink.write_encoded(bytes)?,
+                DroppedOutput::Docs(docs) => {
+                    for (doc, info) in docs {
+                        sink.write(doc, Some(info))?;
+                    }
+                }
+            }
+        }
+        state.stats += &RunStats {
             stages: done.stages,
+            docs_out: done.docs_out,
+            bytes_out: done.bytes_out,
             ..Default::default()
         };
-        open.input_pos = open.input_pos.max(done.input_pos);
-        self.progress.set_position(self.input_done + open.input_pos);
-        self.docs_committed += done.kept.len() as u64;
+        self.progress
+            .inc(done.input_pos.saturating_sub(state.input_pos));
+        state.input_pos = state.input_pos.max(done.input_pos);
+        self.docs_read += done.docs_in;
         self.progress.set_message(format!(
-            "{} docs out, {:.0} docs/s",
-            self.docs_committed,
-            self.docs_committed as f64 / self.progress.elapsed().as_secs_f64().max(1e-3)
+            "{} docs, {:.0} docs/s",
+            self.docs_read,
+            self.docs_read as f64 / self.progress.elapsed().as_secs_f64().max(1e-3)
         ));
-        if let Some(end) = done.end {
-            let open = self.open.take().unwrap_or_else(|| unreachable!());
-            self.finish_shard(open, end)?;
+        match done.end {
+            Some(end) => {
+                let state = std::mem::replace(state, ShardState::new());
+                self.finish_shard(shard, state, end)?;
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(())
     }
 
-    fn finish_shard(&mut self, open: OpenShard, end: ShardEnd) -> Result<(), RunError> {
-        let file = &self.todo[open.shard];
-        let mut stats = open.stats;
+    fn finish_shard(
+        &mut self,
+        shard: usize,
+        state: ShardState,
+        end: ShardEnd,
+    ) -> Result<(), RunError> {
+        let file = &self.todo[shard];
+        let mut stats = state.stats;
         stats.input = end.source;
-        stats.seconds = open.started.elapsed().as_secs_f64();
-        self.input_done += std::fs::metadata(&file.path).map_or(stats.input.bytes, |m| m.len());
+        stats.seconds = state.started.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&file.path).map_or(stats.input.bytes, |m| m.len());
+        self.progress.inc(size.saturating_sub(state.input_pos));
         if let Some(error) = end.error {
-            // The shard is incomplete: its temporary files go away with `open`, and no
+            // The shard is incomplete: its temporary files go away with `state`, and no
             // marker is written, so a resumed run redoes it.
             stats.failed_shards = 1;
             stats.docs_out = 0;
@@ -686,11 +812,16 @@ impl Committer<'_> {
             }
         }
         stats.shards = 1;
-        open.docs.finish()?;
-        open.docs_file
+        let files = match state.files {
+            Some(files) => files,
+            None => self.open_files(shard)?,
+        };
+        files.docs.finish()?;
+        files
+            .docs_file
             .commit()
             .map_err(output_err(&self.layout.docs(file.index)))?;
-        if let Some((sink, f)) = open.dropped {
+        if let Some((sink, f)) = files.dropped {
             sink.finish()?;
             f.commit()
                 .map_err(output_err(&self.layout.dropped(file.index)))?;

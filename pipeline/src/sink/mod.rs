@@ -20,6 +20,13 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// True when worker threads encode (serialize and compress) batches for this format,
+    /// so the committing thread only appends bytes: JSONL.gz files are a sequence of
+    /// gzip members, one per batch. Parquet row groups are encoded by the sink.
+    pub fn encodes_in_workers(self) -> bool {
+        matches!(self, OutputFormat::Jsonl)
+    }
+
     /// File name extension, without the leading dot.
     pub fn extension(self) -> &'static str {
         match self {
@@ -65,6 +72,15 @@ impl SinkError {
 pub trait DocSink: Send {
     /// Writes one document; `dropped` is set in the side output of dropped documents.
     fn write(&mut self, doc: &Document, dropped: Option<&DropInfo>) -> Result<(), SinkError>;
+
+    /// Appends bytes already encoded in this sink's format by a worker thread (see
+    /// [`OutputFormat::encodes_in_workers`]).
+    fn write_encoded(&mut self, _bytes: &[u8]) -> Result<(), SinkError> {
+        Err(SinkError::Write {
+            path: PathBuf::new(),
+            message: "this output format is not encoded in workers".into(),
+        })
+    }
 
     /// Flushes and closes the file.
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
