@@ -2,7 +2,7 @@
 # WARC read throughput: corpus (raw reader and WarcSource) vs FastWARC and warcio over
 # the same gzip-per-record file. Builds the input under target/bench-data/ if missing.
 # Usage: benches/warc_read.sh [--size-mb N] [--runs N]
-# Needs: pip install warcio fastwarc
+# Installs warcio and fastwarc from PyPI if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=100
@@ -14,6 +14,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--size-mb N] [--runs N]" >&2; exit 2 ;;
   esac
 done
+python3 -c "import warcio, fastwarc" 2>/dev/null || python3 -m pip install --quiet warcio fastwarc
 INPUT=target/bench-data/bench-${SIZE_MB}mb.warc.gz
 if [ ! -f "$INPUT" ]; then
   cargo run --release --quiet --bin gen-warc -- --out "$INPUT" --size-mb "$SIZE_MB"

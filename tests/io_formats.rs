@@ -113,7 +113,7 @@ fn rich_docs() -> Vec<Document> {
 }
 
 fn write_docs(format: OutputFormat, path: &Path, docs: &[Document]) {
-    let mut sink = create(format, path, false).unwrap();
+    let mut sink = create(format, path, false, 6).unwrap();
     for d in docs {
         sink.write(d, None).unwrap();
     }
@@ -245,7 +245,7 @@ fn dropped_documents_keep_their_drop_info_when_read_back() {
     };
     for format in [OutputFormat::Parquet, OutputFormat::Jsonl] {
         let path = dir.path().join(format!("dropped.{}", format.extension()));
-        let mut sink = create(format, &path, true).unwrap();
+        let mut sink = create(format, &path, true, 6).unwrap();
         sink.write(&docs[0], Some(&info)).unwrap();
         sink.write(&docs[1], None).unwrap();
         sink.finish().unwrap();

@@ -248,7 +248,11 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
         stages: &stages,
         decode_first,
         keep_dropped: config.output.dropped,
-        encode: config.output.format.encodes_in_workers(),
+        encode: config
+            .output
+            .format
+            .encodes_in_workers()
+            .then_some(config.output.gzip_level),
     };
 
     let result = std::thread::scope(|scope| {
@@ -510,8 +514,8 @@ struct WorkCx<'a> {
     /// Decode raw payloads before the first stage (no stage reads them itself).
     decode_first: bool,
     keep_dropped: bool,
-    /// Encode outputs in the worker (JSONL).
-    encode: bool,
+    /// Encode outputs in the worker (JSONL), at this gzip level.
+    encode: Option<u32>,
 }
 
 impl WorkCx<'_> {
@@ -590,9 +594,10 @@ impl WorkCx<'_> {
         let docs_out = docs.len() as u64;
         let bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
         let encode_err = |e: serde_json::Error| RunError::Encode(e.to_string());
-        let kept = if self.encode {
+        let kept = if let Some(level) = self.encode {
             Output::Encoded(
-                sink::jsonl::encode_member(docs.iter().map(|d| (d, None))).map_err(encode_err)?,
+                sink::jsonl::encode_member(docs.iter().map(|d| (d, None)), level)
+                    .map_err(encode_err)?,
             )
         } else {
             Output::Docs(docs)
@@ -606,9 +611,9 @@ impl WorkCx<'_> {
                     (doc, info)
                 })
                 .collect();
-            Some(if self.encode {
+            Some(if let Some(level) = self.encode {
                 DroppedOutput::Encoded(
-                    sink::jsonl::encode_member(dropped.iter().map(|(d, i)| (d, Some(i))))
+                    sink::jsonl::encode_member(dropped.iter().map(|(d, i)| (d, Some(i))), level)
                         .map_err(encode_err)?,
                 )
             } else {
@@ -709,10 +714,11 @@ impl Committer<'_> {
         let file = &self.todo[shard];
         let format = self.config.output.format;
         let docs_file = AtomicFile::new(&self.layout.docs(file.index));
-        let docs = sink::create(format, docs_file.tmp_path(), false)?;
+        let level = self.config.output.gzip_level;
+        let docs = sink::create(format, docs_file.tmp_path(), false, level)?;
         let dropped = if self.config.output.dropped {
             let f = AtomicFile::new(&self.layout.dropped(file.index));
-            Some((sink::create(format, f.tmp_path(), true)?, f))
+            Some((sink::create(format, f.tmp_path(), true, level)?, f))
         } else {
             None
         };

@@ -17,14 +17,12 @@ use std::path::{Path, PathBuf};
 /// a time.
 pub const MEMBER_BYTES: usize = 4 << 20;
 
-/// gzip level: 6, zlib's default, a good ratio at a speed workers can afford.
-const LEVEL: u32 = 6;
-
 /// Writes `.jsonl.gz`.
 pub struct JsonlSink {
     path: PathBuf,
     out: BufWriter<File>,
     pending: Vec<u8>,
+    level: u32,
 }
 
 #[derive(Serialize)]
@@ -46,12 +44,12 @@ pub fn encode_line(
     Ok(())
 }
 
-/// Compresses JSON lines into one gzip member. The header carries no timestamp or name,
-/// so the bytes depend only on the lines.
-pub fn compress_member(lines: &[u8]) -> Vec<u8> {
+/// Compresses JSON lines into one gzip member at `level` (1 fastest .. 9 smallest). The
+/// header carries no timestamp or name, so the bytes depend only on the lines.
+pub fn compress_member(lines: &[u8], level: u32) -> Vec<u8> {
     let mut enc = flate2::GzBuilder::new().write(
         Vec::with_capacity(lines.len() / 3 + 64),
-        flate2::Compression::new(LEVEL),
+        flate2::Compression::new(level),
     );
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(lines);
@@ -62,6 +60,7 @@ pub fn compress_member(lines: &[u8]) -> Vec<u8> {
 /// [`DocSink::write_encoded`]. Runs on worker threads.
 pub fn encode_member<'a>(
     docs: impl IntoIterator<Item = (&'a Document, Option<&'a DropInfo>)>,
+    level: u32,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut lines = Vec::new();
     for (doc, drop) in docs {
@@ -70,24 +69,25 @@ pub fn encode_member<'a>(
     Ok(if lines.is_empty() {
         Vec::new()
     } else {
-        compress_member(&lines)
+        compress_member(&lines, level)
     })
 }
 
 impl JsonlSink {
-    /// Creates (truncates) `path`.
-    pub fn create(path: &Path) -> Result<JsonlSink, SinkError> {
+    /// Creates (truncates) `path`; members are compressed at gzip `level`.
+    pub fn create(path: &Path, level: u32) -> Result<JsonlSink, SinkError> {
         let file = File::create(path).map_err(|e| SinkError::write(path, e))?;
         Ok(JsonlSink {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
             pending: Vec::new(),
+            level,
         })
     }
 
     fn flush_pending(&mut self) -> Result<(), SinkError> {
         if !self.pending.is_empty() {
-            let member = compress_member(&self.pending);
+            let member = compress_member(&self.pending, self.level);
             self.pending.clear();
             self.out
                 .write_all(&member)
@@ -138,7 +138,7 @@ mod tests {
     fn writes_one_json_object_per_line_with_drop_info() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.jsonl.gz");
-        let mut sink: Box<dyn DocSink> = Box::new(JsonlSink::create(&path).unwrap());
+        let mut sink: Box<dyn DocSink> = Box::new(JsonlSink::create(&path, 6).unwrap());
         let mut doc = Document::new("1", "web", "héllo\n\"q\"");
         doc.meta.url = Some("http://a/".into());
         sink.write(&doc, None).unwrap();
@@ -166,11 +166,11 @@ mod tests {
         let docs: Vec<Document> = (0..5)
             .map(|i| Document::new(format!("d{i}"), "s", format!("text {i}")))
             .collect();
-        let mut sink: Box<dyn DocSink> = Box::new(JsonlSink::create(&path).unwrap());
+        let mut sink: Box<dyn DocSink> = Box::new(JsonlSink::create(&path, 6).unwrap());
         sink.write(&docs[0], None).unwrap();
-        let member = encode_member(docs[1..4].iter().map(|d| (d, None))).unwrap();
+        let member = encode_member(docs[1..4].iter().map(|d| (d, None)), 6).unwrap();
         sink.write_encoded(&member).unwrap();
-        sink.write_encoded(&encode_member([]).unwrap()).unwrap();
+        sink.write_encoded(&encode_member([], 6).unwrap()).unwrap();
         sink.write(&docs[4], None).unwrap();
         sink.finish().unwrap();
         let ids: Vec<String> = gunzip(&path)
@@ -181,7 +181,7 @@ mod tests {
         // Same documents, same bytes.
         assert_eq!(
             member,
-            encode_member(docs[1..4].iter().map(|d| (d, None))).unwrap()
+            encode_member(docs[1..4].iter().map(|d| (d, None)), 6).unwrap()
         );
     }
 }

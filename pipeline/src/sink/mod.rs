@@ -87,14 +87,16 @@ pub trait DocSink: Send {
 }
 
 /// Creates a sink of `format` writing to `path`. `with_drop_info` asks for the extra
-/// drop stage/reason fields of the dropped-documents side output.
+/// drop stage/reason fields of the dropped-documents side output; `gzip_level` is the
+/// compression level of JSONL output.
 pub fn create(
     format: OutputFormat,
     path: &Path,
     with_drop_info: bool,
+    gzip_level: u32,
 ) -> Result<Box<dyn DocSink>, SinkError> {
     Ok(match format {
-        OutputFormat::Jsonl => Box::new(jsonl::JsonlSink::create(path)?),
+        OutputFormat::Jsonl => Box::new(jsonl::JsonlSink::create(path, gzip_level)?),
         OutputFormat::Parquet => Box::new(parquet::ParquetSink::create(path, with_drop_info)?),
     })
 }
