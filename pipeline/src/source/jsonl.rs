@@ -113,7 +113,7 @@ impl JsonlSource {
             counter,
             options: options.clone(),
             source_name: source_name.to_string(),
-            stem: file_stem(path),
+            stem: super::file_stem(path),
             line: Vec::with_capacity(1 << 14),
             line_index: 0,
             offset: 0,
@@ -267,24 +267,6 @@ impl Source for JsonlSource {
     fn stats(&self) -> &SourceStats {
         &self.stats
     }
-}
-
-/// The file name without its format and compression extensions
-/// (`a/wiki-01.jsonl.gz` -> `wiki-01`).
-fn file_stem(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let base = name
-        .strip_suffix(".gz")
-        .or_else(|| name.strip_suffix(".zst"))
-        .unwrap_or(&name);
-    let base = [".jsonl", ".ndjson", ".json"]
-        .iter()
-        .find_map(|ext| base.strip_suffix(ext))
-        .unwrap_or(base);
-    base.to_string()
 }
 
 /// The fields of one line, before they are checked and mapped.
@@ -830,8 +812,11 @@ mod tests {
 
     #[test]
     fn file_stems_drop_format_and_compression() {
+        use super::super::file_stem;
         assert_eq!(file_stem(Path::new("a/wiki-01.jsonl.gz")), "wiki-01");
         assert_eq!(file_stem(Path::new("x.v2.ndjson.zst")), "x.v2");
         assert_eq!(file_stem(Path::new("plain.json")), "plain");
+        assert_eq!(file_stem(Path::new("books.parquet")), "books");
+        assert_eq!(file_stem(Path::new("CC-MAIN-1.warc.wet.gz")), "CC-MAIN-1");
     }
 }

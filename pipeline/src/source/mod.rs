@@ -232,6 +232,27 @@ pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, S
     })
 }
 
+/// The file name without its compression and format extensions
+/// (`a/wiki-01.jsonl.gz` -> `wiki-01`, `x.warc.wet.gz` -> `x`).
+pub fn file_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut base = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(&name);
+    for ext in [
+        ".jsonl", ".ndjson", ".json", ".parquet", ".wet", ".wat", ".warc", ".arc",
+    ] {
+        if let Some(b) = base.strip_suffix(ext) {
+            base = b;
+        }
+    }
+    base.to_string()
+}
+
 /// The default source name of a JSONL/Parquet file: its stem up to the first `-`, `_`
 /// or `.` (`wiki-00001.jsonl.gz` -> `wiki`).
 pub fn default_source_name(path: &Path) -> String {

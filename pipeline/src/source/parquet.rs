@@ -207,7 +207,7 @@ impl ParquetSource {
             roles,
             source_column: options.source_column.clone(),
             source_name: source_name.to_string(),
-            stem: file_stem(path),
+            stem: super::file_stem(path),
             queue: VecDeque::new(),
             rows: 0,
             group_ends,
@@ -383,14 +383,6 @@ impl Source for ParquetSource {
     fn stats(&self) -> &SourceStats {
         &self.stats
     }
-}
-
-fn file_stem(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    name.strip_suffix(".parquet").unwrap_or(&name).to_string()
 }
 
 fn is_string(ty: &DataType) -> bool {
