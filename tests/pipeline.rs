@@ -198,9 +198,23 @@ fn gunzip(path: &Path) -> String {
 
 #[test]
 fn a_killed_run_resumes_to_the_same_output() {
+    killed_run_resumes(PLAIN);
+}
+
+#[test]
+fn a_killed_run_with_exact_dedup_resumes_to_the_same_output() {
+    // Every shard repeats the reviews of shard 0: the dedup state of completed shards
+    // must be restored for the resumed run to drop them.
+    killed_run_resumes(EXACT_DEDUP);
+}
+
+const PLAIN: &str = "";
+const EXACT_DEDUP: &str = "[[stages]]\nkind = \"exact_dedup\"\n";
+
+fn killed_run_resumes(extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     // Enough work that the kill lands mid-run: 12 shards of 30 x 40 reviews.
-    let config = setup(dir.path(), 12, 40, "");
+    let config = setup(dir.path(), 12, 40, extra);
     let config = config.to_str().unwrap();
     let reference = dir.path().join("reference");
     run_ok(&["run", config, "-q", "-o", reference.to_str().unwrap()]);
@@ -402,4 +416,82 @@ fn stages_lists_kinds_with_defaults() {
     let json = run_ok(&["stages", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v[0]["kind"], "length");
+}
+
+#[test]
+fn exact_dedup_keeps_first_occurrences_across_shards_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 shards, each the same 30 reviews twice (distinct ids, same text).
+    let config = setup(dir.path(), 4, 2, EXACT_DEDUP);
+    let config = config.to_str().unwrap();
+    let one = dir.path().join("one");
+    let many = dir.path().join("many");
+    run_ok(&[
+        "run",
+        config,
+        "-q",
+        "--threads",
+        "1",
+        "-o",
+        one.to_str().unwrap(),
+    ]);
+    run_ok(&[
+        "run",
+        config,
+        "-q",
+        "--threads",
+        "4",
+        "-o",
+        many.to_str().unwrap(),
+    ]);
+    assert_eq!(tree(&many), tree(&one));
+
+    let s = stats(&one);
+    let length = &s["stages"][0];
+    let dedup = &s["stages"][1];
+    assert_eq!(dedup["kind"], "exact_dedup");
+    assert_eq!(dedup["docs_in"], length["docs_out"]);
+    // One survivor per distinct review, all from the first copy in shard 0.
+    let unique = length["docs_out"].as_u64().unwrap() / 8;
+    assert_eq!(dedup["docs_out"].as_u64().unwrap(), unique);
+    assert_eq!(dedup["drops"]["duplicate"].as_u64().unwrap(), 7 * unique);
+    let kept = gunzip(&one.join("docs/part-00000.jsonl.gz"));
+    for line in kept.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["id"].as_str().unwrap().ends_with("-0-0"), "{}", v["id"]);
+        assert_eq!(v["meta"]["content_hash"].as_str().unwrap().len(), 32);
+    }
+    assert_eq!(kept.lines().count() as u64, unique);
+    for part in 1..4 {
+        assert_eq!(
+            gunzip(&one.join(format!("docs/part-0000{part}.jsonl.gz"))),
+            ""
+        );
+    }
+    let dropped = gunzip(&one.join("dropped/part-00001.jsonl.gz"));
+    assert!(dropped.contains(r#""reason":"duplicate""#));
+}
+
+#[test]
+fn with_exact_dedup_a_resume_redoes_every_shard_after_a_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 4, 1, EXACT_DEDUP);
+    let config_str = config.to_str().unwrap();
+    let reference = dir.path().join("reference");
+    run_ok(&["run", config_str, "-q", "-o", reference.to_str().unwrap()]);
+    // Shard 1 unreadable: shards 0, 2, 3 complete, shard 1 fails.
+    let input = dir.path().join("in/reviews-01.jsonl");
+    let text = std::fs::read(&input).unwrap();
+    std::fs::write(&input, b"\x1f\x8b\x08garbage").unwrap();
+    let out = dir.path().join("out");
+    let failed = corpus().args(["run", config_str, "-q"]).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(out.join("done/part-00002.json").exists());
+    // Repaired and resumed: shard 0 is skipped, shards 1-3 redone in order, so the
+    // first occurrences are the same as in an uninterrupted run.
+    std::fs::write(&input, text).unwrap();
+    let resumed = run_ok(&["run", config_str, "--resume"]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("1 skipped as complete"), "{log}");
+    assert_eq!(tree(&out), tree(&reference));
 }

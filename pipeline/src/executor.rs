@@ -116,17 +116,92 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
-/// One batch of documents from one shard.
-struct Batch {
+/// One batch of documents from one shard, on its way through the stages.
+struct Work {
     /// Position of the shard in this task's list.
     shard: usize,
     /// Position of the batch in its shard.
     seq: u64,
+    /// Which run of parallel stages comes next (phases are separated by ordered stages).
+    phase: usize,
+    /// Documents still in.
     docs: Vec<Document>,
+    /// Position in the batch of each document still in, to put dropped ones back in
+    /// input order.
+    positions: Vec<u32>,
+    /// Dropped documents with their position, kept for the side output.
+    dropped: Vec<(u32, Document, DropInfo)>,
+    /// One entry per stage passed so far.
+    stages: Vec<StageStats>,
+    /// Documents read into the batch.
+    docs_in: u64,
+    /// Checkpoints of ordered stages taken at the end of this shard, by stage index.
+    checkpoints: Vec<(usize, Vec<u8>)>,
     /// Set on the shard's last batch: the source's final counters.
     end: Option<ShardEnd>,
     /// Bytes of the input file consumed when the batch was cut (for progress).
     input_pos: u64,
+}
+
+impl Work {
+    fn new(shard: usize, seq: u64, docs: Vec<Document>, input_pos: u64) -> Work {
+        Work {
+            shard,
+            seq,
+            phase: 0,
+            positions: (0..docs.len() as u32).collect(),
+            docs_in: docs.len() as u64,
+            docs,
+            dropped: Vec::new(),
+            stages: Vec::new(),
+            checkpoints: Vec::new(),
+            end: None,
+            input_pos,
+        }
+    }
+
+    /// Keeps the documents whose verdict is Keep; counts and (if asked) keeps the
+    /// others for the side output.
+    fn apply(&mut self, verdicts: &[Verdict], st: &mut StageStats, keep_dropped: bool) {
+        if verdicts.iter().all(|v| *v == Verdict::Keep) {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.docs.len());
+        let mut kept_pos = Vec::with_capacity(self.docs.len());
+        for ((doc, pos), verdict) in self
+            .docs
+            .drain(..)
+            .zip(self.positions.drain(..))
+            .zip(verdicts)
+        {
+            match verdict {
+                Verdict::Keep => {
+                    kept.push(doc);
+                    kept_pos.push(pos);
+                }
+                Verdict::Drop(reason) => {
+                    *st.drops.entry(reason.code().to_string()).or_default() += 1;
+                    if keep_dropped {
+                        let info = DropInfo {
+                            stage: st.kind.clone(),
+                            reason: reason.code().to_string(),
+                        };
+                        self.dropped.push((pos, doc, info));
+                    }
+                }
+            }
+        }
+        self.docs = kept;
+        self.positions = kept_pos;
+    }
+}
+
+/// What workers send to the committing thread.
+enum Msg {
+    /// A batch that has reached an ordered stage.
+    Ordered(Work),
+    /// A batch through all stages, ready to write.
+    Done(Done),
 }
 
 struct ShardEnd {
@@ -157,6 +232,7 @@ struct Done {
     /// Dropped documents (in input order) with stage and reason, when asked for.
     dropped: Option<DroppedOutput>,
     stages: Vec<StageStats>,
+    checkpoints: Vec<(usize, Vec<u8>)>,
     end: Option<ShardEnd>,
     input_pos: u64,
 }
@@ -184,16 +260,29 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     let fingerprint = config.fingerprint();
     prepare_output(config, options, &layout, &fingerprint, &task_files)?;
 
-    // Shards left to do.
+    // Shards left to do. Ordered stages see all shards in order, so with them only the
+    // longest complete prefix is skipped (their state is restored from its
+    // checkpoints) and every shard after the first incomplete one is redone.
+    let ordered: Vec<usize> = (0..stages.len())
+        .filter(|&i| stages[i].is_ordered())
+        .collect();
     let mut todo = Vec::new();
     let mut skipped = 0;
     for file in task_files.iter() {
-        if options.resume
-            && let Some(marker) = Marker::read(&layout.marker(file.index))
-            && marker.fingerprint == fingerprint
-            && marker.input == file.path
+        let complete = options.resume
+            && (ordered.is_empty() || todo.is_empty())
+            && Marker::read(&layout.marker(file.index))
+                .is_some_and(|m| m.fingerprint == fingerprint && m.input == file.path)
             && layout.docs(file.index).exists()
-        {
+            && ordered
+                .iter()
+                .all(|&i| layout.checkpoint(file.index, i).exists());
+        if complete {
+            for &i in &ordered {
+                let path = layout.checkpoint(file.index, i);
+                let bytes = std::fs::read(&path).map_err(output_err(&path))?;
+                stages[i].restore(&bytes).map_err(RunError::Stage)?;
+            }
             skipped += 1;
             continue;
         }
@@ -217,12 +306,24 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     let progress = progress_bar(options.progress, total_bytes);
 
     let decode_first = !stages.iter().any(AnyStage::reads_raw);
-    let readers = if config.executor.readers > 0 {
+    // Ordered stages need the shards in order: one reader.
+    let readers = if !ordered.is_empty() {
+        1
+    } else if config.executor.readers > 0 {
         config.executor.readers
     } else {
         threads
     }
     .clamp(1, todo.len().max(1));
+    // Phase p runs the parallel stages up to and including the prepare part of the
+    // p-th ordered stage; the last phase runs the rest.
+    let mut phases = Vec::new();
+    let mut start = 0;
+    for &i in &ordered {
+        phases.push(start..i + 1);
+        start = i + 1;
+    }
+    phases.push(start..stages.len());
     let mut committer = Committer {
         config,
         layout: &layout,
@@ -234,10 +335,18 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
         failed: Vec::new(),
         progress: &progress,
         docs_read: 0,
+        stages: &stages,
+        ordered: &ordered,
+        ordered_next: vec![(0, 0); ordered.len()],
+        ordered_pending: BTreeMap::new(),
+        finished: 0,
+        keep_dropped: config.output.dropped,
     };
 
-    let (batch_tx, batch_rx) = bounded::<Batch>(in_flight);
-    let (done_tx, done_rx) = unbounded::<Result<Done, RunError>>();
+    // Every batch in existence holds a token, and the work channel holds at most
+    // `in_flight` batches, so sending a batch back from the committer never blocks.
+    let (batch_tx, batch_rx) = bounded::<Work>(in_flight);
+    let (done_tx, done_rx) = unbounded::<Result<Msg, RunError>>();
     let (token_tx, token_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = token_tx.send(());
@@ -246,6 +355,7 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     let next_shard = AtomicUsize::new(0);
     let work_cx = WorkCx {
         stages: &stages,
+        phases: &phases,
         decode_first,
         keep_dropped: config.output.dropped,
         encode: config
@@ -274,8 +384,8 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             let cx = &work_cx;
             scope.spawn(move || cx.work(rx, tx));
         }
-        drop((batch_tx, batch_rx, token_rx, done_tx));
-        let outcome = committer.run(&done_rx, &token_tx);
+        drop((batch_rx, token_rx, done_tx));
+        let outcome = committer.run(&done_rx, &token_tx, batch_tx);
         // On error, dropping the token sender and the result receiver ends the readers
         // and the workers.
         drop(token_tx);
@@ -355,12 +465,16 @@ fn prepare_output(
             remove_stale_tmp(&dir, &part).map_err(output_err(&dir))?;
         }
         if options.overwrite {
+            let checkpoints = (0..config.stages.len()).map(|i| layout.checkpoint(file.index, i));
             for path in [
                 layout.marker(file.index),
                 layout.docs(file.index),
                 layout.dropped(file.index),
                 layout.stats(file.index),
-            ] {
+            ]
+            .into_iter()
+            .chain(checkpoints)
+            {
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         return Err(output_err(&path)(e));
@@ -425,7 +539,7 @@ struct Reader<'a> {
     input: &'a source::InputConfig,
     exec: &'a crate::config::ExecutorConfig,
     next_shard: &'a AtomicUsize,
-    tx: Sender<Batch>,
+    tx: Sender<Work>,
     tokens: Receiver<()>,
     warnings: &'a Warnings,
 }
@@ -441,7 +555,7 @@ impl Reader<'_> {
     }
 
     /// Sends a batch once a token is free. False when the run has stopped.
-    fn send(&self, batch: Batch) -> bool {
+    fn send(&self, batch: Work) -> bool {
         self.tokens.recv().is_ok() && self.tx.send(batch).is_ok()
     }
 
@@ -452,16 +566,12 @@ impl Reader<'_> {
             Ok(s) => s,
             Err(e) => {
                 self.warnings.warn(&e.to_string());
-                return self.send(Batch {
-                    shard,
-                    seq: 0,
-                    docs: Vec::new(),
-                    end: Some(ShardEnd {
-                        source: SourceStats::default(),
-                        error: Some(e.to_string()),
-                    }),
-                    input_pos: 0,
+                let mut work = Work::new(shard, 0, Vec::new(), 0);
+                work.end = Some(ShardEnd {
+                    source: SourceStats::default(),
+                    error: Some(e.to_string()),
                 });
+                return self.send(work);
             }
         };
         let mut seq = 0;
@@ -473,13 +583,8 @@ impl Reader<'_> {
                     bytes += doc.size() as usize;
                     docs.push(doc);
                     if docs.len() >= self.exec.batch_docs || bytes >= self.exec.batch_bytes {
-                        let batch = Batch {
-                            shard,
-                            seq,
-                            docs: std::mem::take(&mut docs),
-                            end: None,
-                            input_pos: src.stats().bytes,
-                        };
+                        let batch =
+                            Work::new(shard, seq, std::mem::take(&mut docs), src.stats().bytes);
                         if !self.send(batch) {
                             return false;
                         }
@@ -495,22 +600,20 @@ impl Reader<'_> {
                 }
             }
         };
-        self.send(Batch {
-            shard,
-            seq,
-            docs,
-            input_pos: src.stats().bytes,
-            end: Some(ShardEnd {
-                source: src.stats().clone(),
-                error,
-            }),
-        })
+        let mut work = Work::new(shard, seq, docs, src.stats().bytes);
+        work.end = Some(ShardEnd {
+            source: src.stats().clone(),
+            error,
+        });
+        self.send(work)
     }
 }
 
 /// What the workers share.
 struct WorkCx<'a> {
     stages: &'a [AnyStage],
+    /// The stages of each phase.
+    phases: &'a [std::ops::Range<usize>],
     /// Decode raw payloads before the first stage (no stage reads them itself).
     decode_first: bool,
     keep_dropped: bool,
@@ -519,9 +622,9 @@ struct WorkCx<'a> {
 }
 
 impl WorkCx<'_> {
-    fn work(&self, rx: Receiver<Batch>, tx: Sender<Result<Done, RunError>>) {
-        for batch in rx {
-            let result = self.process(batch);
+    fn work(&self, rx: Receiver<Work>, tx: Sender<Result<Msg, RunError>>) {
+        for work in rx {
+            let result = self.process(work);
             let stop = result.is_err();
             if tx.send(result).is_err() || stop {
                 return;
@@ -529,66 +632,54 @@ impl WorkCx<'_> {
         }
     }
 
-    fn process(&self, batch: Batch) -> Result<Done, RunError> {
-        let mut docs = batch.docs;
-        let docs_in = docs.len() as u64;
-        if self.decode_first {
-            docs.iter_mut().for_each(Document::decode_raw);
+    /// Runs the batch's current phase; hands it to the ordered stage that ends the
+    /// phase, or finishes it after the last phase.
+    fn process(&self, mut work: Work) -> Result<Msg, RunError> {
+        if work.phase == 0 && self.decode_first {
+            work.docs.iter_mut().for_each(Document::decode_raw);
         }
-        // Positions in the batch, so dropped documents can be put back in input order.
-        let mut positions: Vec<u32> = (0..docs.len() as u32).collect();
-        let mut dropped: Vec<(u32, Document, DropInfo)> = Vec::new();
-        let mut stats = Vec::with_capacity(self.stages.len());
         let mut verdicts = Vec::new();
         let mut cx = StageCx::default();
-        for stage in self.stages {
+        for stage in &self.stages[self.phases[work.phase].clone()] {
             let started = Instant::now();
             let mut st = StageStats {
                 kind: stage.name().to_string(),
-                docs_in: docs.len() as u64,
-                bytes_in: docs.iter().map(Document::size).sum(),
+                docs_in: work.docs.len() as u64,
+                bytes_in: work.docs.iter().map(Document::size).sum(),
                 ..Default::default()
             };
             verdicts.clear();
-            verdicts.resize(docs.len(), Verdict::Keep);
+            verdicts.resize(work.docs.len(), Verdict::Keep);
             stage
-                .run(&mut docs, &mut verdicts, &mut cx)
+                .run(&mut work.docs, &mut verdicts, &mut cx)
                 .map_err(RunError::Stage)?;
-            if verdicts.iter().any(|v| *v != Verdict::Keep) {
-                let mut kept = Vec::with_capacity(docs.len());
-                let mut kept_pos = Vec::with_capacity(docs.len());
-                for ((doc, pos), verdict) in docs.drain(..).zip(positions.drain(..)).zip(&verdicts)
-                {
-                    match verdict {
-                        Verdict::Keep => {
-                            kept.push(doc);
-                            kept_pos.push(pos);
-                        }
-                        Verdict::Drop(reason) => {
-                            *st.drops.entry(reason.code().to_string()).or_default() += 1;
-                            if self.keep_dropped {
-                                let info = DropInfo {
-                                    stage: stage.name().to_string(),
-                                    reason: reason.code().to_string(),
-                                };
-                                dropped.push((pos, doc, info));
-                            }
-                        }
-                    }
-                }
-                docs = kept;
-                positions = kept_pos;
-            }
-            st.docs_out = docs.len() as u64;
-            st.bytes_out = docs.iter().map(Document::size).sum();
-            st.counters = cx
-                .take_counters()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+            work.apply(&verdicts, &mut st, self.keep_dropped);
+            st.docs_out = work.docs.len() as u64;
+            st.bytes_out = work.docs.iter().map(Document::size).sum();
+            st.counters = take_counters(&mut cx);
             st.seconds = started.elapsed().as_secs_f64();
-            stats.push(st);
+            work.stages.push(st);
         }
+        if work.phase + 1 < self.phases.len() {
+            return Ok(Msg::Ordered(work));
+        }
+        self.finish(work).map(Msg::Done)
+    }
+
+    /// Decodes what is left raw and encodes the outputs.
+    fn finish(&self, work: Work) -> Result<Done, RunError> {
+        let Work {
+            shard,
+            seq,
+            mut docs,
+            mut dropped,
+            stages,
+            docs_in,
+            checkpoints,
+            end,
+            input_pos,
+            ..
+        } = work;
         // Whatever raw payload no stage consumed is written as decoded text.
         docs.iter_mut().for_each(Document::decode_raw);
         let docs_out = docs.len() as u64;
@@ -623,18 +714,26 @@ impl WorkCx<'_> {
             None
         };
         Ok(Done {
-            shard: batch.shard,
-            seq: batch.seq,
+            shard,
+            seq,
             docs_in,
             kept,
             docs_out,
             bytes_out,
             dropped,
-            stages: stats,
-            end: batch.end,
-            input_pos: batch.input_pos,
+            stages,
+            checkpoints,
+            end,
+            input_pos,
         })
     }
+}
+
+fn take_counters(cx: &mut StageCx) -> BTreeMap<String, u64> {
+    cx.take_counters()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// A shard being committed: its open files and the batches that arrived early.
@@ -646,6 +745,8 @@ struct ShardState {
     started: Instant,
     /// Input bytes consumed as of the last committed batch (for progress).
     input_pos: u64,
+    /// Checkpoints of ordered stages to persist with the shard.
+    checkpoints: Vec<(usize, Vec<u8>)>,
 }
 
 impl ShardState {
@@ -657,6 +758,7 @@ impl ShardState {
             stats: RunStats::default(),
             started: Instant::now(),
             input_pos: 0,
+            checkpoints: Vec::new(),
         }
     }
 }
@@ -680,17 +782,42 @@ struct Committer<'a> {
     progress: &'a ProgressBar,
     /// Documents read so far, for progress.
     docs_read: u64,
+    stages: &'a [AnyStage],
+    /// Indices of the ordered stages.
+    ordered: &'a [usize],
+    /// For each ordered stage, the (shard, batch) it must see next.
+    ordered_next: Vec<(usize, u64)>,
+    /// Batches that reached an ordered stage early, by (phase, shard, batch).
+    ordered_pending: BTreeMap<(usize, usize, u64), Work>,
+    /// Shards finished (written or failed).
+    finished: usize,
+    keep_dropped: bool,
 }
 
 impl Committer<'_> {
-    /// Commits results as they arrive, each shard's batches in order.
+    /// Commits results as they arrive, each shard's batches in order, and runs ordered
+    /// stages over batches in input order, sending them back to the workers after.
+    /// Returns when every shard is finished (dropping `work_tx`, which lets the workers
+    /// end) or at the first error.
     fn run(
         &mut self,
-        rx: &Receiver<Result<Done, RunError>>,
+        rx: &Receiver<Result<Msg, RunError>>,
         tokens: &Sender<()>,
+        work_tx: Sender<Work>,
     ) -> Result<(), RunError> {
+        if self.finished == self.todo.len() {
+            return Ok(());
+        }
         for result in rx {
-            let done = result?;
+            let done = match result? {
+                Msg::Done(done) => done,
+                Msg::Ordered(work) => {
+                    self.ordered_pending
+                        .insert((work.phase, work.shard, work.seq), work);
+                    self.run_ordered(&work_tx)?;
+                    continue;
+                }
+            };
             let shard = done.shard;
             let mut state = self.shards.remove(&shard).unwrap_or_else(ShardState::new);
             state.pending.insert(done.seq, done);
@@ -703,8 +830,59 @@ impl Committer<'_> {
                     break;
                 }
             }
-            if !finished {
+            if finished {
+                self.finished += 1;
+                if self.finished == self.todo.len() {
+                    break;
+                }
+            } else {
                 self.shards.insert(shard, state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs ordered stages over every batch whose turn it is.
+    fn run_ordered(&mut self, work_tx: &Sender<Work>) -> Result<(), RunError> {
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for phase in 0..self.ordered.len() {
+                let (shard, seq) = self.ordered_next[phase];
+                let Some(mut work) = self.ordered_pending.remove(&(phase, shard, seq)) else {
+                    continue;
+                };
+                progressed = true;
+                let index = self.ordered[phase];
+                let stage = &self.stages[index];
+                let started = Instant::now();
+                let mut verdicts = vec![Verdict::Keep; work.docs.len()];
+                let mut cx = StageCx::default();
+                stage
+                    .run_ordered(&mut work.docs, &mut verdicts, &mut cx)
+                    .map_err(RunError::Stage)?;
+                // The phase's last stats entry is this stage's prepare part.
+                let mut st = work.stages.pop().unwrap_or_default();
+                work.apply(&verdicts, &mut st, self.keep_dropped);
+                st.docs_out = work.docs.len() as u64;
+                st.bytes_out = work.docs.iter().map(Document::size).sum();
+                for (k, v) in take_counters(&mut cx) {
+                    *st.counters.entry(k).or_default() += v;
+                }
+                st.seconds += started.elapsed().as_secs_f64();
+                work.stages.push(st);
+                self.ordered_next[phase] = if work.end.is_some() {
+                    if let Some(bytes) = stage.checkpoint() {
+                        work.checkpoints.push((index, bytes));
+                    }
+                    (shard + 1, 0)
+                } else {
+                    (shard, seq + 1)
+                };
+                work.phase += 1;
+                if work_tx.send(work).is_err() {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -760,6 +938,7 @@ impl Committer<'_> {
                 }
             }
         }
+        state.checkpoints.extend(done.checkpoints);
         state.stats += &RunStats {
             stages: done.stages,
             docs_out: done.docs_out,
@@ -831,6 +1010,10 @@ impl Committer<'_> {
             sink.finish()?;
             f.commit()
                 .map_err(output_err(&self.layout.dropped(file.index)))?;
+        }
+        for (stage, bytes) in &state.checkpoints {
+            let path = self.layout.checkpoint(file.index, *stage);
+            AtomicFile::write_all(&path, bytes).map_err(output_err(&path))?;
         }
         let stats_path = self.layout.stats(file.index);
         AtomicFile::write_all(

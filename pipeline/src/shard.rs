@@ -11,6 +11,7 @@
 //! docs/part-00000.jsonl.gz     kept documents of shard 0 (or .parquet)
 //! dropped/part-00000.jsonl.gz  dropped documents with stage and reason (optional)
 //! stats/part-00000.json        statistics of shard 0
+//! state/part-00000.stage-2.bin state of ordered stage 2 after shard 0 (exact dedup)
 //! done/part-00000.json         completion marker, written last
 //! stats.json                   statistics merged over every completed shard
 //! config.toml                  the resolved config of the run
@@ -133,9 +134,17 @@ impl Layout {
             .join(format!("{}.json", Self::part(index)))
     }
 
+    /// Checkpoint of the ordered stage at `stage` (its index in the config) taken
+    /// after a shard, replayed on resume.
+    pub fn checkpoint(&self, index: usize, stage: usize) -> PathBuf {
+        self.root
+            .join("state")
+            .join(format!("{}.stage-{stage}.bin", Self::part(index)))
+    }
+
     /// The sub-directories, created before a run.
-    pub fn dirs(&self) -> [PathBuf; 4] {
-        ["docs", "dropped", "stats", "done"].map(|d| self.root.join(d))
+    pub fn dirs(&self) -> [PathBuf; 5] {
+        ["docs", "dropped", "stats", "done", "state"].map(|d| self.root.join(d))
     }
 }
 

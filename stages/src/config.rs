@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum StageConfig {
     /// Drop documents by text length.
     Length(crate::length::Config),
+    /// Drop documents whose text (or URL) was seen earlier in the input.
+    ExactDedup(crate::exact_dedup::Config),
 }
 
 impl StageConfig {
@@ -24,12 +26,13 @@ impl StageConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             StageConfig::Length(_) => crate::length::KIND,
+            StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
         }
     }
 }
 
 /// Every stage kind, in the order `corpus stages` lists them.
-pub const KINDS: &[&str] = &[crate::length::KIND];
+pub const KINDS: &[&str] = &[crate::length::KIND, crate::exact_dedup::KIND];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
 // the table and lose the field name in type errors ("expected u64" without saying
@@ -65,6 +68,7 @@ impl<'de> Deserialize<'de> for StageConfig {
         }
         match kind.as_str() {
             crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
+            crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -76,6 +80,7 @@ impl<'de> Deserialize<'de> for StageConfig {
 pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
     Ok(match config {
         StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
+        StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
     })
 }
 

@@ -20,10 +20,13 @@
 pub mod catalog;
 pub mod config;
 pub mod document;
+pub mod exact_dedup;
 pub mod length;
 pub mod stage;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};
 pub use config::{StageConfig, build_stage};
 pub use document::{Document, Meta, Scores};
-pub use stage::{AnyStage, BatchStage, Reason, Stage, StageCx, StageError, Verdict};
+pub use stage::{
+    AnyStage, BatchStage, Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict,
+};

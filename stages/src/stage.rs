@@ -114,12 +114,44 @@ pub trait BatchStage: Send + Sync {
     ) -> Result<(), StageError>;
 }
 
-/// A built stage of either shape.
+/// A stage that must see documents in input order, such as exact dedup (the first
+/// occurrence wins). The executor runs it on one thread, over the documents of all of a
+/// task's shards in input order, so its decisions do not depend on the thread count.
+///
+/// Its state must survive a resumed run: [`OrderedStage::checkpoint`] is taken when a
+/// shard has passed the stage and persisted with that shard's outputs;
+/// [`OrderedStage::restore`] replays the checkpoints of completed shards.
+pub trait OrderedStage: Send {
+    /// The stage kind, as written in configs and statistics.
+    fn name(&self) -> &'static str;
+
+    /// Decides about one document, in input order.
+    fn process(&mut self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError>;
+
+    /// The state added since the previous checkpoint, as bytes to persist.
+    fn checkpoint(&mut self) -> Vec<u8>;
+
+    /// Adds a persisted checkpoint back into the state.
+    fn restore(&mut self, checkpoint: &[u8]) -> Result<(), StageError>;
+}
+
+/// An ordered stage with an optional parallel part that prepares documents for it (for
+/// exact dedup: computing the content hash) on the worker threads.
+pub struct Ordered {
+    /// Runs on the workers before the ordered part, in parallel.
+    pub prepare: Option<Box<dyn Stage>>,
+    /// Runs in input order on one thread.
+    pub stage: std::sync::Mutex<Box<dyn OrderedStage>>,
+}
+
+/// A built stage of any shape.
 pub enum AnyStage {
     /// A per-document stage.
     Doc(Box<dyn Stage>),
     /// A batched stage.
     Batch(Box<dyn BatchStage>),
+    /// A stage that sees documents in input order.
+    Ordered(Ordered),
 }
 
 impl AnyStage {
@@ -128,14 +160,23 @@ impl AnyStage {
         match self {
             AnyStage::Doc(s) => s.name(),
             AnyStage::Batch(s) => s.name(),
+            AnyStage::Ordered(o) => match &o.prepare {
+                Some(p) => p.name(),
+                None => o.stage.lock().map_or("ordered", |s| s.name()),
+            },
         }
+    }
+
+    /// True for stages that see documents in input order.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self, AnyStage::Ordered(_))
     }
 
     /// The per-document stage, if this is one.
     pub fn as_doc(&self) -> Option<&dyn Stage> {
         match self {
             AnyStage::Doc(s) => Some(s.as_ref()),
-            AnyStage::Batch(_) => None,
+            _ => None,
         }
     }
 
@@ -143,12 +184,14 @@ impl AnyStage {
     pub fn reads_raw(&self) -> bool {
         match self {
             AnyStage::Doc(s) => s.reads_raw(),
-            AnyStage::Batch(_) => false,
+            _ => false,
         }
     }
 
-    /// Runs the stage over `docs`, writing verdicts. Per-document errors become drops
-    /// with reason `error` (counted under the `errors` counter); fatal errors stop.
+    /// Runs the stage's parallel part over `docs`, writing verdicts: the whole stage for
+    /// per-document and batched stages, the `prepare` part of an ordered one.
+    /// Per-document errors become drops with reason `error` (counted under the `errors`
+    /// counter); fatal errors stop.
     pub fn run(
         &self,
         docs: &mut [Document],
@@ -156,22 +199,72 @@ impl AnyStage {
         cx: &mut StageCx,
     ) -> Result<(), StageError> {
         match self {
-            AnyStage::Doc(stage) => {
-                for (doc, verdict) in docs.iter_mut().zip(verdicts.iter_mut()) {
-                    *verdict = match stage.process(doc, cx) {
-                        Ok(v) => v,
-                        Err(StageError::Document { .. }) => {
-                            cx.count("errors", 1);
-                            Verdict::Drop(ERROR)
-                        }
-                        Err(e) => return Err(e),
-                    };
-                }
-                Ok(())
-            }
+            AnyStage::Doc(stage) => run_each(docs, verdicts, cx, |d, cx| stage.process(d, cx)),
             AnyStage::Batch(stage) => stage.process_batch(docs, verdicts, cx),
+            AnyStage::Ordered(o) => match &o.prepare {
+                Some(stage) => run_each(docs, verdicts, cx, |d, cx| stage.process(d, cx)),
+                None => Ok(()),
+            },
         }
     }
+
+    /// Runs the ordered part of an ordered stage over `docs` (which must come in input
+    /// order); does nothing for other stages.
+    pub fn run_ordered(
+        &self,
+        docs: &mut [Document],
+        verdicts: &mut [Verdict],
+        cx: &mut StageCx,
+    ) -> Result<(), StageError> {
+        let AnyStage::Ordered(o) = self else {
+            return Ok(());
+        };
+        let mut stage = o
+            .stage
+            .lock()
+            .map_err(|_| StageError::Fatal("an ordered stage panicked earlier".into()))?;
+        run_each(docs, verdicts, cx, |d, cx| stage.process(d, cx))
+    }
+
+    /// Takes a checkpoint of an ordered stage; `None` for other stages.
+    pub fn checkpoint(&self) -> Option<Vec<u8>> {
+        let AnyStage::Ordered(o) = self else {
+            return None;
+        };
+        o.stage.lock().ok().map(|mut s| s.checkpoint())
+    }
+
+    /// Restores a checkpoint into an ordered stage; does nothing for other stages.
+    pub fn restore(&self, checkpoint: &[u8]) -> Result<(), StageError> {
+        let AnyStage::Ordered(o) = self else {
+            return Ok(());
+        };
+        o.stage
+            .lock()
+            .map_err(|_| StageError::Fatal("an ordered stage panicked earlier".into()))?
+            .restore(checkpoint)
+    }
+}
+
+/// Applies a per-document function to every document still undecided, turning
+/// per-document errors into `error` drops.
+fn run_each(
+    docs: &mut [Document],
+    verdicts: &mut [Verdict],
+    cx: &mut StageCx,
+    mut f: impl FnMut(&mut Document, &mut StageCx) -> Result<Verdict, StageError>,
+) -> Result<(), StageError> {
+    for (doc, verdict) in docs.iter_mut().zip(verdicts.iter_mut()) {
+        *verdict = match f(doc, cx) {
+            Ok(v) => v,
+            Err(StageError::Document { .. }) => {
+                cx.count("errors", 1);
+                Verdict::Drop(ERROR)
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(())
 }
 
 /// Drop reason used when a stage failed on one document.

@@ -23,6 +23,8 @@ pub struct JsonlSink {
     out: BufWriter<File>,
     pending: Vec<u8>,
     level: u32,
+    /// Bytes written to the file so far.
+    written: u64,
 }
 
 #[derive(Serialize)]
@@ -82,16 +84,22 @@ impl JsonlSink {
             out: BufWriter::with_capacity(1 << 16, file),
             pending: Vec::new(),
             level,
+            written: 0,
         })
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        self.written += bytes.len() as u64;
+        self.out
+            .write_all(bytes)
+            .map_err(|e| SinkError::write(&self.path, e))
     }
 
     fn flush_pending(&mut self) -> Result<(), SinkError> {
         if !self.pending.is_empty() {
             let member = compress_member(&self.pending, self.level);
             self.pending.clear();
-            self.out
-                .write_all(&member)
-                .map_err(|e| SinkError::write(&self.path, e))?;
+            self.append(&member)?;
         }
         Ok(())
     }
@@ -108,13 +116,16 @@ impl DocSink for JsonlSink {
 
     fn write_encoded(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
         self.flush_pending()?;
-        self.out
-            .write_all(bytes)
-            .map_err(|e| SinkError::write(&self.path, e))
+        self.append(bytes)
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
         self.flush_pending()?;
+        if self.written == 0 {
+            // An empty file is not valid gzip for every reader; an empty member is.
+            let empty = compress_member(b"", self.level);
+            self.append(&empty)?;
+        }
         self.out
             .flush()
             .map_err(|e| SinkError::write(&self.path, e))
@@ -178,6 +189,12 @@ mod tests {
             .map(|l| serde_json::from_str::<Document>(l).unwrap().id)
             .collect();
         assert_eq!(ids, ["d0", "d1", "d2", "d3", "d4"]);
+        // No documents: still a valid (empty) gzip stream.
+        let empty = dir.path().join("empty.jsonl.gz");
+        Box::new(JsonlSink::create(&empty, 6).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!(gunzip(&empty), "");
         // Same documents, same bytes.
         assert_eq!(
             member,
