@@ -495,3 +495,44 @@ fn with_exact_dedup_a_resume_redoes_every_shard_after_a_failed_one() {
     assert!(log.contains("1 skipped as complete"), "{log}");
     assert_eq!(tree(&out), tree(&reference));
 }
+
+#[test]
+fn dedup_command_runs_exact_dedup_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 2, 2, "");
+    let out = dir.path().join("dedup");
+    let input = dir.path().join("in");
+    let result = run_ok(&[
+        "dedup",
+        "--exact",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--dropped",
+    ]);
+    let log = String::from_utf8_lossy(&result.stderr);
+    // 2 files x 2 copies of 30 reviews: 30 survive.
+    assert!(
+        log.contains("exact_dedup") && log.contains("duplicate=90"),
+        "{log}"
+    );
+    assert_eq!(stats(&out)["docs_out"], 30);
+    let bloom = dir.path().join("bloom");
+    run_ok(&[
+        "dedup",
+        "--exact",
+        "--bloom",
+        "--expected-docs",
+        "1000",
+        input.to_str().unwrap(),
+        "-o",
+        bloom.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(stats(&bloom)["docs_out"], 30);
+    let missing = corpus()
+        .args(["dedup", input.to_str().unwrap(), "-o", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}

@@ -159,6 +159,30 @@ impl PipelineConfig {
         Ok(config)
     }
 
+    /// A config for a one-off command (`corpus dedup`): the given input paths (relative
+    /// to the current directory), output directory and stages, defaults elsewhere.
+    pub fn for_command(
+        paths: Vec<String>,
+        output_dir: &Path,
+        stages: Vec<StageConfig>,
+    ) -> Result<PipelineConfig, ConfigError> {
+        let config = PipelineConfig {
+            input: InputConfig {
+                paths,
+                ..Default::default()
+            },
+            output: OutputConfig {
+                dir: output_dir.to_string_lossy().into_owned(),
+                ..Default::default()
+            },
+            executor: ExecutorConfig::default(),
+            stages,
+            base_dir: PathBuf::from("."),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks what serde cannot: building every stage.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, stage) in self.stages.iter().enumerate() {

@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run a pipeline config over its inputs.
     Run(RunArgs),
+    /// Deduplicate inputs on their own: `--exact` drops documents whose text (or URL)
+    /// was seen earlier, keeping the first occurrence in input order.
+    Dedup(DedupArgs),
     /// List the stage kinds with their config fields and defaults.
     Stages {
         /// Print JSON instead of text.
@@ -37,9 +40,6 @@ struct RunArgs {
     /// Pipeline config (TOML).
     #[arg(default_value = "configs/default.toml")]
     config: PathBuf,
-    /// Worker threads (default: executor.threads, or one per core).
-    #[arg(long, short = 't')]
-    threads: Option<usize>,
     /// Output directory (default: output.dir of the config, relative to the config file).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
@@ -47,6 +47,62 @@ struct RunArgs {
     /// `--set stages.0.max_chars=0`, `--set output.format=parquet`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+struct DedupArgs {
+    /// Input files, directories or globs (WARC, JSONL, Parquet).
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Output directory.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// Exact dedup (hash of the dedup key, the exact text or the URL).
+    #[arg(long)]
+    exact: bool,
+    /// What exact dedup compares.
+    #[arg(long, value_enum, default_value = "text")]
+    key: KeyArg,
+    /// Remember seen keys in a Bloom filter of fixed size instead of a hash set.
+    #[arg(long)]
+    bloom: bool,
+    /// Bloom filter: distinct documents it is sized for.
+    #[arg(long, default_value_t = 10_000_000)]
+    expected_docs: u64,
+    /// Bloom filter: false-positive rate at --expected-docs.
+    #[arg(long, default_value_t = 1e-5)]
+    fp_rate: f64,
+    /// Also write dropped documents under OUT/dropped.
+    #[arg(long)]
+    dropped: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: FormatArg,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyArg {
+    Text,
+    ExactText,
+    Url,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Jsonl,
+    Parquet,
+}
+
+/// Flags shared by commands that run the executor.
+#[derive(clap::Args)]
+struct CommonArgs {
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 't')]
+    threads: Option<usize>,
     /// This task's index (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else 0).
     #[arg(long)]
     task_index: Option<usize>,
@@ -92,6 +148,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Dedup(args) => dedup(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
     };
     match result {
@@ -113,17 +170,57 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         });
     }
     let config = PipelineConfig::load(&args.config, &args.set)?;
+    execute(&config, args.output, &args.common)
+}
+
+fn dedup(args: DedupArgs) -> Result<(), Failure> {
+    if !args.exact {
+        return Err(Failure {
+            code: 2,
+            error: anyhow::anyhow!("choose a dedup method: --exact"),
+        });
+    }
+    use corpus::stages::exact_dedup::{Config, Key, Mode};
+    let stage = Config {
+        key: match args.key {
+            KeyArg::Text => Key::Text,
+            KeyArg::ExactText => Key::ExactText,
+            KeyArg::Url => Key::Url,
+        },
+        mode: if args.bloom { Mode::Bloom } else { Mode::Exact },
+        expected_docs: args.expected_docs,
+        false_positive_rate: args.fp_rate,
+    };
+    let mut config = PipelineConfig::for_command(
+        args.inputs,
+        &args.output,
+        vec![corpus::stages::StageConfig::ExactDedup(stage)],
+    )?;
+    config.output.dropped = args.dropped;
+    config.output.format = match args.format {
+        FormatArg::Jsonl => corpus::sink::OutputFormat::Jsonl,
+        FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
+    };
+    execute(&config, None, &args.common)
+}
+
+/// Runs a config with the shared flags and reports the outcome.
+fn execute(
+    config: &PipelineConfig,
+    output: Option<PathBuf>,
+    args: &CommonArgs,
+) -> Result<(), Failure> {
     let task = TaskSpec::resolve(args.task_index, args.task_count, |k| std::env::var(k).ok())?;
     let options = RunOptions {
         threads: args.threads,
-        output_dir: args.output,
+        output_dir: output,
         task,
         resume: args.resume,
         overwrite: args.overwrite,
         progress: !args.quiet,
         max_warnings: if args.quiet { 0 } else { 20 },
     };
-    let summary = corpus::executor::run(&config, &options)?;
+    let summary = corpus::executor::run(config, &options)?;
     if !args.quiet {
         print_summary(&summary, task);
     }

@@ -13,8 +13,7 @@
 //!   positives.
 //! - `bloom`: a Bloom filter (probabilistic-collections) sized for `expected_docs` at
 //!   `false_positive_rate`, fixed memory; a false positive drops a unique document. The
-//!   filter's fill-based estimate of its false-positive rate is reported in the stats
-//!   (`bloom_estimated_fp_per_million`).
+//!   rate measured against the configured one is in benches/README.md.
 //!
 //! Scope: one task. Documents are compared across all shards of a task; tasks of a
 //! multi-task job each dedup their own shards.
