@@ -49,7 +49,11 @@ fn describe<C: Default + Serialize>(
 pub fn catalog() -> Vec<StageInfo> {
     // Listing through a match on StageConfig keeps this in step with the enum: a new
     // variant fails to compile here until it is described.
-    let kinds = [StageConfig::Length(Default::default())];
+    let kinds = [
+        StageConfig::Length(Default::default()),
+        StageConfig::Langid(Default::default()),
+        StageConfig::Normalize(Default::default()),
+    ];
     kinds
         .iter()
         .map(|k| match k {
@@ -57,6 +61,16 @@ pub fn catalog() -> Vec<StageInfo> {
                 crate::length::KIND,
                 "drop documents whose text is empty, too short or too long (in characters)",
                 crate::length::FIELDS,
+            ),
+            StageConfig::Langid(_) => describe::<crate::langid::Config>(
+                crate::langid::KIND,
+                "identify the document language (whatlang + script rules) and keep wanted languages",
+                crate::langid::FIELDS,
+            ),
+            StageConfig::Normalize(_) => describe::<crate::normalize::Config>(
+                crate::normalize::KIND,
+                "Unicode NFC/NFKC, line and space cleanup, invisible characters removed",
+                crate::normalize::FIELDS,
             ),
         })
         .collect()
@@ -68,7 +82,11 @@ mod tests {
 
     #[test]
     fn every_serialized_field_is_documented_and_every_documented_field_exists() {
-        let kinds = [StageConfig::Length(Default::default())];
+        let kinds = [
+            StageConfig::Length(Default::default()),
+            StageConfig::Langid(Default::default()),
+            StageConfig::Normalize(Default::default()),
+        ];
         for (info, config) in catalog().iter().zip(kinds) {
             assert_eq!(info.kind, config.kind());
             let mut table = toml::Table::try_from(&config).unwrap();

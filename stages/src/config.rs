@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub enum StageConfig {
     /// Drop documents by text length.
     Length(crate::length::Config),
+    /// Identify the language and filter by it.
+    Langid(crate::langid::Config),
+    /// Unicode normalization and whitespace cleanup.
+    Normalize(crate::normalize::Config),
 }
 
 impl StageConfig {
@@ -24,12 +28,18 @@ impl StageConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             StageConfig::Length(_) => crate::length::KIND,
+            StageConfig::Langid(_) => crate::langid::KIND,
+            StageConfig::Normalize(_) => crate::normalize::KIND,
         }
     }
 }
 
 /// Every stage kind, in the order `corpus stages` lists them.
-pub const KINDS: &[&str] = &[crate::length::KIND];
+pub const KINDS: &[&str] = &[
+    crate::length::KIND,
+    crate::langid::KIND,
+    crate::normalize::KIND,
+];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
 // the table and lose the field name in type errors ("expected u64" without saying
@@ -65,6 +75,8 @@ impl<'de> Deserialize<'de> for StageConfig {
         }
         match kind.as_str() {
             crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
+            crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
+            crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -76,6 +88,8 @@ impl<'de> Deserialize<'de> for StageConfig {
 pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
     Ok(match config {
         StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
+        StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
+        StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
     })
 }
 

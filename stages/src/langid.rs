@@ -1,0 +1,716 @@
+//! `langid`: document-level language identification on whatlang, with script rules for
+//! CJK text and a language filter.
+//!
+//! How a document is decided ([`Detector::detect`]):
+//! 1. A *sample* of the text: the whole text up to `sample_bytes`; a longer text is read
+//!    as `sample_slices` slices spread evenly over it (start, middle..., end), so a page
+//!    with a header or footer in another language is judged by its body and a long page
+//!    costs no more than a short one.
+//! 2. Letters of the sample are counted by script. Han, kana and Hangul characters weigh
+//!    [`CJK_WEIGHT`] Latin letters each (one CJK character carries about as much text as
+//!    a few alphabetic letters), so a Chinese page with English brand names stays Chinese.
+//! 3. When CJK letters carry at least half the weight, the script decides: Hangul is
+//!    Korean, kana (Hiragana/Katakana) make Han text Japanese, Han alone is Chinese.
+//!    whatlang's own rule counts full-width punctuation as Hangul and is not used here.
+//! 4. Otherwise whatlang decides among the languages of the main script (Cyrillic text
+//!    is only compared with Cyrillic languages, and so on), and its confidence is scaled
+//!    by the share of the letters that are not CJK.
+//!
+//! Undecided (`und`, reason `unknown_language`): no letters, fewer than `min_letters`
+//! letters where the script does not settle the language by itself, or no answer from
+//! whatlang. Short one-line text usually gets a low confidence from whatlang instead, so
+//! `min_confidence` is where short or ambiguous text is dropped rather than mislabelled.
+//!
+//! Codes are ISO 639-1 where one exists (`en`, `zh`, `fa` for whatlang's `pes`, `nb` for
+//! `nob`), else ISO 639-3. The script goes to `meta.extra["script"]` as an ISO 15924 code
+//! (`Latn`, `Cyrl`, `Hani` for Chinese, `Jpan` for Japanese, `Kore` for Korean...).
+
+use crate::document::Document;
+use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// The stage kind.
+pub const KIND: &str = "langid";
+
+/// No language could be decided (no letters, too few letters, no answer).
+pub const UNKNOWN_LANGUAGE: Reason = Reason::new("unknown_language");
+/// A language was found, with a confidence below the configured minimum for it.
+pub const LOW_CONFIDENCE: Reason = Reason::new("low_confidence");
+/// A language was found with enough confidence, and it is not in `languages`.
+pub const UNWANTED_LANGUAGE: Reason = Reason::new("unwanted_language");
+
+/// How many alphabetic letters one Han, kana or Hangul character weighs when the scripts
+/// of a text are compared.
+pub const CJK_WEIGHT: usize = 3;
+
+/// Configuration of the `langid` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Languages to keep (ISO 639-1 or 639-3 codes); empty keeps every language.
+    pub languages: Vec<String>,
+    /// Minimum confidence (0..=1) for a language without its own entry in
+    /// `min_confidence_by_lang`; below it the document is dropped (`low_confidence`).
+    pub min_confidence: f32,
+    /// Minimum confidence per language code, overriding `min_confidence`.
+    pub min_confidence_by_lang: BTreeMap<String, f32>,
+    /// Bytes of text the decision reads at most.
+    pub sample_bytes: usize,
+    /// Number of slices a longer text is sampled as, spread evenly over it.
+    pub sample_slices: usize,
+    /// Fewer letters than this leave the language undecided, unless the script alone
+    /// settles it (Han, kana, Hangul, Greek, Thai...).
+    pub min_letters: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            languages: Vec::new(),
+            min_confidence: 0.5,
+            min_confidence_by_lang: BTreeMap::new(),
+            sample_bytes: 4096,
+            sample_slices: 4,
+            min_letters: 8,
+        }
+    }
+}
+
+/// Field documentation for `corpus stages`.
+pub const FIELDS: &[crate::FieldDoc] = &[
+    crate::FieldDoc {
+        name: "languages",
+        doc: "language codes to keep (ISO 639-1, or 639-3 where none exists); empty keeps all (unwanted_language)",
+    },
+    crate::FieldDoc {
+        name: "min_confidence",
+        doc: "minimum confidence in 0..=1 for languages without their own minimum (low_confidence)",
+    },
+    crate::FieldDoc {
+        name: "min_confidence_by_lang",
+        doc: "table of language code -> minimum confidence, overriding min_confidence",
+    },
+    crate::FieldDoc {
+        name: "sample_bytes",
+        doc: "bytes of text read at most to decide; longer texts are sampled",
+    },
+    crate::FieldDoc {
+        name: "sample_slices",
+        doc: "number of slices, spread over the text, that a longer text is sampled as",
+    },
+    crate::FieldDoc {
+        name: "min_letters",
+        doc: "fewer letters leave the language undecided (unknown_language), unless the script settles it",
+    },
+];
+
+/// The outcome of [`Detector::detect`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// Language code (ISO 639-1 where one exists, else ISO 639-3); `None` when undecided.
+    pub lang: Option<&'static str>,
+    /// Main script of the text as an ISO 15924 code; `None` when the text has no letters.
+    pub script: Option<&'static str>,
+    /// Confidence in 0..=1 (0 when undecided).
+    pub confidence: f32,
+}
+
+impl Detection {
+    /// The language code, or `und` when undecided.
+    pub fn code(&self) -> &'static str {
+        self.lang.unwrap_or("und")
+    }
+
+    const UNDECIDED: Detection = Detection {
+        lang: None,
+        script: None,
+        confidence: 0.0,
+    };
+}
+
+/// The language detector, without the filter: sampling, script rules and whatlang.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    sample_bytes: usize,
+    sample_slices: usize,
+    min_letters: usize,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        let c = Config::default();
+        Detector::new(c.sample_bytes, c.sample_slices, c.min_letters)
+    }
+}
+
+/// Letter counts of a sample, by the scripts the CJK rules need.
+#[derive(Debug, Default)]
+struct ScriptCounts {
+    han: usize,
+    kana: usize,
+    hangul: usize,
+    /// Letters of every other script.
+    other: usize,
+}
+
+impl ScriptCounts {
+    fn of(text: &str) -> ScriptCounts {
+        let mut c = ScriptCounts::default();
+        for ch in text.chars() {
+            if ch.is_ascii() {
+                c.other += usize::from(ch.is_ascii_alphabetic());
+            } else if is_han(ch) {
+                c.han += 1;
+            } else if is_kana(ch) {
+                c.kana += 1;
+            } else if is_hangul(ch) {
+                c.hangul += 1;
+            } else if ch.is_alphabetic() {
+                c.other += 1;
+            }
+        }
+        c
+    }
+
+    fn cjk(&self) -> usize {
+        self.han + self.kana + self.hangul
+    }
+}
+
+impl Detector {
+    /// A detector reading at most `sample_bytes` of a text as `sample_slices` slices, and
+    /// leaving texts with fewer than `min_letters` letters undecided.
+    pub fn new(sample_bytes: usize, sample_slices: usize, min_letters: usize) -> Detector {
+        Detector {
+            sample_bytes: sample_bytes.max(64),
+            sample_slices: sample_slices.max(1),
+            min_letters,
+        }
+    }
+
+    /// Decides the language of `text`.
+    pub fn detect(&self, text: &str) -> Detection {
+        let sample = sample(text, self.sample_bytes, self.sample_slices);
+        let counts = ScriptCounts::of(&sample);
+        let cjk = counts.cjk() * CJK_WEIGHT;
+        let total = cjk + counts.other;
+        if total == 0 {
+            return Detection::UNDECIDED;
+        }
+        if cjk * 2 >= total {
+            return cjk_detection(&counts, cjk as f32 / total as f32);
+        }
+        let Some(info) = whatlang::detect(&sample) else {
+            return Detection::UNDECIDED;
+        };
+        let script = script_code(info.script());
+        // A script with one language (Greek, Thai, Georgian...) is conclusive however
+        // short the text; an alphabet shared by many languages is not.
+        let single = matches!(
+            info.script(),
+            whatlang::Script::Latin
+                | whatlang::Script::Cyrillic
+                | whatlang::Script::Arabic
+                | whatlang::Script::Devanagari
+                | whatlang::Script::Hebrew
+        );
+        if single && counts.other < self.min_letters {
+            return Detection {
+                lang: None,
+                script: Some(script),
+                confidence: 0.0,
+            };
+        }
+        let share = counts.other as f32 / total as f32;
+        Detection {
+            lang: Some(lang_code(info.lang())),
+            script: Some(script),
+            confidence: (info.confidence() as f32 * share).clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// The CJK rule: `share` is the weighted share of CJK letters in the sample (>= 0.5).
+fn cjk_detection(c: &ScriptCounts, share: f32) -> Detection {
+    let cjk = c.cjk() as f32;
+    // Korean may carry Hanja, Japanese is kanji and kana; Chinese pages borrow a few
+    // kana ("の" in shop names), so Japanese needs kana to be a real part of the text.
+    let (lang, script, purity) = if c.hangul as f32 >= 0.3 * cjk && c.hangul > c.kana {
+        ("ko", "Kore", (c.hangul as f32 / cjk / 0.6).min(1.0))
+    } else if c.kana as f32 >= 0.1 * (c.han + c.kana) as f32 {
+        (
+            "ja",
+            "Jpan",
+            (c.kana as f32 / (c.han + c.kana) as f32 / 0.2).min(1.0),
+        )
+    } else {
+        let kana = c.kana as f32 / (c.han + c.kana).max(1) as f32;
+        ("zh", "Hani", 1.0 - kana * 5.0)
+    };
+    Detection {
+        lang: Some(lang),
+        script: Some(script),
+        confidence: (share * purity).clamp(0.0, 1.0),
+    }
+}
+
+/// Han ideographs (with CJK radicals and the iteration marks 々 and 〇).
+fn is_han(ch: char) -> bool {
+    matches!(ch,
+        '\u{4E00}'..='\u{9FFF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{3134F}'
+        | '\u{2E80}'..='\u{2FDF}'
+        | '\u{3005}'
+        | '\u{3007}'
+    )
+}
+
+/// Hiragana and Katakana (with the phonetic extensions and half-width Katakana).
+fn is_kana(ch: char) -> bool {
+    matches!(ch,
+        '\u{3040}'..='\u{309F}' | '\u{30A0}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}' | '\u{FF66}'..='\u{FF9F}'
+    )
+}
+
+/// Hangul syllables and jamo (with half-width jamo, not the rest of the full-width block).
+fn is_hangul(ch: char) -> bool {
+    matches!(ch,
+        '\u{AC00}'..='\u{D7AF}'
+        | '\u{1100}'..='\u{11FF}'
+        | '\u{3130}'..='\u{318F}'
+        | '\u{A960}'..='\u{A97F}'
+        | '\u{D7B0}'..='\u{D7FF}'
+        | '\u{FFA0}'..='\u{FFDC}'
+    )
+}
+
+/// The text, or for a text longer than `max_bytes`, `slices` pieces of it spread evenly
+/// (the first at the start, the last at the end), joined by newlines. Pieces start after
+/// a whitespace where one is near, so that words are not cut into false trigrams.
+pub fn sample(text: &str, max_bytes: usize, slices: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let slices = slices.max(1);
+    let piece = (max_bytes / slices).max(1);
+    let span = text.len() - piece;
+    let mut out = String::with_capacity(max_bytes + slices);
+    for i in 0..slices {
+        let mut start = if slices == 1 {
+            0
+        } else {
+            span * i / (slices - 1)
+        };
+        start = floor_char_boundary(text, start);
+        if start > 0 {
+            // Look ahead a little for a word start; CJK text has none, and then the
+            // char boundary is good enough.
+            let ahead = &text.as_bytes()[start..(start + 32).min(text.len())];
+            if let Some(p) = ahead.iter().position(|b| b.is_ascii_whitespace()) {
+                start += p + 1;
+            }
+        }
+        let end = floor_char_boundary(text, (start + piece).min(text.len()));
+        if start < end {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&text[start..end]);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// ISO 639-1 code of a whatlang language where one exists, else its ISO 639-3 code.
+pub fn lang_code(lang: whatlang::Lang) -> &'static str {
+    use whatlang::Lang::*;
+    match lang {
+        Epo => "eo",
+        Eng => "en",
+        Rus => "ru",
+        Cmn => "zh",
+        Spa => "es",
+        Por => "pt",
+        Ita => "it",
+        Ben => "bn",
+        Fra => "fr",
+        Deu => "de",
+        Ukr => "uk",
+        Kat => "ka",
+        Ara => "ar",
+        Hin => "hi",
+        Jpn => "ja",
+        Heb => "he",
+        Yid => "yi",
+        Pol => "pl",
+        Amh => "am",
+        Jav => "jv",
+        Kor => "ko",
+        Nob => "nb",
+        Dan => "da",
+        Swe => "sv",
+        Fin => "fi",
+        Tur => "tr",
+        Nld => "nl",
+        Hun => "hu",
+        Ces => "cs",
+        Ell => "el",
+        Bul => "bg",
+        Bel => "be",
+        Mar => "mr",
+        Kan => "kn",
+        Ron => "ro",
+        Slv => "sl",
+        Hrv => "hr",
+        Srp => "sr",
+        Mkd => "mk",
+        Lit => "lt",
+        Lav => "lv",
+        Est => "et",
+        Tam => "ta",
+        Vie => "vi",
+        Urd => "ur",
+        Tha => "th",
+        Guj => "gu",
+        Uzb => "uz",
+        Pan => "pa",
+        Aze => "az",
+        Ind => "id",
+        Tel => "te",
+        Pes => "fa",
+        Mal => "ml",
+        Ori => "or",
+        Mya => "my",
+        Nep => "ne",
+        Sin => "si",
+        Khm => "km",
+        Tuk => "tk",
+        Aka => "ak",
+        Zul => "zu",
+        Sna => "sn",
+        Afr => "af",
+        Lat => "la",
+        Slk => "sk",
+        Cat => "ca",
+        Tgl => "tl",
+        Hye => "hy",
+        Cym => "cy",
+    }
+}
+
+/// ISO 15924 code of a whatlang script.
+pub fn script_code(script: whatlang::Script) -> &'static str {
+    use whatlang::Script::*;
+    match script {
+        Arabic => "Arab",
+        Armenian => "Armn",
+        Bengali => "Beng",
+        Cyrillic => "Cyrl",
+        Devanagari => "Deva",
+        Ethiopic => "Ethi",
+        Georgian => "Geor",
+        Greek => "Grek",
+        Gujarati => "Gujr",
+        Gurmukhi => "Guru",
+        Hangul => "Kore",
+        Hebrew => "Hebr",
+        Hiragana | Katakana => "Jpan",
+        Kannada => "Knda",
+        Khmer => "Khmr",
+        Latin => "Latn",
+        Malayalam => "Mlym",
+        Mandarin => "Hani",
+        Myanmar => "Mymr",
+        Oriya => "Orya",
+        Sinhala => "Sinh",
+        Tamil => "Taml",
+        Telugu => "Telu",
+        Thai => "Thai",
+    }
+}
+
+/// The output code for a configured code: ISO 639-1 codes the detector can produce are
+/// taken as they are, ISO 639-3 codes are mapped to the 639-1 code the detector writes.
+/// `None` for a code the detector never produces.
+pub fn canonical_code(code: &str) -> Option<&'static str> {
+    let code = code.trim().to_ascii_lowercase();
+    whatlang::Lang::all().iter().find_map(|&l| {
+        let out = lang_code(l);
+        (out == code || l.code() == code || (code == "zho" && out == "zh")).then_some(out)
+    })
+}
+
+/// The built `langid` stage.
+#[derive(Debug)]
+pub struct LangId {
+    detector: Detector,
+    /// Wanted languages (output codes); empty keeps all.
+    languages: Vec<&'static str>,
+    min_confidence: f32,
+    by_lang: Vec<(&'static str, f32)>,
+}
+
+fn config_error(message: String) -> StageError {
+    StageError::Config {
+        kind: KIND,
+        message,
+    }
+}
+
+fn check_confidence(name: &str, v: f32) -> Result<(), StageError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(config_error(format!("{name} = {v} is not in 0..=1")))
+    }
+}
+
+fn known_code(field: &str, code: &str) -> Result<&'static str, StageError> {
+    canonical_code(code).ok_or_else(|| {
+        config_error(format!(
+            "{field}: unknown language code `{code}` (the detector knows {})",
+            whatlang::Lang::all()
+                .iter()
+                .map(|&l| lang_code(l))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    })
+}
+
+/// Builds the stage.
+pub fn build(config: &Config) -> Result<LangId, StageError> {
+    check_confidence("min_confidence", config.min_confidence)?;
+    let mut languages = Vec::new();
+    for code in &config.languages {
+        languages.push(known_code("languages", code)?);
+    }
+    let mut by_lang = Vec::new();
+    for (code, &v) in &config.min_confidence_by_lang {
+        check_confidence(&format!("min_confidence_by_lang.{code}"), v)?;
+        by_lang.push((known_code("min_confidence_by_lang", code)?, v));
+    }
+    if config.sample_slices == 0 {
+        return Err(config_error("sample_slices must be at least 1".into()));
+    }
+    if config.sample_bytes < 64 {
+        return Err(config_error(format!(
+            "sample_bytes = {} is too small to decide on (at least 64)",
+            config.sample_bytes
+        )));
+    }
+    Ok(LangId {
+        detector: Detector::new(
+            config.sample_bytes,
+            config.sample_slices,
+            config.min_letters,
+        ),
+        languages,
+        min_confidence: config.min_confidence,
+        by_lang,
+    })
+}
+
+impl LangId {
+    /// The detector this stage uses.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// The verdict for a detection, without touching a document.
+    pub fn judge(&self, d: &Detection) -> Verdict {
+        let Some(lang) = d.lang else {
+            return Verdict::Drop(UNKNOWN_LANGUAGE);
+        };
+        let min = self
+            .by_lang
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(self.min_confidence, |&(_, v)| v);
+        if d.confidence < min {
+            Verdict::Drop(LOW_CONFIDENCE)
+        } else if !self.languages.is_empty() && !self.languages.contains(&lang) {
+            Verdict::Drop(UNWANTED_LANGUAGE)
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+impl Stage for LangId {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
+        let d = self.detector.detect(&doc.text);
+        doc.meta.lang = Some(d.code().to_string());
+        doc.meta.lang_score = Some(d.confidence);
+        match d.script {
+            Some(s) => {
+                doc.meta.extra.insert("script".into(), s.into());
+            }
+            None => {
+                doc.meta.extra.remove("script");
+            }
+        }
+        Ok(self.judge(&d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(text: &str) -> Detection {
+        Detector::default().detect(text)
+    }
+
+    #[test]
+    fn cjk_scripts_decide() {
+        let zh = detect("我们今天去公园散步，天气很好。");
+        assert_eq!((zh.lang, zh.script), (Some("zh"), Some("Hani")));
+        assert!(zh.confidence > 0.9, "{zh:?}");
+        let ja = detect("今日は公園を散歩しました。天気がとても良かったです。");
+        assert_eq!((ja.lang, ja.script), (Some("ja"), Some("Jpan")));
+        let ko = detect("오늘은 공원에서 산책했습니다. 날씨가 아주 좋았어요.");
+        assert_eq!((ko.lang, ko.script), (Some("ko"), Some("Kore")));
+        // Two Han characters are enough: the script settles it.
+        assert_eq!(detect("中文").lang, Some("zh"));
+    }
+
+    #[test]
+    fn chinese_with_english_words_and_full_width_punctuation_stays_chinese() {
+        // Latin letters outnumber Han characters here; by weight Chinese dominates.
+        let text = "这款iPhone手机壳质量很好（Apple original case），推荐购买！";
+        let d = detect(text);
+        assert_eq!(d.lang, Some("zh"), "{d:?}");
+        assert!(d.confidence < 1.0);
+        // One "の" in a Chinese shop name does not make the text Japanese.
+        let d = detect("我在东京の小店买了很多很好看的衣服和一些吃的东西，价格也不贵。");
+        assert_eq!(d.lang, Some("zh"), "{d:?}");
+    }
+
+    #[test]
+    fn alphabetic_languages_and_codes() {
+        let en = detect("The quick brown fox jumps over the lazy dog and keeps running.");
+        assert_eq!((en.lang, en.script), (Some("en"), Some("Latn")));
+        let ru = detect("Мы сегодня гуляли в парке, и погода была очень хорошей.");
+        assert_eq!((ru.lang, ru.script), (Some("ru"), Some("Cyrl")));
+        let fa = detect("امروز در پارک قدم زدیم و هوا بسیار خوب بود و همه خوشحال بودند");
+        assert_eq!(fa.lang, Some("fa"));
+    }
+
+    #[test]
+    fn nothing_to_decide_on_is_undecided() {
+        for text in ["", "   ", "12345 !!! ???", "🙂🙂", "ok"] {
+            let d = detect(text);
+            assert_eq!(d.lang, None, "{text:?}: {d:?}");
+            assert_eq!(d.code(), "und");
+        }
+        // A conclusive script decides even a short text.
+        assert_eq!(detect("Καλημέρα").lang, Some("el"));
+    }
+
+    #[test]
+    fn long_documents_are_sampled_across_the_text() {
+        let header = "Mitgliederbereich Anmeldung Impressum Datenschutz Kontakt. ".repeat(3);
+        let body = "This article explains how the city council decided to build a new \
+                    library near the river, and why the residents supported it. "
+            .repeat(200);
+        let text = format!("{header}{body}");
+        let s = sample(&text, 4096, 4);
+        assert!(s.len() <= 4096 + 3, "{}", s.len());
+        assert_eq!(detect(&text).lang, Some("en"));
+        // The head alone would say German.
+        assert_eq!(detect(&header).lang, Some("de"));
+    }
+
+    #[test]
+    fn sample_respects_char_boundaries() {
+        let text = "中文字符".repeat(1000);
+        for slices in 1..6 {
+            let s = sample(&text, 100, slices);
+            assert!(s.len() <= 100 + slices);
+            assert!(s.chars().all(|c| c == '\n' || "中文字符".contains(c)));
+        }
+    }
+
+    #[test]
+    fn filter_reasons() {
+        let stage = build(&Config {
+            languages: vec!["en".into(), "zho".into()],
+            min_confidence_by_lang: [("eng".to_string(), 0.9)].into(),
+            ..Config::default()
+        })
+        .unwrap();
+        let mut cx = StageCx::default();
+        let mut run = |text: &str| {
+            let mut doc = Document::new("d", "s", text);
+            let v = stage.process(&mut doc, &mut cx).unwrap();
+            (v, doc)
+        };
+        let (v, doc) = run("这是一个关于语言识别的测试文档，内容是中文。");
+        assert_eq!(v, Verdict::Keep);
+        assert_eq!(doc.meta.lang.as_deref(), Some("zh"));
+        assert_eq!(doc.meta.extra["script"], "Hani");
+        let (v, _) = run("Dies ist ein deutscher Satz über das Wetter in der Stadt.");
+        assert_eq!(v, Verdict::Drop(UNWANTED_LANGUAGE));
+        let (v, doc) = run("1234 5678");
+        assert_eq!(v, Verdict::Drop(UNKNOWN_LANGUAGE));
+        assert_eq!(doc.meta.lang.as_deref(), Some("und"));
+        let judged = stage.judge(&Detection {
+            lang: Some("en"),
+            script: Some("Latn"),
+            confidence: 0.8,
+        });
+        assert_eq!(judged, Verdict::Drop(LOW_CONFIDENCE));
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        let err = build(&Config {
+            languages: vec!["english".into()],
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("english"), "{err}");
+        let err = build(&Config {
+            min_confidence: 1.5,
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("min_confidence"), "{err}");
+    }
+
+    #[test]
+    fn every_whatlang_language_has_a_code_that_maps_back() {
+        for &l in whatlang::Lang::all() {
+            let code = lang_code(l);
+            assert_eq!(canonical_code(code), Some(code));
+            assert_eq!(canonical_code(l.code()), Some(code));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_confidence_is_bounded(text in "\\PC{0,300}") {
+            let d = Detector::new(64, 3, 8).detect(&text);
+            proptest::prop_assert!((0.0..=1.0).contains(&d.confidence));
+            if d.lang.is_none() {
+                proptest::prop_assert_eq!(d.confidence, 0.0);
+            }
+        }
+    }
+}
