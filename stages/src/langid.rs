@@ -25,6 +25,10 @@
 //! `nob`), else ISO 639-3. The script goes to `meta.extra["script"]` as an ISO 15924 code
 //! (`Latn`, `Cyrl`, `Hani` for Chinese, `Jpan` for Japanese, `Kore` for Korean...).
 
+/// The detector library, re-exported so that benchmarks compare against the same
+/// version.
+pub use whatlang;
+
 use crate::document::Document;
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
@@ -71,7 +75,7 @@ impl Default for Config {
             languages: Vec::new(),
             min_confidence: 0.5,
             min_confidence_by_lang: BTreeMap::new(),
-            sample_bytes: 4096,
+            sample_bytes: 2048,
             sample_slices: 4,
             min_letters: 8,
         }
@@ -202,6 +206,17 @@ impl Detector {
         if cjk * 2 >= total {
             return cjk_detection(&counts, cjk as f32 / total as f32);
         }
+        let english = EnglishWords::of(&sample);
+        // Plain English prose is settled by its function words without running the
+        // trigram model, which is both the common case of a web crawl and the slow one.
+        if counts.other >= self.min_letters && english.is_english(ENGLISH_SHARE) {
+            let share = counts.other as f32 / total as f32;
+            return Detection {
+                lang: Some("en"),
+                script: Some("Latn"),
+                confidence: (english.share() / (2.0 * ENGLISH_SHARE)).min(1.0) * share,
+            };
+        }
         let Some(info) = whatlang::detect(&sample) else {
             return Detection::UNDECIDED;
         };
@@ -224,11 +239,148 @@ impl Detector {
             };
         }
         let share = counts.other as f32 / total as f32;
+        // whatlang is unsure on short or list-like Latin text (headlines, tables,
+        // one-line chat) and then often names a small language; unaccented text with a
+        // fair share of English words is English.
+        if info.script() == whatlang::Script::Latin
+            && info.confidence() < 0.5
+            && english.is_english(ENGLISH_SHARE_WEAK)
+        {
+            return Detection {
+                lang: Some("en"),
+                script: Some(script),
+                confidence: 0.5 * share,
+            };
+        }
         Detection {
             lang: Some(lang_code(info.lang())),
             script: Some(script),
             confidence: (info.confidence() as f32 * share).clamp(0.0, 1.0),
         }
+    }
+}
+
+/// Share of English words (of [`ENGLISH_WORDS`]) among the words of an unaccented Latin
+/// text that settles it as English without the trigram model.
+const ENGLISH_SHARE: f32 = 0.35;
+/// The smaller share that decides for English when whatlang is unsure.
+const ENGLISH_SHARE_WEAK: f32 = 0.2;
+
+/// Frequent English words that are not also frequent words of another Latin-script
+/// language: "a", "in", "is", "to", "on", "for", "die", "was", "of", "over", "want",
+/// "net", "car", "place"... are left out because Dutch, German, Polish, Danish, French,
+/// Spanish or Italian use them too; words written the same in those languages
+/// ("problem", "idea", "final", "table") likewise. Sorted and unique
+/// (checked by a test), at most 16 letters each.
+const ENGLISH_WORDS: &[&str] = &[
+    "able", "about", "above", "after", "again", "against", "ago", "all", "almost",
+    "already", "always", "among", "and", "another", "any", "are", "aren", "around", "ask",
+    "asked", "available", "away", "baby", "back", "bad", "be", "because", "been", "before",
+    "began", "being", "believe", "below", "better", "between", "big", "billion", "body",
+    "book", "both", "bought", "boy", "bring", "brother", "brought", "browser", "bug",
+    "bugs", "build", "built", "business", "but", "button", "buy", "call", "called", "came",
+    "can", "case", "change", "changed", "child", "children", "city", "clear", "click",
+    "company", "continue", "corp", "could", "couldn", "country", "crash", "dad", "day",
+    "days", "default", "didn", "different", "display", "dividend", "doesn", "don",
+    "download", "during", "each", "early", "easy", "end", "error", "evening", "ever",
+    "every", "eye", "fact", "family", "father", "feel", "felt", "few", "file", "files",
+    "film", "find", "first", "five", "fix", "follow", "following", "food", "found", "four",
+    "free", "friend", "friends", "from", "full", "game", "gave", "get", "gets", "getting",
+    "girl", "give", "given", "go", "goes", "going", "gone", "good", "got", "government",
+    "great", "group", "guy", "guys", "happen", "happened", "has", "hasn", "have", "haven",
+    "head", "hear", "heard", "help", "here", "hey", "hi", "high", "him", "his", "home",
+    "hour", "hours", "house", "how", "husband", "if", "important", "inc", "include",
+    "including", "information", "install", "into", "isn", "it", "its", "just", "keep",
+    "kept", "kid", "kids", "knew", "know", "known", "large", "last", "late", "law", "learn",
+    "leave", "left", "less", "let", "life", "like", "liked", "likely", "link", "links",
+    "little", "live", "lived", "ll", "local", "long", "look", "looked", "looking", "loss",
+    "love", "loved", "ltd", "made", "make", "making", "many", "market", "may", "men",
+    "menu", "might", "mind", "mom", "money", "month", "months", "more", "morning", "most", "mother",
+    "move", "moved", "movie", "much", "music", "must", "my", "national", "need", "needed",
+    "never", "new", "news", "next", "night", "not", "now", "number", "often", "oh", "oil",
+    "okay", "old", "one", "only", "option", "options", "or", "other", "our", "own", "page",
+    "paid", "pay", "people", "perhaps", "play", "played", "please", "point", "power",
+    "price", "prices", "prior", "program", "public", "quarter", "read", "ready", "really",
+    "remember", "report", "right", "room", "run", "said", "same", "saw", "say", "saying",
+    "says", "school", "search", "see", "seem", "seemed", "seems", "seen", "sell", "send",
+    "sent", "service", "services", "share", "shares", "she", "should", "shouldn", "show",
+    "showed", "shows", "side", "since", "sister", "small", "social", "sold", "some",
+    "sometimes", "soon", "sorry", "stay", "still", "story", "such", "support", "sure",
+    "system", "take", "taken", "talk", "talked", "team", "tell", "text", "than", "thank",
+    "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "thing",
+    "things", "think", "this", "those", "thought", "three", "through", "time", "today",
+    "together", "told", "tomorrow", "tonight", "too", "took", "toward", "town", "trade",
+    "tried", "true", "try", "two", "understand", "until", "update", "us", "use", "used",
+    "user", "users", "using", "ve", "very", "vs", "wait", "waited", "wanted", "wasn",
+    "watch", "water", "way", "we", "went", "were", "weren", "what", "when", "where",
+    "which", "while", "who", "whole", "why", "wife", "window", "with", "without", "woman",
+    "women", "won", "word", "words", "work", "worked", "working", "works", "world", "would",
+    "wouldn", "write", "written", "wrong", "wrote", "yeah", "year", "years", "yes",
+    "yesterday", "yet", "you", "young", "your",
+];
+
+/// An ASCII word of at most 16 letters, lowercased and packed into an integer, so that
+/// the look-up in [`ENGLISH_WORDS`] compares integers rather than strings.
+fn word_key(word: &str) -> Option<u128> {
+    if word.len() > 16 {
+        return None;
+    }
+    let mut key = 0u128;
+    for b in word.bytes() {
+        key = (key << 8) | u128::from(b.to_ascii_lowercase());
+    }
+    Some(key)
+}
+
+/// [`ENGLISH_WORDS`] as sorted [`word_key`]s.
+fn english_keys() -> &'static [u128] {
+    static KEYS: std::sync::LazyLock<Vec<u128>> = std::sync::LazyLock::new(|| {
+        let mut keys: Vec<u128> = ENGLISH_WORDS.iter().filter_map(|w| word_key(w)).collect();
+        keys.sort_unstable();
+        keys
+    });
+    &KEYS
+}
+
+/// Word counts of a sample for the English rules.
+#[derive(Debug, Default)]
+struct EnglishWords {
+    /// Words made of ASCII letters.
+    words: usize,
+    /// Of those, words in [`ENGLISH_WORDS`].
+    english: usize,
+    /// Words with a non-ASCII letter (accents, other scripts).
+    other: usize,
+}
+
+impl EnglishWords {
+    fn of(text: &str) -> EnglishWords {
+        let mut c = EnglishWords::default();
+        let keys = english_keys();
+        for word in text.split(|ch: char| !ch.is_alphanumeric()) {
+            if word.is_empty() || word.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if !word.bytes().all(|b| b.is_ascii_alphabetic()) {
+                c.other += usize::from(!word.is_ascii());
+                continue;
+            }
+            c.words += 1;
+            if let Some(key) = word_key(word) {
+                c.english += usize::from(keys.binary_search(&key).is_ok());
+            }
+        }
+        c
+    }
+
+    fn share(&self) -> f32 {
+        self.english as f32 / self.words.max(1) as f32
+    }
+
+    /// At least `share` of the words are English, at least two of them, and (almost) no
+    /// word carries an accent or another script.
+    fn is_english(&self, share: f32) -> bool {
+        self.english >= 2 && self.share() >= share && self.other * 50 <= self.words
     }
 }
 
@@ -630,8 +782,8 @@ mod tests {
                     library near the river, and why the residents supported it. "
             .repeat(200);
         let text = format!("{header}{body}");
-        let s = sample(&text, 4096, 4);
-        assert!(s.len() <= 4096 + 3, "{}", s.len());
+        let s = sample(&text, 2048, 4);
+        assert!(s.len() <= 2048 + 3, "{}", s.len());
         assert_eq!(detect(&text).lang, Some("en"));
         // The head alone would say German.
         assert_eq!(detect(&header).lang, Some("de"));
@@ -692,6 +844,27 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("min_confidence"), "{err}");
+    }
+
+    #[test]
+    fn english_words_are_sorted_lowercase_and_unique() {
+        for pair in ENGLISH_WORDS.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+        assert!(ENGLISH_WORDS.iter().all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert_eq!(english_keys().len(), ENGLISH_WORDS.len());
+        assert_eq!(word_key("The"), word_key("the"));
+        assert_eq!(word_key("abcdefghijklmnopq"), None);
+    }
+
+    #[test]
+    fn short_english_lines_and_tables() {
+        assert_eq!(detect("Girl: I don't know what you mean.").lang, Some("en"));
+        let table = "FIRST BANK SYSTEM INC 1ST QTR NET\n\nShr 95 cts vs 80 cts\n    Net 57.4 mln vs 46.6 mln\n    Assets 28.39 billion vs 25.87 billion";
+        assert_eq!(detect(table).lang, Some("en"));
+        // Dutch and German share words with English, not enough to pass for it.
+        assert_eq!(detect("Het is een mooie dag en wij gaan met de kinderen naar het strand.").lang, Some("nl"));
+        assert_eq!(detect("Das ist ein schöner Tag, und wir gehen mit den Kindern an den Strand.").lang, Some("de"));
     }
 
     #[test]
