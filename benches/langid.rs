@@ -75,11 +75,10 @@ fn score(items: &[Item], labels: &Labels) -> BTreeMap<String, Tally> {
 
 fn total(per: &BTreeMap<String, Tally>, filter: impl Fn(&str) -> bool) -> Tally {
     let mut t = Tally::default();
-    for (lang, x) in per.iter().filter(|(l, _)| filter(l)) {
+    for (_, x) in per.iter().filter(|(l, _)| filter(l)) {
         t.n += x.n;
         t.right += x.right;
         t.und += x.und;
-        let _ = lang;
     }
     t
 }
@@ -97,13 +96,19 @@ fn main() {
         }
     }
     let detector = Detector::default();
-    let supported: Vec<&str> = whatlang::Lang::all().iter().map(|&l| lang_code(l)).collect();
+    let supported: Vec<&str> = whatlang::Lang::all()
+        .iter()
+        .map(|&l| lang_code(l))
+        .collect();
 
     // Sentences.
     let sentences = read_jsonl(&data.join("langid/sentences.dev.jsonl.gz"));
     let bytes: usize = sentences.iter().map(|s| s.text.len()).sum();
     let (t_ours, ours): (f64, Labels) = best(runs, || {
-        sentences.iter().map(|s| detector.detect(&s.text).lang).collect()
+        sentences
+            .iter()
+            .map(|s| detector.detect(&s.text).lang)
+            .collect()
     });
     let (t_wl, wl): (f64, Labels) = best(runs, || {
         sentences
@@ -118,11 +123,19 @@ fn main() {
         sentences.len(),
         bytes as f64 / 1e6,
         per_ours.len(),
-        per_ours.keys().filter(|l| supported.contains(&l.as_str())).count()
+        per_ours
+            .keys()
+            .filter(|l| supported.contains(&l.as_str()))
+            .count()
     );
-    println!("| detector | accuracy, all 75 | accuracy, whatlang's languages | und | sentences/s | MB/s |");
+    println!(
+        "| detector | accuracy, all 75 | accuracy, whatlang's languages | und | sentences/s | MB/s |"
+    );
     println!("|---|---|---|---|---|---|");
-    for (name, per, t) in [("corpus langid", &per_ours, t_ours), ("whatlang::detect", &per_wl, t_wl)] {
+    for (name, per, t) in [
+        ("corpus langid", &per_ours, t_ours),
+        ("whatlang::detect", &per_wl, t_wl),
+    ] {
         let all = total(per, |_| true);
         let known = total(per, |l| supported.contains(&l));
         println!(
@@ -153,7 +166,13 @@ fn main() {
     }
     for lang in ["en", "zh", "ja", "ko", "ru", "de", "fr", "es", "ar"] {
         if let Some(t) = per_ours.get(lang) {
-            println!("| {lang} | {} | {:.1}% | {:.1}% | {} |", t.n, t.pct(), per_wl[lang].pct(), t.und);
+            println!(
+                "| {lang} | {} | {:.1}% | {:.1}% | {} |",
+                t.n,
+                t.pct(),
+                per_wl[lang].pct(),
+                t.und
+            );
         }
     }
     let unsupported: Vec<&String> = per_ours
@@ -162,13 +181,25 @@ fn main() {
         .collect();
     println!(
         "\nNot in whatlang (0% for both by construction): {}",
-        unsupported.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        unsupported
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     // Documents.
     println!("\n## en/zh documents\n");
-    println!("| file | docs | MB | corpus langid | und | whatlang | docs/s (langid) | MB/s (langid) | docs/s (whatlang) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "Accuracy counts `und` as wrong. \"≥200 chars\": accuracy on the documents of at least 200 \
+         characters. \"wrong kept\": documents labelled with a wrong language at a confidence \
+         ≥ 0.5 (the stage's default `min_confidence`), i.e. mislabelled documents the stage \
+         would keep; \"dropped\": documents the stage would drop as unknown or low confidence.\n"
+    );
+    println!(
+        "| file | docs | MB | corpus langid | ≥200 chars | wrong kept | dropped | whatlang | docs/s (langid) | MB/s (langid) | docs/s (whatlang) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("corpus"))
         .expect("corpus directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -180,7 +211,29 @@ fn main() {
     for path in &files {
         let docs = read_jsonl(path);
         let mb: f64 = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
-        let (t1, ours): (f64, Labels) = best(runs, || docs.iter().map(|d| detector.detect(&d.text).lang).collect());
+        let (t1, found): (f64, Vec<_>) = best(runs, || {
+            docs.iter().map(|d| detector.detect(&d.text)).collect()
+        });
+        let ours: Labels = found.iter().map(|d| d.lang).collect();
+        let long: Vec<bool> = docs.iter().map(|d| d.text.chars().count() >= 200).collect();
+        let long_right = docs
+            .iter()
+            .zip(&ours)
+            .zip(&long)
+            .filter(|((d, l), long)| **long && **l == Some(d.lang.as_str()))
+            .count();
+        let long_n = long.iter().filter(|l| **l).count();
+        let wrong_kept = docs
+            .iter()
+            .zip(&found)
+            .filter(|(d, f)| {
+                f.lang.is_some() && f.lang != Some(d.lang.as_str()) && f.confidence >= 0.5
+            })
+            .count();
+        let dropped = found
+            .iter()
+            .filter(|f| f.lang.is_none() || f.confidence < 0.5)
+            .count();
         let (t2, wl): (f64, Labels) = best(runs, || {
             docs.iter()
                 .map(|d| whatlang::detect(&d.text).map(|i| lang_code(i.lang())))
@@ -189,12 +242,14 @@ fn main() {
         let a = total(&score(&docs, &ours), |_| true);
         let b = total(&score(&docs, &wl), |_| true);
         println!(
-            "| {} | {} | {:.2} | {:.2}% | {} | {:.2}% | {:.0} | {:.1} | {:.0} |",
-            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            "| {} | {} | {:.2} | {:.2}% | {:.2}% ({long_n}) | {wrong_kept} | {dropped} | {:.2}% | {:.0} | {:.1} | {:.0} |",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
             docs.len(),
             mb,
             a.pct(),
-            a.und,
+            100.0 * long_right as f64 / long_n.max(1) as f64,
             b.pct(),
             docs.len() as f64 / t1,
             mb / t1,
@@ -209,7 +264,7 @@ fn main() {
         all_docs.extend(docs);
     }
     println!(
-        "| **all** | {} | {:.2} | {:.2}% | {} | {:.2}% | {:.0} | {:.1} | |",
+        "| **all** | {} | {:.2} | {:.2}% | | | {} und | {:.2}% | {:.0} | {:.1} | |",
         sums.0,
         sums.5,
         100.0 * sums.1 as f64 / sums.0.max(1) as f64,
@@ -218,34 +273,75 @@ fn main() {
         sums.0 as f64 / sums.4,
         sums.5 / sums.4
     );
+    println!();
     for lang in ["en", "zh"] {
         let docs: Vec<&Item> = all_docs.iter().filter(|d| d.lang == lang).collect();
-        let right = docs.iter().filter(|d| detector.detect(&d.text).lang == Some(lang)).count();
-        println!("{lang}: {}/{} = {:.3}%", right, docs.len(), 100.0 * right as f64 / docs.len().max(1) as f64);
+        let found: Vec<_> = docs.iter().map(|d| detector.detect(&d.text)).collect();
+        let right = found.iter().filter(|f| f.lang == Some(lang)).count();
+        let long: Vec<(&&Item, _)> = docs
+            .iter()
+            .zip(&found)
+            .filter(|(d, _)| d.text.chars().count() >= 200)
+            .collect();
+        let long_right = long.iter().filter(|(_, f)| f.lang == Some(lang)).count();
+        let wrong_kept = found
+            .iter()
+            .filter(|f| f.lang.is_some() && f.lang != Some(lang) && f.confidence >= 0.5)
+            .count();
+        println!(
+            "- {lang}: {right}/{} = {:.3}% right; documents of ≥200 characters: {long_right}/{} = {:.3}%; wrong and kept at min_confidence 0.5: {wrong_kept} ({:.3}%)",
+            docs.len(),
+            100.0 * right as f64 / docs.len().max(1) as f64,
+            long.len(),
+            100.0 * long_right as f64 / long.len().max(1) as f64,
+            100.0 * wrong_kept as f64 / docs.len().max(1) as f64,
+        );
     }
 
     // Normalization.
-    println!("\n## normalize and dedup key (all {} documents, {:.1} MB)\n", all_docs.len(), sums.5);
+    println!(
+        "\n## normalize and dedup key (all {} documents, {:.1} MB)\n",
+        all_docs.len(),
+        sums.5
+    );
     println!("| function | seconds | MB/s |");
     println!("|---|---|---|");
     let nfc = Config::default();
-    let nfkc = Config { form: Form::Nfkc, ..Config::default() };
+    let nfkc = Config {
+        form: Form::Nfkc,
+        ..Config::default()
+    };
     let mb = sums.5;
     for (name, config) in [("normalize (nfc)", &nfc), ("normalize (nfkc)", &nfkc)] {
-        let (t, n) = best(runs, || all_docs.iter().map(|d| normalize(&d.text, config).len()).sum::<usize>());
+        let (t, n) = best(runs, || {
+            all_docs
+                .iter()
+                .map(|d| normalize(&d.text, config).len())
+                .sum::<usize>()
+        });
         println!("| {name} | {t:.3} | {:.0} |", mb / t);
         std::hint::black_box(n);
     }
     for lang in ["en", "zh"] {
         let docs: Vec<&Item> = all_docs.iter().filter(|d| d.lang == lang).collect();
         let dmb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
-        let (t, n) = best(runs, || docs.iter().map(|d| normalize(&d.text, &nfc).len()).sum::<usize>());
+        let (t, n) = best(runs, || {
+            docs.iter()
+                .map(|d| normalize(&d.text, &nfc).len())
+                .sum::<usize>()
+        });
         println!("| normalize (nfc), {lang} only | {t:.3} | {:.0} |", dmb / t);
         std::hint::black_box(n);
     }
     let (t, n) = best(runs, || {
         let mut key = String::new();
-        all_docs.iter().map(|d| { dedup_key(&d.text, &mut key); key.len() }).sum::<usize>()
+        all_docs
+            .iter()
+            .map(|d| {
+                dedup_key(&d.text, &mut key);
+                key.len()
+            })
+            .sum::<usize>()
     });
     println!("| dedup_key | {t:.3} | {:.0} |", mb / t);
     std::hint::black_box(n);
