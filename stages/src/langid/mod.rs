@@ -12,9 +12,21 @@
 //! 3. When CJK letters carry at least half the weight, the script decides: Hangul is
 //!    Korean, kana (Hiragana/Katakana) make Han text Japanese, Han alone is Chinese.
 //!    whatlang's own rule counts full-width punctuation as Hangul and is not used here.
-//! 4. Otherwise whatlang decides among the languages of the main script (Cyrillic text
+//! 4. Unaccented Latin text in which at least 35% of the words are frequent English
+//!    words (a list that leaves out words other languages share, such as "in", "is",
+//!    "die", "over") is English without running the trigram model: the common case of a
+//!    web crawl, and whatlang's slowest.
+//! 5. Otherwise whatlang decides among the languages of the main script (Cyrillic text
 //!    is only compared with Cyrillic languages, and so on), and its confidence is scaled
-//!    by the share of the letters that are not CJK.
+//!    by the share of the letters that are not CJK. When whatlang is unsure (confidence
+//!    below 0.5) on unaccented Latin text with at least 20% English words, the answer is
+//!    English (headlines, tables and one-line chat mislead the trigram model).
+//! 6. A second opinion on the pairs whatlang confuses most moves the label inside its
+//!    family on evidence in the text: letters only one language uses (Cyrillic ы/э/ё for
+//!    Russian, і/ї/є for Ukrainian, ў for Belarusian, ђ/ћ for Serbian, ѓ/ќ/ѕ for
+//!    Macedonian; ě/ř/ů Czech against ä/ô/ľ Slovak; ı/ğ Turkish against Turkmen), and
+//!    marker words for Danish/Bokmål, Dutch/Afrikaans, Slovenian/Croatian and
+//!    Catalan/Spanish.
 //!
 //! Undecided (`und`, reason `unknown_language`): no letters, fewer than `min_letters`
 //! letters where the script does not settle the language by itself, or no answer from
@@ -28,6 +40,8 @@
 /// The detector library, re-exported so that benchmarks compare against the same
 /// version.
 pub use whatlang;
+
+mod confusables;
 
 use crate::document::Document;
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
@@ -223,7 +237,7 @@ impl Detector {
         let script = script_code(info.script());
         // A script with one language (Greek, Thai, Georgian...) is conclusive however
         // short the text; an alphabet shared by many languages is not.
-        let single = matches!(
+        let shared = matches!(
             info.script(),
             whatlang::Script::Latin
                 | whatlang::Script::Cyrillic
@@ -231,7 +245,7 @@ impl Detector {
                 | whatlang::Script::Devanagari
                 | whatlang::Script::Hebrew
         );
-        if single && counts.other < self.min_letters {
+        if shared && counts.other < self.min_letters {
             return Detection {
                 lang: None,
                 script: Some(script),
@@ -252,10 +266,16 @@ impl Detector {
                 confidence: 0.5 * share,
             };
         }
+        let mut lang = lang_code(info.lang());
+        let mut confidence = info.confidence() as f32;
+        if let Some((better, c)) = confusables::second_opinion(&sample, lang) {
+            lang = better;
+            confidence = c;
+        }
         Detection {
-            lang: Some(lang_code(info.lang())),
+            lang: Some(lang),
             script: Some(script),
-            confidence: (info.confidence() as f32 * share).clamp(0.0, 1.0),
+            confidence: (confidence * share).clamp(0.0, 1.0),
         }
     }
 }
