@@ -364,32 +364,95 @@ fn key_pass(text: &str, out: &mut String) {
     out.reserve(text.len());
     let mut separator = false;
     let mut push = |out: &mut String, c: char| {
-        if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
-            if separator && !out.is_empty() {
-                out.push(' ');
+        // Han ideographs are most of Chinese text: kept as they are, without the
+        // Unicode table look-ups below.
+        let kept = if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+            Some(c)
+        } else if c.is_ascii() {
+            if c.is_ascii_alphabetic() {
+                Some(c.to_ascii_lowercase())
+            } else if c.is_ascii_digit() {
+                Some('0')
+            } else {
+                None
             }
-            separator = false;
-            out.push(c);
+        } else if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
+            Some(c)
         } else if c.is_numeric() {
-            if separator && !out.is_empty() {
-                out.push(' ');
-            }
-            separator = false;
-            out.push('0');
+            Some('0')
         } else {
-            separator = true;
+            None
+        };
+        match kept {
+            Some(k) => {
+                if separator && !out.is_empty() {
+                    out.push(' ');
+                }
+                separator = false;
+                out.push(k);
+            }
+            None => separator = true,
+        }
+    };
+    let lower = |c: char, out: &mut String, push: &mut dyn FnMut(&mut String, char)| {
+        if c.is_ascii() || ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+            push(out, c);
+        } else {
+            for l in c.to_lowercase() {
+                push(out, l);
+            }
         }
     };
     if text.is_ascii() {
         for c in text.chars() {
-            push(out, c.to_ascii_lowercase());
+            push(out, c);
         }
         return;
     }
-    for c in text.nfkc() {
-        for l in c.to_lowercase() {
-            push(out, l);
+    // NFKC (the slowest step) only runs over stretches of text that need it: ASCII, Han
+    // ideographs, full-width ASCII and CJK punctuation are handled one by one, since NFKC
+    // either keeps them or maps them alone (full-width to ASCII, U+3000 to a space). The
+    // inert character before a stretch goes into it, as it may compose with what follows
+    // (e + U+0301); none of these composes with what precedes it.
+    let mut pending: Option<char> = None;
+    let mut pending_at = 0;
+    let mut stretch: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if is_key_inert(c) {
+            if let Some(start) = stretch.take() {
+                for d in text[start..i].nfkc() {
+                    lower(d, out, &mut push);
+                }
+            } else if let Some(p) = pending {
+                lower(fold_inert(p), out, &mut push);
+            }
+            pending = Some(c);
+            pending_at = i;
+        } else if stretch.is_none() {
+            stretch = Some(if pending.is_some() { pending_at } else { i });
+            pending = None;
         }
+    }
+    if let Some(start) = stretch {
+        for d in text[start..].nfkc() {
+            lower(d, out, &mut push);
+        }
+    } else if let Some(p) = pending {
+        lower(fold_inert(p), out, &mut push);
+    }
+}
+
+/// Characters the dedup key handles without running NFKC (see `key_pass`).
+fn is_key_inert(c: char) -> bool {
+    matches!(c, '\0'..='\u{7F}' | '\u{4E00}'..='\u{9FFF}' | '\u{FF01}'..='\u{FF5E}' | '\u{3000}'..='\u{3002}' | '\u{300C}'..='\u{3011}')
+}
+
+/// NFKC of an inert character.
+fn fold_inert(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        c => c,
     }
 }
 
@@ -649,6 +712,35 @@ mod tests {
             let k = key(&text);
             prop_assert_eq!(key(&k), k.clone());
             prop_assert!(!k.contains("  ") && !k.starts_with(' ') && !k.ends_with(' '));
+        }
+
+        #[test]
+        fn dedup_key_fast_paths_agree_with_plain_nfkc(text in "(\\PC|[\u{FF01}-\u{FF5E}\u{3000}-\u{3011}\u{300}-\u{36F}\u{1100}-\u{11FF}\u{AC00}-\u{AC10}e中])*") {
+            // The key as specified: NFKC of the whole text, lowercased, classified.
+            let mut reference = String::new();
+            let mut separator = false;
+            for c in text.nfkc().flat_map(char::to_lowercase) {
+                let k = if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
+                    Some(c)
+                } else if c.is_numeric() {
+                    Some('0')
+                } else {
+                    None
+                };
+                match k {
+                    Some(k) => {
+                        if separator && !reference.is_empty() {
+                            reference.push(' ');
+                        }
+                        separator = false;
+                        reference.push(k);
+                    }
+                    None => separator = true,
+                }
+            }
+            let mut fast = String::new();
+            key_pass(&text, &mut fast);
+            prop_assert_eq!(fast, reference);
         }
 
         #[test]
