@@ -48,6 +48,9 @@ struct LangidArgs {
     /// Report `und` below this confidence (0..=1).
     #[arg(long, default_value_t = 0.0)]
     min_confidence: f32,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +229,7 @@ fn langid(args: LangidArgs) -> Result<(), Failure> {
         jsonl: args.jsonl,
         text_field: args.field,
         min_confidence: args.min_confidence,
+        threads: args.threads,
         ..Default::default()
     };
     let stdin = std::io::stdin();

@@ -30,6 +30,8 @@ pub struct LangidOptions {
     pub min_confidence: f32,
     /// The detector.
     pub detector: Detector,
+    /// Worker threads; 0 for one per core.
+    pub threads: usize,
 }
 
 impl Default for LangidOptions {
@@ -39,6 +41,7 @@ impl Default for LangidOptions {
             text_field: "text".into(),
             min_confidence: 0.0,
             detector: Detector::default(),
+            threads: 0,
         }
     }
 }
@@ -74,33 +77,101 @@ pub enum LangidError {
 
 const MAX_EXAMPLES: usize = 5;
 
-/// Reads `input` line by line and writes one result line per input line to `output`.
+/// Lines read before they are handed to the worker threads: large enough that the
+/// threads have work, small enough that memory stays bounded (and output flows).
+const BATCH_LINES: usize = 4096;
+/// Bytes read at most per batch.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Reads `input` line by line and writes one result line per input line to `output`, in
+/// input order.
 pub fn run(
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     options: &LangidOptions,
 ) -> Result<LangidSummary, LangidError> {
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let mut summary = LangidSummary::default();
-    let mut line = Vec::with_capacity(1 << 12);
-    let mut out = Vec::with_capacity(1 << 12);
+    // One batch: the lines back to back in `bytes`, line `i` at `ends[i - 1]..ends[i]`.
+    let mut bytes = Vec::with_capacity(1 << 16);
+    let mut ends: Vec<usize> = Vec::with_capacity(BATCH_LINES);
+    let mut outs: Vec<(Vec<u8>, LangidSummary)> = Vec::new();
     loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .map_err(|source| LangidError::Read {
-                line: summary.lines + 1,
-                source,
-            })?;
-        if n == 0 {
+        bytes.clear();
+        ends.clear();
+        let first_line = summary.lines;
+        while ends.len() < BATCH_LINES && bytes.len() < BATCH_BYTES {
+            let n = input
+                .read_until(b'\n', &mut bytes)
+                .map_err(|source| LangidError::Read {
+                    line: first_line + ends.len() as u64 + 1,
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            ends.push(bytes.len());
+        }
+        if ends.is_empty() {
             break;
         }
-        summary.lines += 1;
-        while let [rest @ .., b'\n' | b'\r'] = line.as_slice() {
-            let len = rest.len();
-            line.truncate(len);
+        let lines: Vec<&[u8]> = ends
+            .iter()
+            .enumerate()
+            .map(|(i, &end)| &bytes[if i == 0 { 0 } else { ends[i - 1] }..end])
+            .collect();
+        let chunk = lines.len().div_ceil(threads.min(lines.len()));
+        outs.clear();
+        if threads == 1 || lines.len() < 64 {
+            outs.push(process_lines(&lines, first_line, options));
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = lines
+                    .chunks(chunk)
+                    .enumerate()
+                    .map(|(k, part)| {
+                        let first = first_line + (k * chunk) as u64;
+                        scope.spawn(move || process_lines(part, first, options))
+                    })
+                    .collect();
+                for h in handles {
+                    // A worker only panics on a bug; surface it rather than lose lines.
+                    outs.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+            });
         }
-        let text = String::from_utf8_lossy(&line);
-        out.clear();
+        for (out, part) in &mut outs {
+            output.write_all(out).map_err(LangidError::Write)?;
+            summary.lines += part.lines;
+            summary.undecided += part.undecided;
+            summary.invalid += part.invalid;
+            let room = MAX_EXAMPLES.saturating_sub(summary.invalid_examples.len());
+            summary
+                .invalid_examples
+                .extend(part.invalid_examples.drain(..).take(room));
+        }
+    }
+    output.flush().map_err(LangidError::Write)?;
+    Ok(summary)
+}
+
+/// Processes consecutive lines, the first of which is line `first + 1` of the input.
+fn process_lines(lines: &[&[u8]], first: u64, options: &LangidOptions) -> (Vec<u8>, LangidSummary) {
+    let mut summary = LangidSummary {
+        lines: first,
+        ..LangidSummary::default()
+    };
+    let mut out = Vec::with_capacity(lines.len() * 16);
+    for line in lines {
+        summary.lines += 1;
+        let mut line: &[u8] = line;
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        let text = String::from_utf8_lossy(line);
         if options.jsonl {
             jsonl_line(&text, options, &mut summary, &mut out);
         } else {
@@ -109,10 +180,9 @@ pub fn run(
             // Writing into a Vec cannot fail.
             let _ = writeln!(out, "{}\t{:.3}", d.code(), d.confidence);
         }
-        output.write_all(&out).map_err(LangidError::Write)?;
     }
-    output.flush().map_err(LangidError::Write)?;
-    Ok(summary)
+    summary.lines -= first;
+    (out, summary)
 }
 
 fn decide(text: &str, options: &LangidOptions) -> Detection {
@@ -246,6 +316,40 @@ mod tests {
         assert_eq!(lines[3], "und\t0.000");
         assert_eq!(summary.lines, 4);
         assert_eq!(summary.undecided, 2);
+    }
+
+    #[test]
+    fn threads_keep_input_order_and_line_numbers() {
+        let mut input = String::new();
+        for i in 0..10_000 {
+            match i % 3 {
+                0 => input.push_str("{\"text\": \"The weather is lovely today.\"}\n"),
+                1 => input.push_str("{\"text\": \"今天天气很好。\"}\n"),
+                _ => input.push_str("broken\n"),
+            }
+        }
+        let one = LangidOptions {
+            jsonl: true,
+            threads: 1,
+            ..LangidOptions::default()
+        };
+        let four = LangidOptions {
+            threads: 4,
+            ..one.clone()
+        };
+        let (a, sa) = run_str(&input, &one);
+        let (b, sb) = run_str(&input, &four);
+        assert_eq!(a, b);
+        assert_eq!(sa, sb);
+        assert_eq!(sa.lines, 10_000);
+        assert_eq!(sa.invalid, 3333);
+        assert_eq!(
+            sa.invalid_examples[0],
+            "line 3: invalid JSON: expected value at line 1 column 1"
+        );
+        // Line 9999 (0-based 9998) is the last broken one: its number crossed threads.
+        let broken = b.lines().nth(9998).unwrap();
+        assert!(broken.contains("\"line 9999: invalid JSON"), "{broken}");
     }
 
     #[test]
