@@ -58,15 +58,17 @@ pub enum Form {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Normalization form: `nfc` or `nfkc`.
+    /// Normalization form: `nfc` or `nfkc`. Default `nfc`.
     pub form: Form,
     /// Keep tabs as tabs (for code and tables); otherwise a tab becomes a space.
+    /// Default false.
     pub keep_tabs: bool,
     /// Collapse runs of spaces inside a line to one space (indentation is kept).
+    /// Default true.
     pub collapse_spaces: bool,
-    /// Most consecutive blank lines kept.
+    /// Most consecutive blank lines kept. Default 1.
     pub max_blank_lines: usize,
-    /// Drop documents left empty by normalization (reason `empty`).
+    /// Drop documents left empty by normalization (reason `empty`). Default true.
     pub drop_empty: bool,
 }
 

@@ -19,7 +19,7 @@
 //! 5. Otherwise whatlang decides among the languages of the main script (Cyrillic text
 //!    is only compared with Cyrillic languages, and so on), and its confidence is scaled
 //!    by the share of the letters that are not CJK. When whatlang is unsure (confidence
-//!    below 0.5) on unaccented Latin text with at least 20% English words, the answer is
+//!    below 0.8) on unaccented Latin text with at least 20% English words, the answer is
 //!    English (headlines, tables and one-line chat mislead the trigram model).
 //! 6. A second opinion on the pairs whatlang confuses most moves the label inside its
 //!    family on evidence in the text: letters only one language uses (Cyrillic ы/э/ё for
@@ -68,18 +68,20 @@ pub const CJK_WEIGHT: usize = 3;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Languages to keep (ISO 639-1 or 639-3 codes); empty keeps every language.
+    /// Default: empty.
     pub languages: Vec<String>,
     /// Minimum confidence (0..=1) for a language without its own entry in
     /// `min_confidence_by_lang`; below it the document is dropped (`low_confidence`).
+    /// Default 0.5.
     pub min_confidence: f32,
-    /// Minimum confidence per language code, overriding `min_confidence`.
+    /// Minimum confidence per language code, overriding `min_confidence`. Default: empty.
     pub min_confidence_by_lang: BTreeMap<String, f32>,
-    /// Bytes of text the decision reads at most.
+    /// Bytes of text the decision reads at most. Default 2048 (at least 64).
     pub sample_bytes: usize,
-    /// Number of slices a longer text is sampled as, spread evenly over it.
+    /// Number of slices a longer text is sampled as, spread evenly over it. Default 4.
     pub sample_slices: usize,
     /// Fewer letters than this leave the language undecided, unless the script alone
-    /// settles it (Han, kana, Hangul, Greek, Thai...).
+    /// settles it (Han, kana, Hangul, Greek, Thai...). Default 8.
     pub min_letters: usize,
 }
 
@@ -255,9 +257,10 @@ impl Detector {
         let share = counts.other as f32 / total as f32;
         // whatlang is unsure on short or list-like Latin text (headlines, tables,
         // one-line chat) and then often names a small language; unaccented text with a
-        // fair share of English words is English.
+        // fair share of English words (of a list without words other languages share)
+        // is English.
         if info.script() == whatlang::Script::Latin
-            && info.confidence() < 0.5
+            && info.confidence() < WHATLANG_UNSURE
             && english.is_english(ENGLISH_SHARE_WEAK)
         {
             return Detection {
@@ -285,6 +288,8 @@ impl Detector {
 const ENGLISH_SHARE: f32 = 0.35;
 /// The smaller share that decides for English when whatlang is unsure.
 const ENGLISH_SHARE_WEAK: f32 = 0.2;
+/// Below this whatlang confidence a Latin-script answer is open to the English rule.
+const WHATLANG_UNSURE: f64 = 0.8;
 
 /// Frequent English words that are not also frequent words of another Latin-script
 /// language: "a", "in", "is", "to", "on", "for", "die", "was", "of", "over", "want",
