@@ -12,7 +12,7 @@
 //! 3. When CJK letters carry at least half the weight, the script decides: Hangul is
 //!    Korean, kana (Hiragana/Katakana) make Han text Japanese, Han alone is Chinese.
 //!    whatlang's own rule counts full-width punctuation as Hangul and is not used here.
-//! 4. Unaccented Latin text in which at least 35% of the words are frequent English
+//! 4. Unaccented Latin text in which at least 25% of the words are frequent English
 //!    words (a list that leaves out words other languages share, such as "in", "is",
 //!    "die", "over") is English without running the trigram model: the common case of a
 //!    web crawl, and whatlang's slowest.
@@ -285,7 +285,7 @@ impl Detector {
 
 /// Share of English words (of [`ENGLISH_WORDS`]) among the words of an unaccented Latin
 /// text that settles it as English without the trigram model.
-const ENGLISH_SHARE: f32 = 0.35;
+const ENGLISH_SHARE: f32 = 0.25;
 /// The smaller share that decides for English when whatlang is unsure.
 const ENGLISH_SHARE_WEAK: f32 = 0.2;
 /// Below this whatlang confidence a Latin-script answer is open to the English rule.
