@@ -1,7 +1,7 @@
 //! Second opinions on the language pairs whatlang confuses most: letters that only one
 //! language of a family uses (Cyrillic, Czech/Slovak, Turkish/Turkmen), and frequent
-//! words that tell close neighbours apart (Danish/Bokmål, Dutch/Afrikaans,
-//! Slovenian/Croatian, Catalan/Spanish).
+//! words that tell close neighbours apart (Russian/Bulgarian, Serbian/Macedonian,
+//! Danish/Bokmål, Dutch/Afrikaans, Slovenian/Croatian, Catalan/Spanish).
 //!
 //! A rule only ever moves a label inside its family, and only on evidence in the text:
 //! a letter the chosen language does not use, or clearly more marker words of the
@@ -171,6 +171,72 @@ const PAIRS: &[Pair] = &[
         ],
     },
     Pair {
+        langs: ["ru", "bg"],
+        triggers: &["ru", "bg"],
+        words: [
+            &[
+                "что",
+                "это",
+                "он",
+                "она",
+                "они",
+                "был",
+                "была",
+                "было",
+                "были",
+                "его",
+                "её",
+                "ее",
+                "к",
+                "для",
+                "уже",
+                "только",
+                "ещё",
+                "еще",
+                "когда",
+                "меня",
+                "мне",
+                "который",
+                "которые",
+                "которая",
+                "также",
+                "если",
+                "чтобы",
+                "нет",
+                "очень",
+            ],
+            &[
+                "е",
+                "са",
+                "във",
+                "със",
+                "към",
+                "това",
+                "които",
+                "който",
+                "която",
+                "ще",
+                "беше",
+                "бяха",
+                "тя",
+                "той",
+                "те",
+                "вече",
+                "само",
+                "когато",
+                "ако",
+                "няма",
+                "много",
+                "където",
+                "трябва",
+                "може",
+                "след",
+                "години",
+                "български",
+            ],
+        ],
+    },
+    Pair {
         langs: ["sr", "mk"],
         triggers: &["sr", "mk"],
         words: [
@@ -331,6 +397,14 @@ mod tests {
         assert_eq!(cyrillic("Ова је ћерка", "mk"), Some("sr"));
         assert_eq!(cyrillic("Ова е ќерка", "sr"), Some("mk"));
         assert_eq!(cyrillic("Това е книга", "bg"), None);
+        assert_eq!(
+            second_opinion("Он сказал, что это была его книга.", "bg").map(|x| x.0),
+            Some("ru")
+        );
+        assert_eq!(
+            second_opinion("Той каза, че това е книга, която ще чете.", "ru").map(|x| x.0),
+            Some("bg")
+        );
         assert_eq!(cyrillic("Ова је књига", "sr"), None);
         assert_eq!(
             second_opinion("Ова је књига која је била у кући и није нова.", "mk").map(|x| x.0),
