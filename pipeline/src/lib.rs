@@ -14,6 +14,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod io;

@@ -33,6 +33,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the language of each input line: `LANG<TAB>CONFIDENCE` (`und` when
+    /// undecided), or with --jsonl the JSON object with `lang` and `lang_score` added.
+    Langid(LangidArgs),
+}
+
+#[derive(clap::Args)]
+struct LangidArgs {
+    /// Input file (plain, gzip or zstd); standard input when absent.
+    file: Option<PathBuf>,
+    /// Read JSON lines and write them back with `lang` and `lang_score`.
+    #[arg(long)]
+    jsonl: bool,
+    /// The text field of JSONL input.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Report `und` below this confidence (0..=1).
+    #[arg(long, default_value_t = 0.0)]
+    min_confidence: f32,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -150,6 +171,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Dedup(args) => dedup(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
+        Command::Langid(args) => langid(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,6 +312,62 @@ fn fmt_counts(label: &str, counts: &std::collections::BTreeMap<String, u64>) -> 
     }
     let items: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(";{label} {}", items.join(" "))
+}
+
+fn langid(args: LangidArgs) -> Result<(), Failure> {
+    let usage = |error| Failure { code: 2, error };
+    if !(0.0..=1.0).contains(&args.min_confidence) {
+        return Err(usage(anyhow::anyhow!(
+            "--min-confidence {} is not in 0..=1",
+            args.min_confidence
+        )));
+    }
+    let options = corpus::commands::langid::LangidOptions {
+        jsonl: args.jsonl,
+        text_field: args.field,
+        min_confidence: args.min_confidence,
+        threads: args.threads,
+        ..Default::default()
+    };
+    let stdin = std::io::stdin();
+    let mut input: Box<dyn std::io::BufRead> = match &args.file {
+        Some(path) => Box::new(
+            corpus::io::open_decompressed(path)
+                .with_context(|| format!("opening {}", path.display()))
+                .map_err(usage)?
+                .0,
+        ),
+        None => Box::new(stdin.lock()),
+    };
+    let mut output = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let summary = match corpus::commands::langid::run(&mut input, &mut output, &options) {
+        Ok(s) => s,
+        // A closed pipe (`| head`) is how a reader says it has seen enough.
+        Err(corpus::commands::langid::LangidError::Write(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(Failure {
+                code: 1,
+                error: e.into(),
+            });
+        }
+    };
+    if summary.invalid > 0 {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} of {} lines were not JSON objects with a string `{}` (written as und with an error field), e.g.:\n  {}",
+                summary.invalid,
+                summary.lines,
+                options.text_field,
+                summary.invalid_examples.join("\n  ")
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn stages(json: bool) -> anyhow::Result<()> {

@@ -47,19 +47,25 @@ fn describe<C: Default + Serialize>(
 
 /// Every stage kind this build knows.
 pub fn catalog() -> Vec<StageInfo> {
-    // Listing through a match on StageConfig keeps this in step with the enum: a new
-    // variant fails to compile here until it is described.
-    let kinds = [
-        StageConfig::Length(Default::default()),
-        StageConfig::ExactDedup(Default::default()),
-    ];
-    kinds
+    // Matching on StageConfig keeps this in step with the enum: a new variant fails to
+    // compile here until it is described.
+    StageConfig::all_defaults()
         .iter()
         .map(|k| match k {
             StageConfig::Length(_) => describe::<crate::length::Config>(
                 crate::length::KIND,
                 "drop documents whose text is empty, too short or too long (in characters)",
                 crate::length::FIELDS,
+            ),
+            StageConfig::Langid(_) => describe::<crate::langid::Config>(
+                crate::langid::KIND,
+                "identify the document language (whatlang + script rules) and keep wanted languages",
+                crate::langid::FIELDS,
+            ),
+            StageConfig::Normalize(_) => describe::<crate::normalize::Config>(
+                crate::normalize::KIND,
+                "Unicode NFC/NFKC, line and space cleanup, invisible characters removed",
+                crate::normalize::FIELDS,
             ),
             StageConfig::ExactDedup(_) => describe::<crate::exact_dedup::Config>(
                 crate::exact_dedup::KIND,
@@ -76,10 +82,8 @@ mod tests {
 
     #[test]
     fn every_serialized_field_is_documented_and_every_documented_field_exists() {
-        let kinds = [
-            StageConfig::Length(Default::default()),
-            StageConfig::ExactDedup(Default::default()),
-        ];
+        let kinds = StageConfig::all_defaults();
+        assert_eq!(catalog().len(), kinds.len());
         for (info, config) in catalog().iter().zip(kinds) {
             assert_eq!(info.kind, config.kind());
             let mut table = toml::Table::try_from(&config).unwrap();

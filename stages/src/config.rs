@@ -17,22 +17,43 @@ use serde::{Deserialize, Serialize};
 pub enum StageConfig {
     /// Drop documents by text length.
     Length(crate::length::Config),
+    /// Identify the language and filter by it.
+    Langid(crate::langid::Config),
+    /// Unicode normalization and whitespace cleanup.
+    Normalize(crate::normalize::Config),
     /// Drop documents whose text (or URL) was seen earlier in the input.
     ExactDedup(crate::exact_dedup::Config),
 }
 
 impl StageConfig {
+    /// Every stage kind with its default configuration, in the order of [`KINDS`].
+    pub fn all_defaults() -> Vec<StageConfig> {
+        vec![
+            StageConfig::Length(Default::default()),
+            StageConfig::Langid(Default::default()),
+            StageConfig::Normalize(Default::default()),
+            StageConfig::ExactDedup(Default::default()),
+        ]
+    }
+
     /// The stage kind of this configuration.
     pub fn kind(&self) -> &'static str {
         match self {
             StageConfig::Length(_) => crate::length::KIND,
+            StageConfig::Langid(_) => crate::langid::KIND,
+            StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
         }
     }
 }
 
 /// Every stage kind, in the order `corpus stages` lists them.
-pub const KINDS: &[&str] = &[crate::length::KIND, crate::exact_dedup::KIND];
+pub const KINDS: &[&str] = &[
+    crate::length::KIND,
+    crate::langid::KIND,
+    crate::normalize::KIND,
+    crate::exact_dedup::KIND,
+];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
 // the table and lose the field name in type errors ("expected u64" without saying
@@ -68,6 +89,8 @@ impl<'de> Deserialize<'de> for StageConfig {
         }
         match kind.as_str() {
             crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
+            crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
+            crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
@@ -80,6 +103,8 @@ impl<'de> Deserialize<'de> for StageConfig {
 pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
     Ok(match config {
         StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
+        StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
+        StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
     })
 }
@@ -94,6 +119,15 @@ mod tests {
         assert!(err.to_string().contains("lenght"), "{err}");
         let err = toml::from_str::<StageConfig>("kind = \"length\"\nmin_char = 3").unwrap_err();
         assert!(err.to_string().contains("min_char"), "{err}");
+    }
+
+    #[test]
+    fn kinds_list_every_variant_in_order() {
+        let kinds: Vec<&str> = StageConfig::all_defaults()
+            .iter()
+            .map(|c| c.kind())
+            .collect();
+        assert_eq!(kinds, KINDS);
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub mod catalog;
 pub mod config;
 pub mod document;
 pub mod exact_dedup;
+pub mod langid;
 pub mod length;
+pub mod normalize;
 pub mod stage;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};

@@ -1,0 +1,4 @@
+//! The logic of subcommands that are not a pipeline run, kept out of the binary so that
+//! tests and benchmarks call it directly.
+
+pub mod langid;
