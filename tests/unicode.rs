@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn jsonl_source_counts_lone_surrogate_lines_as_corrupt_and_goes_on() {
+fn jsonl_source_replaces_lone_surrogates_and_counts_the_repairs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("surrogates.jsonl");
     std::fs::write(
@@ -32,8 +32,12 @@ fn jsonl_source_counts_lone_surrogate_lines_as_corrupt_and_goes_on() {
         match src.next_doc() {
             Ok(Some(doc)) => {
                 ids.push(doc.id.clone());
-                if doc.id == "d" {
-                    assert_eq!(doc.text, "pair 😀 ok");
+                match doc.id.as_str() {
+                    "b" => assert_eq!(doc.text, "lone high \u{fffd} here"),
+                    "c" => assert_eq!(doc.text, "lone low \u{fffd}"),
+                    "d" => assert_eq!(doc.text, "pair 😀 ok"),
+                    "e" => assert_eq!(doc.text, "high at the end \u{fffd}"),
+                    _ => {}
                 }
             }
             Ok(None) => break,
@@ -41,10 +45,9 @@ fn jsonl_source_counts_lone_surrogate_lines_as_corrupt_and_goes_on() {
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
-    assert_eq!(ids, ["a", "d", "f"]);
-    assert_eq!(corrupt, 3);
-    assert_eq!(src.stats().corrupt.values().sum::<u64>(), 3);
-    assert_eq!(src.stats().corrupt.get("invalid_json"), Some(&3));
+    assert_eq!(ids, ["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(corrupt, 0);
+    assert_eq!(src.stats().repaired.get("lone_surrogate"), Some(&3));
 }
 
 #[test]
@@ -199,13 +202,26 @@ kind = "langid"
         assert!(doc["meta"]["lang_score"].as_f64().unwrap() >= 0.5, "{id}");
     }
     let dropped = gunzip(&dir.path().join("out/dropped/part-00000.jsonl.gz"));
-    let dropped: serde_json::Value = serde_json::from_str(dropped.trim()).unwrap();
-    assert_eq!(dropped["id"], "invisible");
-    assert_eq!(dropped["drop"]["stage"], "normalize");
-    assert_eq!(dropped["drop"]["reason"], "empty");
+    let dropped: Vec<serde_json::Value> = dropped
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dropped.len(), 2);
+    assert_eq!(dropped[0]["id"], "invisible");
+    assert_eq!(dropped[0]["drop"]["stage"], "normalize");
+    assert_eq!(dropped[0]["drop"]["reason"], "empty");
+    // The lone surrogate became U+FFFD: read, not lost, and no language in it.
+    assert_eq!(dropped[1]["id"], "surrogate");
+    assert_eq!(dropped[1]["text"], "\u{fffd}");
+    assert_eq!(dropped[1]["drop"]["stage"], "langid");
     let stats: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/stats.json")).unwrap()).unwrap();
-    assert_eq!(stats["input"]["corrupt"]["invalid_json"], 1, "{stats}");
+    assert_eq!(stats["input"]["repaired"]["lone_surrogate"], 1, "{stats}");
+    assert_eq!(
+        stats["input"]["corrupt"].as_object().map(|m| m.len()),
+        Some(0),
+        "{stats}"
+    );
 }
 
 fn gunzip(path: &Path) -> String {

@@ -202,7 +202,7 @@ fn jsonl_line(text: &str, options: &LangidOptions, summary: &mut LangidSummary, 
     let parsed = match serde_json::from_str::<Map<String, Value>>(text) {
         // serde_json words the error differently by the surrogate's position, so any
         // failure is retried once when the line has a lone surrogate to replace.
-        Err(e) => match replace_lone_surrogates(text) {
+        Err(e) => match crate::source::jsonl::replace_lone_surrogates(text) {
             Cow::Owned(fixed) => serde_json::from_str::<Map<String, Value>>(&fixed),
             Cow::Borrowed(_) => Err(e),
         },
@@ -240,58 +240,6 @@ fn jsonl_line(text: &str, options: &LangidOptions, summary: &mut LangidSummary, 
 fn rounded(confidence: f32) -> Value {
     let v = (f64::from(confidence) * 1000.0).round() / 1000.0;
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-}
-
-/// Replaces the `\uXXXX` escapes of lone UTF-16 surrogates in JSON text by `\ufffd`,
-/// leaving valid surrogate pairs and everything else as it is. JSON written by
-/// JavaScript or Python from broken UTF-16 carries such escapes; serde_json rejects them.
-pub fn replace_lone_surrogates(json: &str) -> Cow<'_, str> {
-    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
-        if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
-            return None;
-        }
-        let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
-        u16::from_str_radix(hex, 16).ok()
-    }
-    let b = json.as_bytes();
-    if !json.contains("\\u") {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len());
-    let mut copied = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        match escape_at(b, i) {
-            Some(0xD800..=0xDBFF) => {
-                if matches!(escape_at(b, i + 6), Some(0xDC00..=0xDFFF)) {
-                    i += 12;
-                } else {
-                    out.push_str(&json[copied..i]);
-                    out.push_str("\\ufffd");
-                    i += 6;
-                    copied = i;
-                }
-            }
-            Some(0xDC00..=0xDFFF) => {
-                out.push_str(&json[copied..i]);
-                out.push_str("\\ufffd");
-                i += 6;
-                copied = i;
-            }
-            // Any other escape, `\\` included, is two bytes or a complete `\uXXXX`;
-            // skipping the escaped byte keeps `\\ud800` (a literal backslash) intact.
-            _ => i += 2,
-        }
-    }
-    if copied == 0 {
-        return Cow::Borrowed(json);
-    }
-    out.push_str(&json[copied..]);
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -405,19 +353,28 @@ mod tests {
 
     #[test]
     fn lone_surrogates_are_replaced_pairs_and_escaped_backslashes_kept() {
-        assert_eq!(replace_lone_surrogates(r#""a\ud800b""#), r#""a\ufffdb""#);
-        assert_eq!(replace_lone_surrogates(r#""\udc00""#), r#""\ufffd""#);
         assert_eq!(
-            replace_lone_surrogates(r#""\ud83d\ude00""#),
+            crate::source::jsonl::replace_lone_surrogates(r#""a\ud800b""#),
+            r#""a\ufffdb""#
+        );
+        assert_eq!(
+            crate::source::jsonl::replace_lone_surrogates(r#""\udc00""#),
+            r#""\ufffd""#
+        );
+        assert_eq!(
+            crate::source::jsonl::replace_lone_surrogates(r#""\ud83d\ude00""#),
             r#""\ud83d\ude00""#
         );
-        assert_eq!(replace_lone_surrogates(r#""\\ud800""#), r#""\\ud800""#);
         assert_eq!(
-            replace_lone_surrogates(r#""\ud83d\ud83d\ude00\u0041""#),
+            crate::source::jsonl::replace_lone_surrogates(r#""\\ud800""#),
+            r#""\\ud800""#
+        );
+        assert_eq!(
+            crate::source::jsonl::replace_lone_surrogates(r#""\ud83d\ud83d\ude00\u0041""#),
             r#""\ufffd\ud83d\ude00\u0041""#
         );
         assert_eq!(
-            replace_lone_surrogates(r#""trailing \ud8"#),
+            crate::source::jsonl::replace_lone_surrogates(r#""trailing \ud8"#),
             r#""trailing \ud8"#
         );
     }

@@ -236,7 +236,16 @@ impl Source for JsonlSource {
                     return Err(self.corrupt("invalid_utf8", record, offset, what));
                 }
             };
-            let raw = match parse_line(text, &self.options) {
+            let parsed = parse_line(text, &self.options).or_else(|e| {
+                // JSON from broken UTF-16 carries lone surrogate escapes, which serde_json
+                // rejects; the line is otherwise fine, so they become U+FFFD.
+                match replace_lone_surrogates(text) {
+                    Cow::Owned(fixed) => parse_line(&fixed, &self.options)
+                        .inspect(|_| self.stats.repair("lone_surrogate")),
+                    Cow::Borrowed(_) => Err(e),
+                }
+            });
+            let raw = match parsed {
                 Ok(raw) => raw,
                 Err(e) => {
                     let kind = match e.classify() {
@@ -267,6 +276,58 @@ impl Source for JsonlSource {
     fn stats(&self) -> &SourceStats {
         &self.stats
     }
+}
+
+/// Replaces the `\uXXXX` escapes of lone UTF-16 surrogates in JSON text by `\ufffd`,
+/// leaving valid surrogate pairs and everything else as it is. JSON written by
+/// JavaScript or Python from broken UTF-16 carries such escapes; serde_json rejects them.
+pub fn replace_lone_surrogates(json: &str) -> Cow<'_, str> {
+    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+        if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    }
+    let b = json.as_bytes();
+    if !json.contains("\\u") {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(b, i) {
+            Some(0xD800..=0xDBFF) => {
+                if matches!(escape_at(b, i + 6), Some(0xDC00..=0xDFFF)) {
+                    i += 12;
+                } else {
+                    out.push_str(&json[copied..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    copied = i;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                out.push_str(&json[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            // Any other escape, `\\` included, is two bytes or a complete `\uXXXX`;
+            // skipping the escaped byte keeps `\\ud800` (a literal backslash) intact.
+            _ => i += 2,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(json);
+    }
+    out.push_str(&json[copied..]);
+    Cow::Owned(out)
 }
 
 /// The fields of one line, before they are checked and mapped.

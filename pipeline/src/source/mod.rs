@@ -110,6 +110,10 @@ pub struct SourceStats {
     pub skipped: BTreeMap<String, u64>,
     /// Corrupt records skipped, by kind of damage.
     pub corrupt: BTreeMap<String, u64>,
+    /// Records read after repairing them, by kind of repair (`lone_surrogate`: lone
+    /// UTF-16 surrogate escapes in JSON replaced by U+FFFD).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub repaired: BTreeMap<String, u64>,
 }
 
 impl SourceStats {
@@ -121,6 +125,11 @@ impl SourceStats {
     /// Counts a corrupt record.
     pub fn corrupt(&mut self, kind: &str) {
         *self.corrupt.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// Counts a repaired record.
+    pub fn repair(&mut self, kind: &str) {
+        *self.repaired.entry(kind.to_string()).or_default() += 1;
     }
 }
 
@@ -134,6 +143,9 @@ impl std::ops::AddAssign<&SourceStats> for SourceStats {
         }
         for (k, v) in &o.corrupt {
             *self.corrupt.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.repaired {
+            *self.repaired.entry(k.clone()).or_default() += v;
         }
     }
 }
