@@ -72,6 +72,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "drop documents whose text (or URL) was seen earlier; the first occurrence wins",
                 crate::exact_dedup::FIELDS,
             ),
+            StageConfig::Quality(_) => describe::<crate::quality::Config>(
+                crate::quality::KIND,
+                "rule-based quality filters: Gopher quality and repetition, C4, FineWeb (drop, annotate or off per group)",
+                crate::quality::FIELDS,
+            ),
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub enum StageConfig {
     Normalize(crate::normalize::Config),
     /// Drop documents whose text (or URL) was seen earlier in the input.
     ExactDedup(crate::exact_dedup::Config),
+    /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
+    Quality(crate::quality::Config),
 }
 
 impl StageConfig {
@@ -33,6 +35,7 @@ impl StageConfig {
             StageConfig::Langid(Default::default()),
             StageConfig::Normalize(Default::default()),
             StageConfig::ExactDedup(Default::default()),
+            StageConfig::Quality(Default::default()),
         ]
     }
 
@@ -43,6 +46,7 @@ impl StageConfig {
             StageConfig::Langid(_) => crate::langid::KIND,
             StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
+            StageConfig::Quality(_) => crate::quality::KIND,
         }
     }
 }
@@ -53,6 +57,7 @@ pub const KINDS: &[&str] = &[
     crate::langid::KIND,
     crate::normalize::KIND,
     crate::exact_dedup::KIND,
+    crate::quality::KIND,
 ];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
@@ -92,6 +97,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
             crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
+            crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -106,6 +112,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
         StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
+        StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
     })
 }
 

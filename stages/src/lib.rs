@@ -24,6 +24,7 @@ pub mod exact_dedup;
 pub mod langid;
 pub mod length;
 pub mod normalize;
+pub mod quality;
 pub mod stage;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};

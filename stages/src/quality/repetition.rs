@@ -1,0 +1,259 @@
+//! Gopher repetition rules (Rae et al. 2021, as in datatrove's
+//! `GopherRepetitionFilter`): duplicated lines and paragraphs, and n-gram repetition
+//! measured in characters. n-grams are over words, CJK characters being words.
+
+use super::text::Analysis;
+use super::{Check, Mode};
+use crate::stage::Reason;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Gopher repetition configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// drop | annotate | off. Default drop.
+    pub mode: Mode,
+    /// Highest fraction of lines that repeat an earlier line. Default 0.3.
+    pub dup_line_frac: f64,
+    /// Highest fraction of paragraphs that repeat an earlier one. Default 0.3.
+    pub dup_para_frac: f64,
+    /// Highest fraction of characters in repeated lines. Default 0.2.
+    pub dup_line_char_frac: f64,
+    /// Highest fraction of characters in repeated paragraphs. Default 0.2.
+    pub dup_para_char_frac: f64,
+    /// `[n, fraction]`: highest fraction of word characters covered by the most
+    /// frequent n-gram. Default [[2, 0.2], [3, 0.18], [4, 0.16]].
+    pub top_n_grams: Vec<(usize, f64)>,
+    /// `[n, fraction]`: highest fraction of word characters in n-grams that occurred
+    /// before. Default [[5, 0.15], [6, 0.14], [7, 0.13], [8, 0.12], [9, 0.11], [10, 0.1]].
+    pub dup_n_grams: Vec<(usize, f64)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Drop,
+            dup_line_frac: 0.3,
+            dup_para_frac: 0.3,
+            dup_line_char_frac: 0.2,
+            dup_para_char_frac: 0.2,
+            top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
+            dup_n_grams: vec![
+                (5, 0.15),
+                (6, 0.14),
+                (7, 0.13),
+                (8, 0.12),
+                (9, 0.11),
+                (10, 0.10),
+            ],
+        }
+    }
+}
+
+/// (repeated items, characters in repeated items).
+fn duplicates(items: &[&str]) -> (usize, usize) {
+    let mut seen = HashSet::with_capacity(items.len());
+    let (mut count, mut chars) = (0, 0);
+    for item in items {
+        if !seen.insert(*item) {
+            count += 1;
+            chars += item.chars().count();
+        }
+    }
+    (count, chars)
+}
+
+/// Rolling hashes of every n-gram of `ids` (a polynomial in the word hashes).
+fn ngram_hashes(ids: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
+    const P: u64 = 0x100_0000_01b3;
+    let top = (1..n).fold(1u64, |acc, _| acc.wrapping_mul(P));
+    let mut h = ids[..n - 1]
+        .iter()
+        .fold(0u64, |acc, &w| acc.wrapping_mul(P).wrapping_add(w));
+    (n - 1..ids.len()).map(move |end| {
+        h = h.wrapping_mul(P).wrapping_add(ids[end]);
+        let out = h;
+        // Take the first word of this n-gram out for the next one.
+        h = h.wrapping_sub(ids[end + 1 - n].wrapping_mul(top));
+        out
+    })
+}
+
+/// A hasher for keys that are already well mixed 64-bit hashes: one multiply.
+#[derive(Default, Clone, Copy)]
+struct BuildMix;
+
+impl std::hash::BuildHasher for BuildMix {
+    type Hasher = Mix;
+    fn build_hasher(&self) -> Mix {
+        Mix(0)
+    }
+}
+
+struct Mix(u64);
+
+impl std::hash::Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Config {
+    /// Checks the n-gram sizes.
+    pub fn validate(&self) -> Result<(), String> {
+        if self
+            .top_n_grams
+            .iter()
+            .chain(&self.dup_n_grams)
+            .any(|(n, _)| *n == 0)
+        {
+            return Err("repetition: n-gram sizes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The first failing rule, if any.
+    pub fn check(&self, t: &Analysis<'_>) -> Check {
+        let text_chars = t.text.chars().count().max(1) as f64;
+        let (n, chars) = duplicates(&t.paragraphs);
+        if n as f64 / t.paragraphs.len().max(1) as f64 > self.dup_para_frac {
+            return Some(Reason::new("repetition_dup_para_frac"));
+        }
+        if chars as f64 / text_chars > self.dup_para_char_frac {
+            return Some(Reason::new("repetition_dup_para_char_frac"));
+        }
+        let (n, chars) = duplicates(&t.lines);
+        if n as f64 / t.lines.len().max(1) as f64 > self.dup_line_frac {
+            return Some(Reason::new("repetition_dup_line_frac"));
+        }
+        if chars as f64 / text_chars > self.dup_line_char_frac {
+            return Some(Reason::new("repetition_dup_line_char_frac"));
+        }
+        let lens: Vec<usize> = t.words.iter().map(|w| w.chars().count()).collect();
+        let word_chars = lens.iter().sum::<usize>().max(1) as f64;
+        // Words as 64-bit hashes and n-grams as rolling polynomial hashes of those: one
+        // pass per n over integers instead of hashing n strings per position.
+        let ids: Vec<u64> = t
+            .words
+            .iter()
+            .map(|w| xxhash_rust::xxh3::xxh3_64(w.as_bytes()))
+            .collect();
+        let mut counts: HashMap<u64, (u32, usize), BuildMix> = HashMap::default();
+        for &(n, limit) in &self.top_n_grams {
+            if ids.len() < n {
+                continue;
+            }
+            counts.clear();
+            for (i, h) in ngram_hashes(&ids, n).enumerate() {
+                counts.entry(h).or_insert((0, i)).0 += 1;
+            }
+            // The most frequent n-gram (ties: the longest), counted in characters.
+            let top = counts
+                .values()
+                .filter(|(c, _)| *c > 1)
+                .map(|&(c, first)| (c, lens[first..first + n].iter().sum::<usize>()))
+                .max();
+            if let Some((count, chars)) = top
+                && (chars * count as usize) as f64 / word_chars > limit
+            {
+                return Some(Reason::new("repetition_top_n_gram"));
+            }
+        }
+        let mut seen: HashSet<u64, BuildMix> = HashSet::default();
+        let mut covered = vec![false; ids.len()];
+        for &(n, limit) in &self.dup_n_grams {
+            if ids.len() < n {
+                continue;
+            }
+            // Characters of the words covered by an n-gram seen before; each word is
+            // counted once however many repeated n-grams cover it.
+            seen.clear();
+            covered.iter_mut().for_each(|c| *c = false);
+            for (i, h) in ngram_hashes(&ids, n).enumerate() {
+                if !seen.insert(h) {
+                    covered[i..i + n].iter_mut().for_each(|c| *c = true);
+                }
+            }
+            let chars: usize = covered
+                .iter()
+                .zip(&lens)
+                .filter(|(c, _)| **c)
+                .map(|(_, l)| l)
+                .sum();
+            if chars as f64 / word_chars > limit {
+                return Some(Reason::new("repetition_dup_n_gram"));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Option<&'static str> {
+        Config::default()
+            .check(&Analysis::new(text))
+            .map(|r| r.code())
+    }
+
+    #[test]
+    fn repeated_lines_paragraphs_and_ngrams_are_caught() {
+        let varied = "Alice went to the market on Monday morning.\n\
+            Bob stayed home and read a long novel about sailors.\n\
+            Carol fixed her bicycle after lunch with a borrowed wrench.\n\
+            Dave called his grandmother who lives by the northern coast.";
+        assert_eq!(check(varied), None);
+        let lines = format!("{varied}\nBuy now!\nBuy now!\nBuy now!\nBuy now!");
+        assert_eq!(check(&lines), Some("repetition_dup_line_frac"));
+        let paras = format!(
+            "{varied}\n\nSame paragraph here.\n\nSame paragraph here.\n\nSame paragraph here."
+        );
+        assert_eq!(check(&paras), Some("repetition_dup_para_frac"));
+        let ngram =
+            "click here to subscribe click here to win click here to read more about it now";
+        assert_eq!(check(ngram), Some("repetition_top_n_gram"));
+        // Each 10-gram seen once, but a long passage repeated: duplicated n-grams.
+        let passage = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu";
+        let spam = format!("{varied} {passage} nu xi omicron {passage} pi rho");
+        assert_eq!(check(&spam), Some("repetition_dup_n_gram"));
+    }
+
+    #[test]
+    fn rolling_hashes_match_direct_hashes() {
+        let ids: Vec<u64> = (0..20u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i % 3))
+            .collect();
+        for n in 1..6 {
+            let rolled: Vec<u64> = ngram_hashes(&ids, n).collect();
+            let direct: Vec<u64> = ids
+                .windows(n)
+                .map(|w| {
+                    w.iter().fold(0u64, |a, &x| {
+                        a.wrapping_mul(0x100_0000_01b3).wrapping_add(x)
+                    })
+                })
+                .collect();
+            assert_eq!(rolled, direct, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn chinese_ngrams_are_characters() {
+        let varied =
+            "我们今天在学校学习了数学和语文，老师讲得很清楚，同学们都认真听课，下午还有体育活动。";
+        assert_eq!(check(varied), None);
+        let spam = "点击这里免费领取大奖".repeat(5);
+        assert!(check(&spam).is_some());
+    }
+}
