@@ -155,7 +155,7 @@ impl PipelineConfig {
         } else {
             base.to_path_buf()
         };
-        config.validate()?;
+        config.validate_settings()?;
         Ok(config)
     }
 
@@ -179,16 +179,32 @@ impl PipelineConfig {
             stages,
             base_dir: PathBuf::from("."),
         };
-        config.validate()?;
+        config.validate_settings()?;
         Ok(config)
     }
 
-    /// Checks what serde cannot: building every stage.
+    /// Checks what serde cannot, fully: the settings, and building every stage (which
+    /// reads the files stages refer to, such as blocklists: the executor builds them
+    /// once when a run starts, so loading a config does not).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (i, stage) in self.stages.iter().enumerate() {
-            corpus_stages::build_stage(stage)
-                .map_err(|e| ConfigError::Invalid(format!("stages[{i}]: {e}")))?;
-        }
+        self.validate_settings()?;
+        self.build_stages().map(|_| ())
+    }
+
+    /// Builds the configured stages; an error names the stage's position.
+    pub fn build_stages(&self) -> Result<Vec<corpus_stages::AnyStage>, ConfigError> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                corpus_stages::build_stage(stage)
+                    .map_err(|e| ConfigError::Invalid(format!("stages[{i}]: {e}")))
+            })
+            .collect()
+    }
+
+    /// Checks the settings that need no stage to be built.
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
         if !(1..=9).contains(&self.output.gzip_level) {
             return Err(ConfigError::Invalid(format!(
                 "output.gzip_level must be 1 to 9, not {}",
@@ -352,7 +368,9 @@ min_chars = 10
 
     fn parse(text: &str, overrides: &[&str]) -> Result<PipelineConfig, ConfigError> {
         let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        PipelineConfig::from_toml(text, Path::new("test.toml"), Path::new("/base"), &o)
+        let c = PipelineConfig::from_toml(text, Path::new("test.toml"), Path::new("/base"), &o)?;
+        c.validate()?;
+        Ok(c)
     }
 
     #[test]

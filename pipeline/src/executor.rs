@@ -26,7 +26,7 @@ use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{RunStats, StageStats};
-use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict, build_stage};
+use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -240,12 +240,8 @@ struct Done {
 /// Runs a pipeline: this task's shards, from sources through stages to sinks.
 pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    config.validate()?;
-    let stages: Vec<AnyStage> = config
-        .stages
-        .iter()
-        .map(|c| build_stage(c).map_err(|e| ConfigError::Invalid(e.to_string())))
-        .collect::<Result<_, _>>()?;
+    config.validate_settings()?;
+    let stages: Vec<AnyStage> = config.build_stages()?;
     let files = source::expand_inputs(&config.input, &config.base_dir).map_err(RunError::Input)?;
     let task_files = options.task.select(&files);
 

@@ -77,6 +77,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "rule-based quality filters: Gopher quality and repetition, C4, FineWeb (drop, annotate or off per group)",
                 crate::quality::FIELDS,
             ),
+            StageConfig::Safety(_) => describe::<crate::safety::Config>(
+                crate::safety::KIND,
+                "URL/domain blocklists with FineWeb's hard/soft-ban logic and word blocklists over the text",
+                crate::safety::FIELDS,
+            ),
         })
         .collect()
 }

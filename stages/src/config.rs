@@ -25,6 +25,8 @@ pub enum StageConfig {
     ExactDedup(crate::exact_dedup::Config),
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
     Quality(crate::quality::Config),
+    /// URL/domain and word blocklists.
+    Safety(crate::safety::Config),
 }
 
 impl StageConfig {
@@ -36,6 +38,7 @@ impl StageConfig {
             StageConfig::Normalize(Default::default()),
             StageConfig::ExactDedup(Default::default()),
             StageConfig::Quality(Default::default()),
+            StageConfig::Safety(Default::default()),
         ]
     }
 
@@ -47,6 +50,7 @@ impl StageConfig {
             StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
             StageConfig::Quality(_) => crate::quality::KIND,
+            StageConfig::Safety(_) => crate::safety::KIND,
         }
     }
 }
@@ -58,6 +62,7 @@ pub const KINDS: &[&str] = &[
     crate::normalize::KIND,
     crate::exact_dedup::KIND,
     crate::quality::KIND,
+    crate::safety::KIND,
 ];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
@@ -98,6 +103,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
+            crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -113,6 +119,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
+        StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
     })
 }
 

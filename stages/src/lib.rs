@@ -25,6 +25,7 @@ pub mod langid;
 pub mod length;
 pub mod normalize;
 pub mod quality;
+pub mod safety;
 pub mod stage;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};
