@@ -536,3 +536,68 @@ fn dedup_command_runs_exact_dedup_alone() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn decontam_command_drops_documents_holding_a_benchmark_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.jsonl");
+    let gsm8k = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/benchmarks/gsm8k-test-head20.jsonl"
+    );
+    let question: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(gsm8k)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let leaked = format!(
+        "Homework forum. {} Thanks!",
+        question["question"].as_str().unwrap().to_uppercase()
+    );
+    let lines = [
+        serde_json::json!({"id": "clean", "text": "The council approved the budget for the new library on Tuesday evening after a long debate."}),
+        serde_json::json!({"id": "leaked", "text": leaked}),
+    ];
+    std::fs::write(
+        &input,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let benchmark = format!("gsm8k={gsm8k}");
+    run_ok(&[
+        "decontam",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--benchmark",
+        &benchmark,
+        "--dropped",
+        "-q",
+    ]);
+    let kept = gunzip(&out.join("docs/part-00000.jsonl.gz"));
+    assert!(
+        kept.contains("\"clean\"") && !kept.contains("\"leaked\""),
+        "{kept}"
+    );
+    let dropped = gunzip(&out.join("dropped/part-00000.jsonl.gz"));
+    assert!(
+        dropped.contains("\"contaminated\"") && dropped.contains("\"benchmark\":\"gsm8k\""),
+        "{dropped}"
+    );
+    let bad = corpus()
+        .args([
+            "decontam",
+            input.to_str().unwrap(),
+            "-o",
+            "x",
+            "--benchmark",
+            "nameonly",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

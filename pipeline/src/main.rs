@@ -27,6 +27,8 @@ enum Command {
     /// Deduplicate inputs on their own: `--exact` drops documents whose text (or URL)
     /// was seen earlier, keeping the first occurrence in input order.
     Dedup(DedupArgs),
+    /// Drop documents that share n-grams with benchmark test sets.
+    Decontam(DecontamArgs),
     /// List the stage kinds with their config fields and defaults.
     Stages {
         /// Print JSON instead of text.
@@ -105,6 +107,31 @@ struct DedupArgs {
     common: CommonArgs,
 }
 
+#[derive(clap::Args)]
+struct DecontamArgs {
+    /// Input files, directories or globs (WARC, JSONL, Parquet).
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Output directory.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// A benchmark as NAME=PATH (a .jsonl/.json/.csv file, optionally .gz, or a
+    /// directory of them). Repeatable.
+    #[arg(long = "benchmark", value_name = "NAME=PATH", required = true)]
+    benchmarks: Vec<String>,
+    /// n-gram length in tokens.
+    #[arg(long, default_value_t = 13)]
+    n: usize,
+    /// n-grams in more test examples than this are ignored.
+    #[arg(long, default_value_t = 10)]
+    max_examples_per_ngram: usize,
+    /// Also write dropped documents under OUT/dropped.
+    #[arg(long)]
+    dropped: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum KeyArg {
     Text,
@@ -170,6 +197,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Dedup(args) => dedup(args),
+        Command::Decontam(args) => decontam(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
         Command::Langid(args) => langid(args),
     };
@@ -223,6 +251,37 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
         FormatArg::Jsonl => corpus::sink::OutputFormat::Jsonl,
         FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
     };
+    execute(&config, None, &args.common)
+}
+
+fn decontam(args: DecontamArgs) -> Result<(), Failure> {
+    use corpus::stages::decontam::{Benchmark, Config};
+    let mut benchmarks = Vec::new();
+    for spec in &args.benchmarks {
+        let Some((name, path)) = spec.split_once('=') else {
+            return Err(Failure {
+                code: 2,
+                error: anyhow::anyhow!("--benchmark {spec}: expected NAME=PATH"),
+            });
+        };
+        benchmarks.push(Benchmark {
+            name: name.to_string(),
+            path: path.into(),
+            fields: Vec::new(),
+        });
+    }
+    let stage = Config {
+        benchmarks,
+        n: args.n,
+        max_examples_per_ngram: args.max_examples_per_ngram,
+        ..Default::default()
+    };
+    let mut config = PipelineConfig::for_command(
+        args.inputs,
+        &args.output,
+        vec![corpus::stages::StageConfig::Decontam(stage)],
+    )?;
+    config.output.dropped = args.dropped;
     execute(&config, None, &args.common)
 }
 

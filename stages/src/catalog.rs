@@ -82,6 +82,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "URL/domain blocklists with FineWeb's hard/soft-ban logic and word blocklists over the text",
                 crate::safety::FIELDS,
             ),
+            StageConfig::Decontam(_) => describe::<crate::decontam::Config>(
+                crate::decontam::KIND,
+                "drop documents sharing 13-grams with benchmark test sets (GSM8K, MMLU, HumanEval, CMMLU...)",
+                crate::decontam::FIELDS,
+            ),
         })
         .collect()
 }

@@ -27,6 +27,8 @@ pub enum StageConfig {
     Quality(crate::quality::Config),
     /// URL/domain and word blocklists.
     Safety(crate::safety::Config),
+    /// Drop documents sharing n-grams with benchmark test sets.
+    Decontam(crate::decontam::Config),
 }
 
 impl StageConfig {
@@ -39,6 +41,7 @@ impl StageConfig {
             StageConfig::ExactDedup(Default::default()),
             StageConfig::Quality(Default::default()),
             StageConfig::Safety(Default::default()),
+            StageConfig::Decontam(Default::default()),
         ]
     }
 
@@ -51,6 +54,7 @@ impl StageConfig {
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
             StageConfig::Quality(_) => crate::quality::KIND,
             StageConfig::Safety(_) => crate::safety::KIND,
+            StageConfig::Decontam(_) => crate::decontam::KIND,
         }
     }
 }
@@ -63,6 +67,7 @@ pub const KINDS: &[&str] = &[
     crate::exact_dedup::KIND,
     crate::quality::KIND,
     crate::safety::KIND,
+    crate::decontam::KIND,
 ];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
@@ -104,6 +109,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
+            crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -120,6 +126,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
         StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
+        StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),
     })
 }
 

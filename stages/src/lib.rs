@@ -19,10 +19,12 @@
 
 pub mod catalog;
 pub mod config;
+pub mod decontam;
 pub mod document;
 pub mod exact_dedup;
 pub mod langid;
 pub mod length;
+pub mod ngram;
 pub mod normalize;
 pub mod quality;
 pub mod safety;

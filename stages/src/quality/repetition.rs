@@ -64,49 +64,6 @@ fn duplicates(items: &[&str]) -> (usize, usize) {
     (count, chars)
 }
 
-/// Rolling hashes of every n-gram of `ids` (a polynomial in the word hashes).
-fn ngram_hashes(ids: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
-    const P: u64 = 0x100_0000_01b3;
-    let top = (1..n).fold(1u64, |acc, _| acc.wrapping_mul(P));
-    let mut h = ids[..n - 1]
-        .iter()
-        .fold(0u64, |acc, &w| acc.wrapping_mul(P).wrapping_add(w));
-    (n - 1..ids.len()).map(move |end| {
-        h = h.wrapping_mul(P).wrapping_add(ids[end]);
-        let out = h;
-        // Take the first word of this n-gram out for the next one.
-        h = h.wrapping_sub(ids[end + 1 - n].wrapping_mul(top));
-        out
-    })
-}
-
-/// A hasher for keys that are already well mixed 64-bit hashes: one multiply.
-#[derive(Default, Clone, Copy)]
-struct BuildMix;
-
-impl std::hash::BuildHasher for BuildMix {
-    type Hasher = Mix;
-    fn build_hasher(&self) -> Mix {
-        Mix(0)
-    }
-}
-
-struct Mix(u64);
-
-impl std::hash::Hasher for Mix {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 impl Config {
     /// Checks the n-gram sizes.
     pub fn validate(&self) -> Result<(), String> {
@@ -142,18 +99,14 @@ impl Config {
         let word_chars = lens.iter().sum::<usize>().max(1) as f64;
         // Words as 64-bit hashes and n-grams as rolling polynomial hashes of those: one
         // pass per n over integers instead of hashing n strings per position.
-        let ids: Vec<u64> = t
-            .words
-            .iter()
-            .map(|w| xxhash_rust::xxh3::xxh3_64(w.as_bytes()))
-            .collect();
-        let mut counts: HashMap<u64, (u32, usize), BuildMix> = HashMap::default();
+        let ids: Vec<u64> = t.words.iter().map(|w| crate::ngram::word_hash(w)).collect();
+        let mut counts: HashMap<u64, (u32, usize), crate::ngram::BuildMix> = HashMap::default();
         for &(n, limit) in &self.top_n_grams {
             if ids.len() < n {
                 continue;
             }
             counts.clear();
-            for (i, h) in ngram_hashes(&ids, n).enumerate() {
+            for (i, h) in crate::ngram::ngram_hashes(&ids, n).enumerate() {
                 counts.entry(h).or_insert((0, i)).0 += 1;
             }
             // The most frequent n-gram (ties: the longest), counted in characters.
@@ -168,7 +121,7 @@ impl Config {
                 return Some(Reason::new("repetition_top_n_gram"));
             }
         }
-        let mut seen: HashSet<u64, BuildMix> = HashSet::default();
+        let mut seen: HashSet<u64, crate::ngram::BuildMix> = HashSet::default();
         let mut covered = vec![false; ids.len()];
         for &(n, limit) in &self.dup_n_grams {
             if ids.len() < n {
@@ -178,7 +131,7 @@ impl Config {
             // counted once however many repeated n-grams cover it.
             seen.clear();
             covered.iter_mut().for_each(|c| *c = false);
-            for (i, h) in ngram_hashes(&ids, n).enumerate() {
+            for (i, h) in crate::ngram::ngram_hashes(&ids, n).enumerate() {
                 if !seen.insert(h) {
                     covered[i..i + n].iter_mut().for_each(|c| *c = true);
                 }
@@ -227,25 +180,6 @@ mod tests {
         let passage = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu";
         let spam = format!("{varied} {passage} nu xi omicron {passage} pi rho");
         assert_eq!(check(&spam), Some("repetition_dup_n_gram"));
-    }
-
-    #[test]
-    fn rolling_hashes_match_direct_hashes() {
-        let ids: Vec<u64> = (0..20u64)
-            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i % 3))
-            .collect();
-        for n in 1..6 {
-            let rolled: Vec<u64> = ngram_hashes(&ids, n).collect();
-            let direct: Vec<u64> = ids
-                .windows(n)
-                .map(|w| {
-                    w.iter().fold(0u64, |a, &x| {
-                        a.wrapping_mul(0x100_0000_01b3).wrapping_add(x)
-                    })
-                })
-                .collect();
-            assert_eq!(rolled, direct, "n = {n}");
-        }
     }
 
     #[test]
