@@ -155,6 +155,9 @@ impl PipelineConfig {
         } else {
             base.to_path_buf()
         };
+        for stage in &mut config.stages {
+            stage.resolve_paths(&config.base_dir);
+        }
         config.validate_settings()?;
         Ok(config)
     }
@@ -423,6 +426,17 @@ min_chars = 10
         };
         assert_eq!(l.min_chars, 3);
         let c = parse(BASE, &["stages.0.max_chars=100"]).unwrap();
+        // File paths of stages are taken from the config's folder, like inputs.
+        let with_lists = format!(
+            "{BASE}\n[[stages]]\nkind = \"decontam\"\nbenchmarks = [{{name = \"g\", path = \"b/g.jsonl\"}}]\n"
+        );
+        let t =
+            PipelineConfig::from_toml(&with_lists, Path::new("t.toml"), Path::new("/base"), &[])
+                .unwrap();
+        let corpus_stages::StageConfig::Decontam(d) = &t.stages[1] else {
+            panic!("not decontam")
+        };
+        assert_eq!(d.benchmarks[0].path, Path::new("/base/b/g.jsonl"));
         let corpus_stages::StageConfig::Length(l) = &c.stages[0] else {
             panic!("stage 0 is not `length`: {:?}", c.stages[0]);
         };

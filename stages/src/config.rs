@@ -45,6 +45,35 @@ impl StageConfig {
         ]
     }
 
+    /// Makes the relative file paths of the configuration (blocklists, benchmark sets)
+    /// relative to `base`, the folder of the config file, as input paths are.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let fix = |p: &mut std::path::PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        match self {
+            StageConfig::Safety(c) => {
+                for p in [
+                    &mut c.domains,
+                    &mut c.urls,
+                    &mut c.banned_words,
+                    &mut c.soft_banned_words,
+                    &mut c.banned_subwords,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    fix(p);
+                }
+                c.text_word_lists.iter_mut().for_each(fix);
+            }
+            StageConfig::Decontam(c) => c.benchmarks.iter_mut().for_each(|b| fix(&mut b.path)),
+            _ => {}
+        }
+    }
+
     /// The stage kind of this configuration.
     pub fn kind(&self) -> &'static str {
         match self {
