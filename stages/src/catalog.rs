@@ -49,7 +49,10 @@ fn describe<C: Default + Serialize>(
 pub fn catalog() -> Vec<StageInfo> {
     // Listing through a match on StageConfig keeps this in step with the enum: a new
     // variant fails to compile here until it is described.
-    let kinds = [StageConfig::Length(Default::default())];
+    let kinds = [
+        StageConfig::Length(Default::default()),
+        StageConfig::Extract(Default::default()),
+    ];
     kinds
         .iter()
         .map(|k| match k {
@@ -57,6 +60,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 crate::length::KIND,
                 "drop documents whose text is empty, too short or too long (in characters)",
                 crate::length::FIELDS,
+            ),
+            StageConfig::Extract(_) => describe::<crate::extract::Config>(
+                crate::extract::KIND,
+                "extract the main text, title and metadata from raw HTML (charset detection, boilerplate removal)",
+                crate::extract::FIELDS,
             ),
         })
         .collect()
@@ -68,7 +76,10 @@ mod tests {
 
     #[test]
     fn every_serialized_field_is_documented_and_every_documented_field_exists() {
-        let kinds = [StageConfig::Length(Default::default())];
+        let kinds = [
+            StageConfig::Length(Default::default()),
+            StageConfig::Extract(Default::default()),
+        ];
         for (info, config) in catalog().iter().zip(kinds) {
             assert_eq!(info.kind, config.kind());
             let mut table = toml::Table::try_from(&config).unwrap();

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum StageConfig {
     /// Drop documents by text length.
     Length(crate::length::Config),
+    /// Extract the main text from raw HTML.
+    Extract(crate::extract::Config),
 }
 
 impl StageConfig {
@@ -24,12 +26,13 @@ impl StageConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             StageConfig::Length(_) => crate::length::KIND,
+            StageConfig::Extract(_) => crate::extract::KIND,
         }
     }
 }
 
 /// Every stage kind, in the order `corpus stages` lists them.
-pub const KINDS: &[&str] = &[crate::length::KIND];
+pub const KINDS: &[&str] = &[crate::length::KIND, crate::extract::KIND];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
 // the table and lose the field name in type errors ("expected u64" without saying
@@ -65,6 +68,7 @@ impl<'de> Deserialize<'de> for StageConfig {
         }
         match kind.as_str() {
             crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
+            crate::extract::KIND => Ok(StageConfig::Extract(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -76,6 +80,7 @@ impl<'de> Deserialize<'de> for StageConfig {
 pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
     Ok(match config {
         StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
+        StageConfig::Extract(c) => AnyStage::Doc(Box::new(crate::extract::build(c)?)),
     })
 }
 

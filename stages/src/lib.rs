@@ -20,6 +20,7 @@
 pub mod catalog;
 pub mod config;
 pub mod document;
+pub mod extract;
 pub mod length;
 pub mod stage;
 

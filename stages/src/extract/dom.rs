@@ -1,0 +1,498 @@
+//! Parsing with html5ever (through `scraper`'s tree sink) under a time budget, and a
+//! compact arena of the parsed page that the content scorer walks.
+//!
+//! The arena caps depth: elements nested deeper than `max_depth` are not created, their
+//! text goes to the ancestor at the cap. Every later pass can then recurse safely.
+
+use html5ever::tendril::{StrTendril, TendrilSink};
+use scraper::{Html, HtmlTreeSink, Node as HtmlNode};
+use std::time::Instant;
+
+/// Why a page could not be turned into an arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Parsing ran past its time budget.
+    Timeout,
+    /// The page has more nodes than allowed.
+    TooManyNodes,
+}
+
+/// Bytes fed to the parser between two looks at the clock.
+const CHUNK: usize = 64 * 1024;
+
+/// Parses `html`, giving up when `deadline` passes.
+pub fn parse(html: &str, deadline: Instant) -> Result<Html, Limit> {
+    let mut parser = html5ever::parse_document(
+        HtmlTreeSink::new(Html::new_document()),
+        html5ever::ParseOpts::default(),
+    );
+    let mut rest = html;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(CHUNK);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        parser.process(StrTendril::from_slice(&rest[..cut]));
+        rest = &rest[cut..];
+        if Instant::now() > deadline {
+            return Err(Limit::Timeout);
+        }
+    }
+    Ok(parser.finish())
+}
+
+/// Element kinds the extractor treats differently; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// A text node.
+    Text,
+    /// Removed with its content (scripts, forms controls, navigation...).
+    Skip,
+    /// `<a>`.
+    A,
+    /// `<br>`.
+    Br,
+    /// `<hr>`.
+    Hr,
+    /// `<p>`.
+    P,
+    /// `<h1>`..`<h6>`.
+    H,
+    /// `<li>`, `<dt>`, `<dd>`.
+    Li,
+    /// `<ul>`, `<ol>`, `<dl>`.
+    List,
+    /// `<table>`.
+    Table,
+    /// `<tr>`.
+    Tr,
+    /// `<td>`, `<th>`.
+    Cell,
+    /// `<pre>`.
+    Pre,
+    /// `<blockquote>`.
+    Quote,
+    /// `<div>`, `<section>`, `<article>`, `<main>` and other generic blocks.
+    Div,
+    /// `<header>`: kept inside an article, boilerplate elsewhere.
+    Header,
+    /// `<body>`.
+    Body,
+    /// An inline element.
+    Inline,
+}
+
+impl Tag {
+    fn of(name: &str) -> Tag {
+        match name {
+            "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe"
+            | "object" | "embed" | "canvas" | "video" | "audio" | "select" | "option"
+            | "button" | "input" | "textarea" | "head" | "nav" | "aside" | "footer" | "menu"
+            | "dialog" | "label" | "map" | "area" | "picture" | "img" | "source" | "link"
+            | "meta" | "title" | "base" | "frameset" | "frame" => Tag::Skip,
+            "a" => Tag::A,
+            "br" => Tag::Br,
+            "hr" => Tag::Hr,
+            "p" => Tag::P,
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => Tag::H,
+            "li" | "dt" | "dd" => Tag::Li,
+            "ul" | "ol" | "dl" => Tag::List,
+            "table" => Tag::Table,
+            "tr" => Tag::Tr,
+            "td" | "th" => Tag::Cell,
+            "pre" => Tag::Pre,
+            "blockquote" => Tag::Quote,
+            "header" => Tag::Header,
+            "body" => Tag::Body,
+            "div" | "section" | "article" | "main" | "figure" | "figcaption" | "address"
+            | "center" | "details" | "summary" | "fieldset" | "form" | "caption" | "thead"
+            | "tbody" | "tfoot" | "legend" | "html" | "hgroup" | "search" => Tag::Div,
+            _ => Tag::Inline,
+        }
+    }
+
+    /// True for tags that start a new line of output.
+    pub fn is_block(self) -> bool {
+        !matches!(self, Tag::Text | Tag::A | Tag::Inline | Tag::Cell | Tag::Skip)
+    }
+}
+
+/// Flag: class/id/role/hidden says this is boilerplate.
+pub const BOILER: u8 = 1;
+/// Flag: class/id/itemprop says this is the main content.
+pub const CONTENT: u8 = 2;
+/// Flag: `<article>` or `<main>` or role=main.
+pub const ARTICLE: u8 = 4;
+
+/// One node of the arena.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// What it is.
+    pub tag: Tag,
+    /// Flags (`BOILER`, `CONTENT`, `ARTICLE`).
+    pub flags: u8,
+    /// Parent index (the root is its own parent).
+    pub parent: u32,
+    /// Children indexes, in order.
+    pub children: Vec<u32>,
+    /// Text of a text node: a range of [`Page::text`].
+    pub text: (u32, u32),
+}
+
+/// Metadata found in the head.
+#[derive(Debug, Clone, Default)]
+pub struct HeadMeta {
+    /// `<title>`.
+    pub title: Option<String>,
+    /// `og:title`.
+    pub og_title: Option<String>,
+    /// `<link rel=canonical>` or `og:url`.
+    pub canonical: Option<String>,
+    /// Publication date from meta tags or the first `<time datetime>`.
+    pub date: Option<String>,
+    /// `<html lang>`.
+    pub lang: Option<String>,
+}
+
+/// The arena of one page.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Nodes; index 0 is the root.
+    pub nodes: Vec<Node>,
+    /// All text node contents, concatenated.
+    pub text: String,
+    /// Head metadata.
+    pub meta: HeadMeta,
+}
+
+impl Page {
+    /// Text of a text node.
+    pub fn text_of(&self, n: &Node) -> &str {
+        self.text
+            .get(n.text.0 as usize..n.text.1 as usize)
+            .unwrap_or("")
+    }
+}
+
+/// Builds the arena from a parsed document.
+pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Limit> {
+    let mut page = Page::default();
+    page.nodes.push(Node {
+        tag: Tag::Div,
+        flags: 0,
+        parent: 0,
+        children: Vec::new(),
+        text: (0, 0),
+    });
+    // Stack of (arena index or None when not materialized, kind of edge) per open element.
+    let mut stack: Vec<Option<u32>> = Vec::new();
+    let mut current: u32 = 0;
+    let mut skip_depth = 0usize;
+    let mut seen = 0usize;
+    let mut in_title = false;
+    for edge in html.tree.root().traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(node) => match node.value() {
+                HtmlNode::Element(el) => {
+                    seen += 1;
+                    if seen > max_nodes {
+                        return Err(Limit::TooManyNodes);
+                    }
+                    let name = el.name();
+                    collect_head(name, el, &mut page.meta, skip_depth > 0);
+                    if name == "title" {
+                        in_title = true;
+                    }
+                    let tag = Tag::of(name);
+                    if skip_depth > 0 || tag == Tag::Skip {
+                        skip_depth += 1;
+                        stack.push(None);
+                        continue;
+                    }
+                    if stack.len() >= max_depth {
+                        stack.push(None);
+                        continue;
+                    }
+                    let idx = page.nodes.len() as u32;
+                    page.nodes.push(Node {
+                        tag,
+                        flags: flags(name, el),
+                        parent: current,
+                        children: Vec::new(),
+                        text: (0, 0),
+                    });
+                    page.nodes[current as usize].children.push(idx);
+                    current = idx;
+                    stack.push(Some(idx));
+                }
+                HtmlNode::Text(t) => {
+                    if in_title {
+                        let title = page.meta.title.get_or_insert_with(String::new);
+                        title.push_str(t);
+                    }
+                    if skip_depth > 0 {
+                        continue;
+                    }
+                    seen += 1;
+                    if seen > max_nodes {
+                        return Err(Limit::TooManyNodes);
+                    }
+                    let start = page.text.len() as u32;
+                    page.text.push_str(t);
+                    let idx = page.nodes.len() as u32;
+                    page.nodes.push(Node {
+                        tag: Tag::Text,
+                        flags: 0,
+                        parent: current,
+                        children: Vec::new(),
+                        text: (start, page.text.len() as u32),
+                    });
+                    page.nodes[current as usize].children.push(idx);
+                }
+                _ => {}
+            },
+            ego_tree::iter::Edge::Close(node) => {
+                if let HtmlNode::Element(el) = node.value() {
+                    if el.name() == "title" {
+                        in_title = false;
+                    }
+                    match stack.pop() {
+                        Some(Some(idx)) => current = page.nodes[idx as usize].parent,
+                        Some(None) => skip_depth = skip_depth.saturating_sub(1),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(page)
+}
+
+fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, skipped: bool) {
+    let _ = skipped;
+    match name {
+        "html" => {
+            if let Some(lang) = el.attr("lang").map(str::trim).filter(|l| !l.is_empty()) {
+                meta.lang = Some(lang.to_string());
+            }
+        }
+        "meta" => {
+            let key = el
+                .attr("property")
+                .or_else(|| el.attr("name"))
+                .or_else(|| el.attr("itemprop"))
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let Some(content) = el.attr("content").map(str::trim).filter(|c| !c.is_empty())
+            else {
+                return;
+            };
+            match key.as_str() {
+                "og:title" => meta.og_title = Some(content.to_string()),
+                "og:url" => {
+                    meta.canonical.get_or_insert_with(|| content.to_string());
+                }
+                "article:published_time" | "datepublished" | "date" | "pubdate"
+                | "publishdate" | "dc.date" | "dc.date.issued" | "dcterms.date"
+                | "sailthru.date" | "parsely-pub-date" | "og:published_time" => {
+                    meta.date.get_or_insert_with(|| content.to_string());
+                }
+                _ => {}
+            }
+        }
+        "link" => {
+            let rel = el.attr("rel").unwrap_or("");
+            if rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("canonical"))
+                && let Some(href) = el.attr("href").map(str::trim).filter(|h| !h.is_empty())
+            {
+                // A canonical link beats og:url.
+                meta.canonical = Some(href.to_string());
+            }
+        }
+        "time" => {
+            if let Some(dt) = el.attr("datetime").map(str::trim).filter(|d| !d.is_empty()) {
+                meta.date.get_or_insert_with(|| dt.to_string());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Words in class/id that mark boilerplate. Matched against the lower-cased tokens of
+/// class and id split at anything not a letter or digit, so `post-navigation`,
+/// `sidebar_left` and `share-buttons` all match, but `adapter` does not match `ad`.
+const BOILER_WORDS: &[&str] = &[
+    "nav",
+    "navbar",
+    "navigation",
+    "menu",
+    "submenu",
+    "breadcrumb",
+    "breadcrumbs",
+    "footer",
+    "sidebar",
+    "widget",
+    "widgets",
+    "share",
+    "sharing",
+    "social",
+    "sociable",
+    "comment",
+    "comments",
+    "cookie",
+    "cookies",
+    "consent",
+    "gdpr",
+    "banner",
+    "ad",
+    "ads",
+    "advert",
+    "advertisement",
+    "sponsor",
+    "sponsored",
+    "promo",
+    "newsletter",
+    "subscribe",
+    "subscription",
+    "popup",
+    "modal",
+    "overlay",
+    "related",
+    "recommended",
+    "pagination",
+    "pager",
+    "tags",
+    "tagcloud",
+    "byline",
+    "author",
+    "meta",
+    "skip",
+    "hidden",
+    "hide",
+    "noprint",
+    "print",
+    "login",
+    "signup",
+    "toolbar",
+    "masthead",
+    "outbrain",
+    "taboola",
+    "teaser",
+    "rating",
+    "disqus",
+    "reply",
+    "respond",
+    "caption",
+    "copyright",
+    "crumbs",
+];
+
+/// Words in class/id that mark the main content.
+const CONTENT_WORDS: &[&str] = &[
+    "article",
+    "articlebody",
+    "content",
+    "entry",
+    "post",
+    "story",
+    "text",
+    "body",
+    "main",
+    "blog",
+    "fulltext",
+];
+
+fn tokens(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_ascii_lowercase())
+}
+
+fn flags(name: &str, el: &scraper::node::Element) -> u8 {
+    let mut f = 0;
+    if matches!(name, "article" | "main") {
+        f |= ARTICLE;
+    }
+    if let Some(role) = el.attr("role") {
+        match role.trim().to_ascii_lowercase().as_str() {
+            "main" | "article" => f |= ARTICLE,
+            "navigation" | "banner" | "contentinfo" | "complementary" | "search" | "menu"
+            | "menubar" | "dialog" | "alertdialog" | "toolbar" => f |= BOILER,
+            _ => {}
+        }
+    }
+    if el.attr("hidden").is_some() || el.attr("aria-hidden").is_some_and(|v| v == "true") {
+        f |= BOILER;
+    }
+    if let Some(style) = el.attr("style") {
+        let s: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if s.contains("display:none") || s.contains("visibility:hidden") {
+            f |= BOILER;
+        }
+    }
+    if el
+        .attr("itemprop")
+        .is_some_and(|v| v.eq_ignore_ascii_case("articlebody"))
+    {
+        f |= CONTENT;
+    }
+    for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
+        for t in tokens(attr) {
+            if BOILER_WORDS.contains(&t.as_str()) {
+                f |= BOILER;
+            } else if CONTENT_WORDS.contains(&t.as_str()) {
+                f |= CONTENT;
+            }
+        }
+    }
+    // `post-navigation` is navigation, not a post.
+    if f & BOILER != 0 {
+        f &= !CONTENT;
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn deep_nesting_is_capped() {
+        let mut html = String::new();
+        for _ in 0..5000 {
+            html.push_str("<div>");
+        }
+        html.push_str("deep text");
+        let doc = parse(&html, Instant::now() + Duration::from_secs(30)).unwrap();
+        let page = build(&doc, 64, 1_000_000).unwrap();
+        assert!(page.nodes.len() < 100);
+        assert!(page.text.contains("deep text"));
+        assert_eq!(
+            build(&doc, 64, 1000).unwrap_err(),
+            Limit::TooManyNodes
+        );
+    }
+
+    #[test]
+    fn flags_from_class_and_role() {
+        let doc = parse(
+            "<div class='post-navigation'>a</div><div id='main-content'>b</div>\
+             <div class='adapter'>c</div><div role=navigation>d</div>",
+            Instant::now() + Duration::from_secs(5),
+        )
+        .unwrap();
+        let page = build(&doc, 64, 1000).unwrap();
+        let divs: Vec<u8> = page
+            .nodes
+            .iter()
+            .filter(|n| n.tag == Tag::Div && n.parent != 0)
+            .map(|n| n.flags)
+            .collect();
+        assert_eq!(&divs[divs.len() - 4..], &[BOILER, CONTENT, 0, BOILER]);
+    }
+}
