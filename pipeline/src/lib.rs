@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod executor;
+pub mod extract_cmd;
 pub mod io;
 pub mod shard;
 pub mod sink;

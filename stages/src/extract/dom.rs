@@ -318,88 +318,29 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
     }
 }
 
-/// Words in class/id that mark boilerplate. Matched against the lower-cased tokens of
-/// class and id split at anything not a letter or digit, so `post-navigation`,
-/// `sidebar_left` and `share-buttons` all match, but `adapter` does not match `ad`.
-const BOILER_WORDS: &[&str] = &[
-    "nav",
-    "navbar",
-    "navigation",
-    "menu",
-    "submenu",
-    "breadcrumb",
-    "breadcrumbs",
-    "footer",
-    "sidebar",
-    "widget",
-    "widgets",
-    "share",
-    "sharing",
-    "social",
-    "sociable",
-    "comment",
-    "comments",
-    "cookie",
-    "cookies",
-    "consent",
-    "gdpr",
-    "banner",
-    "ad",
-    "ads",
-    "advert",
-    "advertisement",
-    "sponsor",
-    "sponsored",
-    "promo",
-    "newsletter",
-    "subscribe",
-    "subscription",
-    "popup",
-    "modal",
-    "overlay",
-    "related",
-    "recommended",
-    "pagination",
-    "pager",
-    "tags",
-    "tagcloud",
-    "byline",
-    "author",
-    "meta",
-    "skip",
-    "hidden",
-    "hide",
-    "noprint",
-    "print",
-    "login",
-    "signup",
-    "toolbar",
-    "masthead",
-    "outbrain",
-    "taboola",
-    "teaser",
-    "rating",
-    "disqus",
-    "reply",
-    "respond",
-    "caption",
-    "copyright",
-    "crumbs",
+/// Words in class/id that mark boilerplate when they are a whole token of the
+/// attribute (split at anything not a letter or digit): short words that would match
+/// inside unrelated words (`ad` in `header`, `nav` in `canvas`).
+const BOILER_TOKENS: &[&str] = &[
+    "nav", "menu", "ad", "ads", "tags", "tag", "meta", "skip", "hide", "hidden", "print",
+    "noprint", "login", "signup", "modal", "popup", "overlay", "promo", "rating", "reply",
+    "respond", "share", "byline", "author", "caption", "toolbar", "masthead", "teaser",
+    "pager", "crumbs", "gdpr", "consent", "social", "dialog",
+];
+
+/// Longer words that mark boilerplate wherever they occur in class/id
+/// (`commentlist`, `post-sidebar-left`, `site_footer_inner`, `sharebar`).
+const BOILER_PARTS: &[&str] = &[
+    "navigation", "navbar", "breadcrumb", "footer", "sidebar", "widget", "sharing",
+    "share-", "social", "sociable", "comment", "cookie", "banner", "advert", "sponsor",
+    "newsletter", "subscri", "related", "recommend", "pagination", "tagcloud", "disqus",
+    "outbrain", "taboola", "copyright", "submenu", "dropdown", "offcanvas",
 ];
 
 /// Words in class/id that mark the main content.
 const CONTENT_WORDS: &[&str] = &[
-    "article",
-    "articlebody",
-    "content",
-    "entry",
-    "post",
-    "story",
-    "text",
-    "body",
-    "main",
-    "blog",
-    "fulltext",
+    "article", "articlebody", "content", "entry", "post", "story", "text", "body", "main",
+    "blog", "fulltext",
 ];
 
 fn tokens(s: &str) -> impl Iterator<Item = String> + '_ {
@@ -441,8 +382,12 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         f |= CONTENT;
     }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
+        let lower = attr.to_ascii_lowercase();
+        if BOILER_PARTS.iter().any(|p| lower.contains(p)) {
+            f |= BOILER;
+        }
         for t in tokens(attr) {
-            if BOILER_WORDS.contains(&t.as_str()) {
+            if BOILER_TOKENS.contains(&t.as_str()) {
                 f |= BOILER;
             } else if CONTENT_WORDS.contains(&t.as_str()) {
                 f |= CONTENT;

@@ -115,6 +115,13 @@ fn choose(page: &Page, m: &Measure) -> Vec<u32> {
         direct[b] += m.w[i];
         punct[b] += page.text_of(node).chars().filter(|&c| is_punct(c)).count() as u32;
     }
+    if std::env::var("CORPUS_EXTRACT_ALGO").as_deref() != Ok("readability") {
+        let frac: f32 = std::env::var("CORPUS_EXTRACT_FRAC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.75);
+        return choose_mass(page, m, &direct, frac);
+    }
     let mut any = false;
     for b in 1..n {
         if direct[b] < 25 || m.removed[b] {
@@ -192,6 +199,40 @@ fn choose(page: &Page, m: &Measure) -> Vec<u32> {
                 || (page.nodes[c].tag == Tag::H && ld < 0.5 && c < best)
         })
         .collect()
+}
+
+/// The deepest node that holds at least `frac` of the page's paragraph text, where
+/// paragraph text is the text of leaf blocks long enough and not mostly links.
+fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> {
+    let n = page.nodes.len();
+    let mut good = vec![0u64; n];
+    for b in 1..n {
+        if direct[b] >= 25 && !m.removed[b] && m.lw[b] * 2 < m.w[b] {
+            good[b] += direct[b] as u64;
+        }
+    }
+    for i in (1..n).rev() {
+        let p = page.nodes[i].parent as usize;
+        good[p] += good[i];
+    }
+    let total = good[0];
+    if total == 0 {
+        return Vec::new();
+    }
+    let need = (total as f64 * frac as f64) as u64;
+    let mut cur = 0usize;
+    loop {
+        let best = page.nodes[cur]
+            .children
+            .iter()
+            .map(|&c| c as usize)
+            .max_by_key(|&c| good[c]);
+        match best {
+            Some(c) if good[c] >= need && good[c] > 0 => cur = c,
+            _ => break,
+        }
+    }
+    vec![cur as u32]
 }
 
 /// One rendered line of output.
