@@ -20,8 +20,73 @@ pub enum Limit {
 /// Bytes fed to the parser between two looks at the clock.
 const CHUNK: usize = 64 * 1024;
 
+/// Elements whose content is never text: emptied before parsing. The tokenizer walks
+/// script and style bodies character by character, and on modern pages they are most
+/// of the bytes.
+const RAW_ELEMENTS: &[&[u8]] = &[b"script", b"style", b"svg", b"noscript"];
+
+/// Removes the content of `<script>`, `<style>`, `<svg>`, `<noscript>` and comments,
+/// keeping the tags, so the parser sees the same structure with less to tokenize.
+/// An unclosed element or comment runs to the end, as the parser would take it.
+pub fn strip_raw(html: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = html.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(i) = memchr::memchr(b'<', &bytes[pos..]) {
+        let start = pos + i;
+        let rest = &bytes[start + 1..];
+        pos = start + 1;
+        // (end of the kept opening part, where the skipped part ends)
+        let cut = if rest.starts_with(b"!--") {
+            let body = start + 4;
+            let end = memchr::memmem::find(&bytes[body..], b"-->").map_or(bytes.len(), |e| body + e);
+            Some((body, end))
+        } else {
+            RAW_ELEMENTS.iter().find_map(|name| {
+                let n = name.len();
+                let matches = rest.len() > n
+                    && rest[..n].eq_ignore_ascii_case(name)
+                    && matches!(rest[n], b'>' | b' ' | b'\t' | b'\n' | b'\r' | b'/');
+                if !matches {
+                    return None;
+                }
+                let open_end = memchr::memchr(b'>', rest).map(|e| start + 2 + e)?;
+                let mut close = None;
+                let mut from = open_end;
+                while let Some(j) = memchr::memmem::find(&bytes[from..], b"</") {
+                    let at = from + j;
+                    let tail = &bytes[at + 2..];
+                    if tail.len() >= n && tail[..n].eq_ignore_ascii_case(name) {
+                        close = Some(at);
+                        break;
+                    }
+                    from = at + 2;
+                }
+                Some((open_end, close.unwrap_or(bytes.len())))
+            })
+        };
+        if let Some((keep_to, skip_to)) = cut
+            && skip_to > keep_to
+        {
+            let o = out.get_or_insert_with(|| String::with_capacity(html.len() / 2));
+            o.push_str(&html[copied..keep_to]);
+            copied = skip_to;
+            pos = skip_to;
+        }
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(html),
+        Some(mut o) => {
+            o.push_str(&html[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
 /// Parses `html`, giving up when `deadline` passes.
 pub fn parse(html: &str, deadline: Instant) -> Result<Html, Limit> {
+    let html = &*strip_raw(html);
     let mut parser = html5ever::parse_document(
         HtmlTreeSink::new(Html::new_document()),
         html5ever::ParseOpts::default(),
@@ -322,7 +387,7 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
 /// attribute (split at anything not a letter or digit): short words that would match
 /// inside unrelated words (`ad` in `header`, `nav` in `canvas`).
 const BOILER_TOKENS: &[&str] = &[
-    "nav", "menu", "ad", "ads", "tags", "tag", "meta", "skip", "hide", "hidden", "print",
+    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "hide", "hidden",
     "noprint", "login", "signup", "modal", "popup", "overlay", "promo", "rating", "reply",
     "respond", "share", "byline", "author", "caption", "toolbar", "masthead", "teaser",
     "pager", "crumbs", "gdpr", "consent", "social", "dialog",
@@ -334,7 +399,7 @@ const BOILER_PARTS: &[&str] = &[
     "navigation", "navbar", "breadcrumb", "footer", "sidebar", "widget", "sharing",
     "share-", "social", "sociable", "comment", "cookie", "banner", "advert", "sponsor",
     "newsletter", "subscri", "related", "recommend", "pagination", "tagcloud", "disqus",
-    "outbrain", "taboola", "copyright", "submenu", "dropdown", "offcanvas",
+    "outbrain", "taboola", "copyright", "metadata", "postmeta", "entry-utility", "submenu", "dropdown", "offcanvas",
 ];
 
 /// Words in class/id that mark the main content.
@@ -353,6 +418,11 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
     let mut f = 0;
     if matches!(name, "article" | "main") {
         f |= ARTICLE;
+    }
+    // Comment forms, search boxes, newsletter sign-ups; a page wrapped whole in a
+    // `<form>` (ASP.NET) is saved by the article guard or the prune fallback.
+    if name == "form" && std::env::var("CORPUS_EXTRACT_FORM").is_ok() {
+        f |= BOILER;
     }
     if let Some(role) = el.attr("role") {
         match role.trim().to_ascii_lowercase().as_str() {
@@ -405,6 +475,18 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn raw_elements_are_emptied() {
+        let html = "<p>a<script type=x>if (a<b) { x = '</p>'; }</script>b<!-- <p>c</p> -->\
+                    <STYLE>p{}</STYLE><svg><text>t</text></svg>d<script>";
+        assert_eq!(
+            strip_raw(html),
+            "<p>a<script type=x></script>b<!---->\
+             <STYLE></STYLE><svg></svg>d<script>"
+        );
+        assert!(matches!(strip_raw("<p>plain</p>"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn deep_nesting_is_capped() {

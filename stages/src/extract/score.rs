@@ -43,28 +43,34 @@ struct Measure {
     lw: Vec<u32>,
 }
 
+/// Share of the page's text (in tenths) above which a subtree marked boilerplate by
+/// class is kept anyway: such a subtree is a page wrapper with an unlucky class
+/// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
+const GUARD_TENTHS: u64 = 4;
+
 fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
     let n = page.nodes.len();
-    // Which nodes have an article-like descendant (or are one): never pruned by class.
-    let mut holds_article = vec![false; n];
-    for i in (1..n).rev() {
-        let node = &page.nodes[i];
-        if node.flags & ARTICLE != 0 || node.tag == Tag::Body {
-            holds_article[i] = true;
-        }
-        if holds_article[i] {
-            holds_article[node.parent as usize] = true;
-        }
-    }
+    let mass = if use_classes {
+        let m = measure(page, prune(page, false));
+        let direct = leaf_text(page, &m);
+        Some(paragraph_mass(page, &m, &direct))
+    } else {
+        None
+    };
+    let total = mass.as_ref().map_or(0, |g| g[0]);
     let mut removed = vec![false; n];
     let mut in_article = vec![false; n];
+    let guard = std::env::var("CORPUS_EXTRACT_GUARD").as_deref() != Ok("off");
     for i in 1..n {
         let node = &page.nodes[i];
         let p = node.parent as usize;
         in_article[i] = in_article[p] || node.flags & ARTICLE != 0;
+        let big = mass
+            .as_ref()
+            .is_some_and(|g| guard && total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
         removed[i] = removed[p]
-            || (use_classes && node.flags & BOILER != 0 && !holds_article[i])
-            || (node.tag == Tag::Header && !in_article[i] && !holds_article[i]);
+            || (use_classes && node.flags & BOILER != 0 && !big && node.tag != Tag::Body)
+            || (node.tag == Tag::Header && !in_article[i] && !big);
     }
     removed
 }
@@ -100,27 +106,21 @@ fn measure(page: &Page, removed: Vec<bool>) -> Measure {
 fn choose(page: &Page, m: &Measure) -> Vec<u32> {
     let n = page.nodes.len();
     let mut score = vec![0f32; n];
-    // Leaf blocks: the nearest block ancestor of each text node collects its text.
-    let mut direct = vec![0u32; n];
+    let direct = leaf_text(page, m);
     let mut punct = vec![0u32; n];
-    for i in 1..n {
-        let node = &page.nodes[i];
-        if node.tag != Tag::Text || m.removed[i] || m.w[i] == 0 {
-            continue;
-        }
-        let mut b = node.parent as usize;
-        while b != 0 && !(page.nodes[b].tag.is_block() || page.nodes[b].tag == Tag::Cell) {
-            b = page.nodes[b].parent as usize;
-        }
-        direct[b] += m.w[i];
-        punct[b] += page.text_of(node).chars().filter(|&c| is_punct(c)).count() as u32;
-    }
     if std::env::var("CORPUS_EXTRACT_ALGO").as_deref() != Ok("readability") {
         let frac: f32 = std::env::var("CORPUS_EXTRACT_FRAC")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.75);
         return choose_mass(page, m, &direct, frac);
+    }
+    for i in 1..n {
+        let node = &page.nodes[i];
+        if node.tag == Tag::Text && !m.removed[i] {
+            punct[leaf_block(page, i)] +=
+                page.text_of(node).chars().filter(|&c| is_punct(c)).count() as u32;
+        }
     }
     let mut any = false;
     for b in 1..n {
@@ -201,9 +201,29 @@ fn choose(page: &Page, m: &Measure) -> Vec<u32> {
         .collect()
 }
 
-/// The deepest node that holds at least `frac` of the page's paragraph text, where
-/// paragraph text is the text of leaf blocks long enough and not mostly links.
-fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> {
+/// The nearest block ancestor of node `i`.
+fn leaf_block(page: &Page, i: usize) -> usize {
+    let mut b = page.nodes[i].parent as usize;
+    while b != 0 && !(page.nodes[b].tag.is_block() || page.nodes[b].tag == Tag::Cell) {
+        b = page.nodes[b].parent as usize;
+    }
+    b
+}
+
+/// Weighted text each leaf block holds directly (its text nodes and inline elements).
+fn leaf_text(page: &Page, m: &Measure) -> Vec<u32> {
+    let mut direct = vec![0u32; page.nodes.len()];
+    for i in 1..page.nodes.len() {
+        if page.nodes[i].tag == Tag::Text && !m.removed[i] && m.w[i] > 0 {
+            direct[leaf_block(page, i)] += m.w[i];
+        }
+    }
+    direct
+}
+
+/// Paragraph text under each node: the text of leaf blocks long enough and not mostly
+/// links, summed over the subtree.
+fn paragraph_mass(page: &Page, m: &Measure, direct: &[u32]) -> Vec<u64> {
     let n = page.nodes.len();
     let mut good = vec![0u64; n];
     for b in 1..n {
@@ -215,6 +235,13 @@ fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> 
         let p = page.nodes[i].parent as usize;
         good[p] += good[i];
     }
+    good
+}
+
+/// The deepest node that holds at least `frac` of the page's paragraph text, where
+/// paragraph text is the text of leaf blocks long enough and not mostly links.
+fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> {
+    let good = paragraph_mass(page, m, direct);
     let total = good[0];
     if total == 0 {
         return Vec::new();
@@ -358,18 +385,120 @@ impl Render<'_> {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Good,
+    Near,
+    Short,
+    Bad,
+}
+
+/// Line weights below this are short (a date, "Share this", a button label).
+const SHORT: u32 = 30;
+/// Line weights from this on are good content when not link-heavy.
+const GOOD: u32 = 80;
+
+/// Decides which rendered lines to keep, after jusText: lines that are mostly links are
+/// bad; long lines are good; short and middling lines are judged by the nearest
+/// non-short lines around them, so a short line between paragraphs stays while a run
+/// of short lines at the edge of the content (dates, "related posts", share labels)
+/// goes. Headings and `<pre>` blocks count as good when content follows them.
+fn classify_lines(lines: &[Line]) -> Vec<bool> {
+    let class: Vec<Class> = lines
+        .iter()
+        .map(|l| {
+            if l.w > 0 && l.lw * 10 > l.w * 6 {
+                Class::Bad
+            } else if l.w >= GOOD && l.lw * 10 < l.w * 3 {
+                Class::Good
+            } else if l.w < SHORT {
+                Class::Short
+            } else {
+                Class::Near
+            }
+        })
+        .collect();
+    let n = lines.len();
+    // Nearest non-short class before and after each line; the edges count as bad.
+    let mut prev = vec![Class::Bad; n];
+    let mut last = Class::Bad;
+    for i in 0..n {
+        prev[i] = last;
+        if class[i] != Class::Short {
+            last = class[i];
+        }
+    }
+    let mut next = vec![Class::Bad; n];
+    last = Class::Bad;
+    for i in (0..n).rev() {
+        next[i] = last;
+        if class[i] != Class::Short {
+            last = class[i];
+        }
+    }
+    let mut keep: Vec<bool> = (0..n)
+        .map(|i| {
+            let near_good = |c: Class| matches!(c, Class::Good | Class::Near);
+            match class[i] {
+                Class::Good => true,
+                Class::Bad => false,
+                Class::Near => prev[i] == Class::Good || next[i] == Class::Good,
+                Class::Short => {
+                    near_good(prev[i])
+                        && near_good(next[i])
+                        && (prev[i] == Class::Good || next[i] == Class::Good)
+                }
+            }
+        })
+        .collect();
+    // Headings (and code) are kept when followed by kept content within a few lines.
+    for i in (0..n).rev() {
+        if lines[i].keep && class[i] != Class::Bad && !keep[i] {
+            keep[i] = keep[i + 1..].iter().take(3).any(|&k| k);
+        }
+    }
+    keep
+}
+
+fn line_class(l: &Line) -> Class {
+    if l.w > 0 && l.lw * 10 > l.w * 6 {
+        Class::Bad
+    } else if l.w >= GOOD && l.lw * 10 < l.w * 3 {
+        Class::Good
+    } else if l.w < SHORT {
+        Class::Short
+    } else {
+        Class::Near
+    }
+}
+
+/// Keeps the lines from the first good one to the last, minus link-heavy ones.
+fn trim_lines(lines: &[Line]) -> Vec<bool> {
+    let class: Vec<Class> = lines.iter().map(line_class).collect();
+    let first = class.iter().position(|&c| c == Class::Good);
+    let last = class.iter().rposition(|&c| c == Class::Good);
+    let (Some(mut first), Some(last)) = (first, last) else {
+        return class.iter().map(|&c| c != Class::Bad).collect();
+    };
+    // A heading right before the first good line belongs to it.
+    while first > 0 && (lines[first - 1].keep || class[first - 1] == Class::Near) && first + 3 > first {
+        first -= 1;
+        if lines[first].keep {
+            break;
+        }
+    }
+    (0..lines.len())
+        .map(|i| i >= first && i <= last && class[i] != Class::Bad)
+        .collect()
+}
+
 /// Extracts the main text of a page. `use_classes`: prune by class/id words (turned off
 /// when that would leave almost nothing).
 pub fn main_text(page: &Page) -> String {
     if page.nodes.len() <= 1 {
         return String::new();
     }
-    let mut m = measure(page, prune(page, true));
-    let unpruned = measure(page, prune(page, false));
-    // Class words pruned (nearly) the whole page: the markup misleads, trust tags only.
-    if m.w[0] * 4 < unpruned.w[0] {
-        m = unpruned;
-    }
+    let m = measure(page, prune(page, true));
     let mut roots = choose(page, &m);
     let chosen: u32 = roots.iter().map(|&r| m.w[r as usize]).sum();
     // Too little chosen for the page: render everything that survived pruning.
@@ -392,14 +521,19 @@ pub fn main_text(page: &Page) -> String {
         r.node(root as usize);
         r.flush();
     }
+    let keep = if std::env::var("CORPUS_EXTRACT_LINES").as_deref() == Ok("ld") {
+        r.lines.iter().map(|l| l.keep || l.w == 0 || l.lw * 10 <= l.w * 6).collect()
+    } else if std::env::var("CORPUS_EXTRACT_LINES").as_deref() == Ok("trim") {
+        trim_lines(&r.lines)
+    } else {
+        classify_lines(&r.lines)
+    };
     let mut out = String::new();
-    for line in &r.lines {
-        // Lines that are mostly link text are navigation, related links or tag lists.
-        if !line.keep && line.w > 0 && line.lw * 10 > line.w * 6 {
-            continue;
+    for (line, keep) in r.lines.iter().zip(keep) {
+        if keep {
+            out.push_str(&line.text);
+            out.push('\n');
         }
-        out.push_str(&line.text);
-        out.push('\n');
     }
     out.truncate(out.trim_end().len());
     out
