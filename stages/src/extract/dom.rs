@@ -189,6 +189,9 @@ pub const CONTENT: u8 = 2;
 /// Flag: `<article>` or `<main>` or role=main.
 pub const ARTICLE: u8 = 4;
 
+/// Flag: class/id says page header; boilerplate outside an article only.
+pub const HEADER: u8 = 8;
+
 /// One node of the arena.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -389,7 +392,7 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
 const BOILER_TOKENS: &[&str] = &[
     "nav", "menu", "ad", "ads", "tags", "meta", "skip", "hide", "hidden",
     "noprint", "login", "signup", "modal", "popup", "overlay", "promo", "rating", "reply",
-    "respond", "share", "byline", "author", "caption", "toolbar", "masthead", "teaser",
+    "respond", "share", "byline", "author", "caption", "toolbar", "masthead",
     "pager", "crumbs", "gdpr", "consent", "social", "dialog",
 ];
 
@@ -421,8 +424,20 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
     }
     // Comment forms, search boxes, newsletter sign-ups; a page wrapped whole in a
     // `<form>` (ASP.NET) is saved by the article guard or the prune fallback.
-    if name == "form" && std::env::var("CORPUS_EXTRACT_FORM").is_ok() {
+    let x = std::env::var("CORPUS_EXTRACT_X").unwrap_or_default();
+    if name == "form" && x.contains("form") {
         f |= BOILER;
+    }
+    if (name == "figcaption" && x.contains("figcaption")) || (name == "time" && x.contains("time")) {
+        f |= BOILER;
+    }
+    if x.contains("header")
+        && [el.attr("class"), el.attr("id")]
+            .into_iter()
+            .flatten()
+            .any(|a| tokens(a).any(|t| t == "header"))
+    {
+        f |= if x.contains("hdr-in") { HEADER } else { BOILER };
     }
     if let Some(role) = el.attr("role") {
         match role.trim().to_ascii_lowercase().as_str() {

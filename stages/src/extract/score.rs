@@ -15,7 +15,7 @@
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
 
-use super::dom::{ARTICLE, BOILER, CONTENT, Page, Tag};
+use super::dom::{ARTICLE, BOILER, CONTENT, HEADER, Page, Tag};
 
 /// Weighted length of one character: CJK ideographs, kana and hangul carry about as much
 /// as a short word.
@@ -70,7 +70,9 @@ fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
             .is_some_and(|g| guard && total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
         removed[i] = removed[p]
             || (use_classes && node.flags & BOILER != 0 && !big && node.tag != Tag::Body)
-            || (node.tag == Tag::Header && !in_article[i] && !big);
+            || ((node.tag == Tag::Header || (use_classes && node.flags & HEADER != 0))
+                && !in_article[i]
+                && !big);
     }
     removed
 }
@@ -241,6 +243,7 @@ fn paragraph_mass(page: &Page, m: &Measure, direct: &[u32]) -> Vec<u64> {
 /// The deepest node that holds at least `frac` of the page's paragraph text, where
 /// paragraph text is the text of leaf blocks long enough and not mostly links.
 fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> {
+    let n = page.nodes.len();
     let good = paragraph_mass(page, m, direct);
     let total = good[0];
     if total == 0 {
@@ -259,7 +262,25 @@ fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> 
             _ => break,
         }
     }
-    vec![cur as u32]
+    // An article element holding most of the paragraph text is a better boundary than
+    // the common ancestor of every paragraph (which takes in unmarked side blocks).
+    let article_frac: f64 = std::env::var("CORPUS_EXTRACT_AFRAC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2.0);
+    let mask: u8 = if std::env::var("CORPUS_EXTRACT_AMASK").is_ok() { ARTICLE | CONTENT } else { ARTICLE };
+    let need = (total as f64 * article_frac) as u64;
+    let mut best = None;
+    for i in cur + 1..n {
+        if page.nodes[i].flags & mask != 0 && good[i] >= need && good[i] > 0 && !m.removed[i] {
+            // Later in pre-order with enough text = deeper or a sibling; keep the one
+            // with the least text that still qualifies.
+            if best.is_none_or(|b: usize| good[i] <= good[b]) {
+                best = Some(i);
+            }
+        }
+    }
+    vec![best.unwrap_or(cur) as u32]
 }
 
 /// One rendered line of output.
@@ -475,8 +496,15 @@ fn line_class(l: &Line) -> Class {
 /// Keeps the lines from the first good one to the last, minus link-heavy ones.
 fn trim_lines(lines: &[Line]) -> Vec<bool> {
     let class: Vec<Class> = lines.iter().map(line_class).collect();
-    let first = class.iter().position(|&c| c == Class::Good);
-    let last = class.iter().rposition(|&c| c == Class::Good);
+    let anchor: u32 = std::env::var("CORPUS_EXTRACT_ANCHOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GOOD);
+    let is_anchor = |i: usize| {
+        class[i] != Class::Bad && lines[i].w >= anchor && lines[i].lw * 10 < lines[i].w * 3
+    };
+    let first = (0..lines.len()).position(is_anchor);
+    let last = (0..lines.len()).rposition(is_anchor);
     let (Some(mut first), Some(last)) = (first, last) else {
         return class.iter().map(|&c| c != Class::Bad).collect();
     };
