@@ -515,8 +515,45 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             break;
         }
     }
-    (0..lines.len())
-        .map(|i| i >= first && i <= last && class[i] != Class::Bad)
+    let n = lines.len();
+    // Nearest non-short class after each line (the end counts as good: the trimmed
+    // edge is handled above).
+    let mut next = vec![Class::Good; n];
+    let mut prev = vec![Class::Good; n];
+    let mut seen = Class::Good;
+    for i in (0..n).rev() {
+        next[i] = seen;
+        if class[i] != Class::Short {
+            seen = class[i];
+        }
+    }
+    seen = Class::Good;
+    for i in 0..n {
+        prev[i] = seen;
+        if class[i] != Class::Short {
+            seen = class[i];
+        }
+    }
+    let x = std::env::var("CORPUS_EXTRACT_X").unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            if i < first || i > last || class[i] == Class::Bad {
+                return false;
+            }
+            // A label over a list of links ("Related", "See also") goes with it.
+            let label = class[i] == Class::Short || (x.contains("hlabel") && lines[i].keep && lines[i].w < GOOD);
+            if x.contains("label") && label && next[i] == Class::Bad {
+                return false;
+            }
+            if x.contains("sandwich")
+                && matches!(class[i], Class::Short | Class::Near)
+                && next[i] == Class::Bad
+                && prev[i] == Class::Bad
+            {
+                return false;
+            }
+            true
+        })
         .collect()
 }
 
