@@ -316,7 +316,10 @@ mod tests {
 
     #[test]
     fn html_stems() {
-        assert_eq!(html_stem(Path::new("a/Page.HTML.gz")).as_deref(), Some("Page"));
+        assert_eq!(
+            html_stem(Path::new("a/Page.HTML.gz")).as_deref(),
+            Some("Page")
+        );
         assert_eq!(html_stem(Path::new("x.htm")).as_deref(), Some("x"));
         assert_eq!(html_stem(Path::new("x.warc.gz")), None);
         assert!(matches!(

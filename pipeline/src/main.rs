@@ -173,7 +173,11 @@ fn extract(args: ExtractArgs) -> Result<(), Failure> {
         config: Default::default(),
     };
     let summary = corpus::extract_cmd::run(&options).map_err(|e| Failure {
-        code: if matches!(e, ExtractError::Usage(_)) { 2 } else { 1 },
+        code: if matches!(e, ExtractError::Usage(_)) {
+            2
+        } else {
+            1
+        },
         error: e.into(),
     })?;
     for failure in &summary.failed {
@@ -202,7 +206,10 @@ fn extract(args: ExtractArgs) -> Result<(), Failure> {
     if !summary.failed.is_empty() {
         return Err(Failure {
             code: 1,
-            error: anyhow::anyhow!("{} input(s) or record(s) could not be read", summary.failed.len()),
+            error: anyhow::anyhow!(
+                "{} input(s) or record(s) could not be read",
+                summary.failed.len()
+            ),
         });
     }
     Ok(())

@@ -56,6 +56,15 @@ pub fn decode(
     if let Ok(text) = std::str::from_utf8(bytes) {
         return (text.to_owned(), UTF_8, Source::Utf8);
     }
+    // A page cut in the middle of a character, or with one stray byte, is still UTF-8:
+    // legacy-encoded text almost never forms valid multi-byte sequences by chance.
+    if mostly_utf8(bytes) {
+        return (
+            String::from_utf8_lossy(bytes).into_owned(),
+            UTF_8,
+            Source::Utf8,
+        );
+    }
     let declared = [
         (
             http_charset.and_then(|c| Encoding::for_label(c.trim().as_bytes())),
@@ -84,7 +93,10 @@ pub fn decode(
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(bytes, true);
     let tld = url.and_then(tld);
-    let guess = detector.guess(tld.as_deref().map(str::as_bytes), chardetng::Utf8Detection::Deny);
+    let guess = detector.guess(
+        tld.as_deref().map(str::as_bytes),
+        chardetng::Utf8Detection::Deny,
+    );
     if let Some((enc, source)) = single_byte_label
         && (guess.is_single_byte() || guess == UTF_8)
     {
@@ -101,6 +113,20 @@ pub fn decode(
     }
     let (text, _) = guess.decode_without_bom_handling(bytes);
     (text.into_owned(), guess, Source::Detected)
+}
+
+/// True when at least 95% of the non-ASCII sequences are valid UTF-8, with at least
+/// a handful of them.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let mut valid = 0usize;
+    let mut invalid = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        valid += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        if !chunk.invalid().is_empty() {
+            invalid += 1;
+        }
+    }
+    valid >= 8 && invalid * 20 <= valid
 }
 
 /// The top-level domain of a URL, lower-cased, as chardetng wants it (`cn`, `jp`...).
@@ -131,7 +157,10 @@ pub fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
             v = trim_start(v);
             if let Some(rest) = v.strip_prefix(b"=") {
                 v = trim_start(rest);
-                let v = v.strip_prefix(b"\"").or_else(|| v.strip_prefix(b"'")).unwrap_or(v);
+                let v = v
+                    .strip_prefix(b"\"")
+                    .or_else(|| v.strip_prefix(b"'"))
+                    .unwrap_or(v);
                 let len = v
                     .iter()
                     .position(|&b| matches!(b, b'"' | b'\'' | b';' | b' ' | b'/' | b'>'))
@@ -172,8 +201,10 @@ mod tests {
     }
 
     const ZH: &str = "中华人民共和国是一个位于东亚的国家，首都是北京。这是一段用于测试字符集检测的中文文本，内容足够长。";
-    const JA: &str = "日本語のテキストです。これは文字コードの判定を試すための文章で、十分な長さがあります。";
-    const ZH_TW: &str = "這是一段繁體中文的文字，用來測試字元編碼的偵測是否正確，內容應該足夠長了。";
+    const JA: &str =
+        "日本語のテキストです。これは文字コードの判定を試すための文章で、十分な長さがあります。";
+    const ZH_TW: &str =
+        "這是一段繁體中文的文字，用來測試字元編碼的偵測是否正確，內容應該足夠長了。";
 
     #[test]
     fn declared_cjk_encodings_decode() {
@@ -233,11 +264,23 @@ mod tests {
     }
 
     #[test]
+    fn utf8_with_a_cut_character_stays_utf8() {
+        let mut bytes = page(UTF_8, Some("utf-8"), ZH);
+        bytes.extend_from_slice(&[0xe4, 0xb8]);
+        let (out, used, source) = decode(&bytes, None, None);
+        assert_eq!((used, source), (UTF_8, Source::Utf8));
+        assert!(out.contains(ZH));
+    }
+
+    #[test]
     fn bom_wins() {
         let mut bytes = vec![0xef, 0xbb, 0xbf];
         bytes.extend_from_slice("<p>é</p>".as_bytes());
         let (out, used, source) = decode(&bytes, Some("windows-1252"), None);
-        assert_eq!((out.as_str(), used, source), ("<p>é</p>", UTF_8, Source::Bom));
+        assert_eq!(
+            (out.as_str(), used, source),
+            ("<p>é</p>", UTF_8, Source::Bom)
+        );
         let mut bytes = vec![0xff, 0xfe];
         for u in "<p>中</p>".encode_utf16() {
             bytes.extend_from_slice(&u.to_le_bytes());
@@ -248,11 +291,16 @@ mod tests {
 
     #[test]
     fn meta_forms() {
-        let http_equiv =
-            b"<META HTTP-EQUIV='Content-Type' CONTENT='text/html; charset=Shift_JIS'>";
+        let http_equiv = b"<META HTTP-EQUIV='Content-Type' CONTENT='text/html; charset=Shift_JIS'>";
         assert_eq!(meta_charset(http_equiv), Some(encoding_rs::SHIFT_JIS));
-        assert_eq!(meta_charset(b"<meta charset=euc-kr/>"), Some(encoding_rs::EUC_KR));
+        assert_eq!(
+            meta_charset(b"<meta charset=euc-kr/>"),
+            Some(encoding_rs::EUC_KR)
+        );
         assert_eq!(meta_charset(b"<meta name=x><p>charset=gbk"), None);
-        assert_eq!(tld("https://user@www.Example.CN:8080/x").as_deref(), Some("cn"));
+        assert_eq!(
+            tld("https://user@www.Example.CN:8080/x").as_deref(),
+            Some("cn")
+        );
     }
 }

@@ -40,7 +40,8 @@ pub fn strip_raw(html: &str) -> std::borrow::Cow<'_, str> {
         // (end of the kept opening part, where the skipped part ends)
         let cut = if rest.starts_with(b"!--") {
             let body = start + 4;
-            let end = memchr::memmem::find(&bytes[body..], b"-->").map_or(bytes.len(), |e| body + e);
+            let end =
+                memchr::memmem::find(&bytes[body..], b"-->").map_or(bytes.len(), |e| body + e);
             Some((body, end))
         } else {
             RAW_ELEMENTS.iter().find_map(|name| {
@@ -150,11 +151,11 @@ pub enum Tag {
 impl Tag {
     fn of(name: &str) -> Tag {
         match name {
-            "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe"
-            | "object" | "embed" | "canvas" | "video" | "audio" | "select" | "option"
-            | "button" | "input" | "textarea" | "head" | "nav" | "aside" | "footer" | "menu"
-            | "dialog" | "label" | "map" | "area" | "picture" | "img" | "source" | "link"
-            | "meta" | "title" | "base" | "frameset" | "frame" => Tag::Skip,
+            "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe" | "object"
+            | "embed" | "canvas" | "video" | "audio" | "select" | "option" | "button" | "input"
+            | "textarea" | "head" | "nav" | "aside" | "footer" | "menu" | "dialog" | "label"
+            | "map" | "area" | "picture" | "img" | "source" | "link" | "meta" | "title"
+            | "base" | "frameset" | "frame" => Tag::Skip,
             "a" => Tag::A,
             "br" => Tag::Br,
             "hr" => Tag::Hr,
@@ -178,15 +179,16 @@ impl Tag {
 
     /// True for tags that start a new line of output.
     pub fn is_block(self) -> bool {
-        !matches!(self, Tag::Text | Tag::A | Tag::Inline | Tag::Cell | Tag::Skip)
+        !matches!(
+            self,
+            Tag::Text | Tag::A | Tag::Inline | Tag::Cell | Tag::Skip
+        )
     }
 }
 
 /// Flag: class/id/role/hidden says this is boilerplate.
 pub const BOILER: u8 = 1;
-/// Flag: class/id/itemprop says this is the main content.
-pub const CONTENT: u8 = 2;
-/// Flag: `<article>` or `<main>` or role=main.
+/// Flag: `<article>`, `<main>` or role=main/article.
 pub const ARTICLE: u8 = 4;
 
 /// Flag: class/id says page header; boilerplate outside an article only.
@@ -197,7 +199,7 @@ pub const HEADER: u8 = 8;
 pub struct Node {
     /// What it is.
     pub tag: Tag,
-    /// Flags (`BOILER`, `CONTENT`, `ARTICLE`).
+    /// Flags (`BOILER`, `ARTICLE`, `HEADER`).
     pub flags: u8,
     /// Parent index (the root is its own parent).
     pub parent: u32,
@@ -351,8 +353,7 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
                 .or_else(|| el.attr("itemprop"))
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            let Some(content) = el.attr("content").map(str::trim).filter(|c| !c.is_empty())
-            else {
+            let Some(content) = el.attr("content").map(str::trim).filter(|c| !c.is_empty()) else {
                 return;
             };
             match key.as_str() {
@@ -360,9 +361,17 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
                 "og:url" => {
                     meta.canonical.get_or_insert_with(|| content.to_string());
                 }
-                "article:published_time" | "datepublished" | "date" | "pubdate"
-                | "publishdate" | "dc.date" | "dc.date.issued" | "dcterms.date"
-                | "sailthru.date" | "parsely-pub-date" | "og:published_time" => {
+                "article:published_time"
+                | "datepublished"
+                | "date"
+                | "pubdate"
+                | "publishdate"
+                | "dc.date"
+                | "dc.date.issued"
+                | "dcterms.date"
+                | "sailthru.date"
+                | "parsely-pub-date"
+                | "og:published_time" => {
                     meta.date.get_or_insert_with(|| content.to_string());
                 }
                 _ => {}
@@ -370,7 +379,9 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
         }
         "link" => {
             let rel = el.attr("rel").unwrap_or("");
-            if rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("canonical"))
+            if rel
+                .split_ascii_whitespace()
+                .any(|r| r.eq_ignore_ascii_case("canonical"))
                 && let Some(href) = el.attr("href").map(str::trim).filter(|h| !h.is_empty())
             {
                 // A canonical link beats og:url.
@@ -390,25 +401,46 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
 /// attribute (split at anything not a letter or digit): short words that would match
 /// inside unrelated words (`ad` in `header`, `nav` in `canvas`).
 const BOILER_TOKENS: &[&str] = &[
-    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "hide", "hidden",
-    "noprint", "login", "signup", "modal", "popup", "overlay", "promo", "rating", "reply",
-    "respond", "share", "byline", "author", "caption", "toolbar", "masthead",
-    "pager", "crumbs", "gdpr", "consent", "social", "dialog",
+    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "hide", "hidden", "noprint", "login",
+    "signup", "modal", "popup", "overlay", "promo", "rating", "reply", "respond", "share",
+    "byline", "author", "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent",
+    "social", "dialog",
 ];
 
 /// Longer words that mark boilerplate wherever they occur in class/id
 /// (`commentlist`, `post-sidebar-left`, `site_footer_inner`, `sharebar`).
 const BOILER_PARTS: &[&str] = &[
-    "navigation", "navbar", "breadcrumb", "footer", "sidebar", "widget", "sharing",
-    "share-", "social", "sociable", "comment", "cookie", "banner", "advert", "sponsor",
-    "newsletter", "subscri", "related", "recommend", "pagination", "tagcloud", "disqus",
-    "outbrain", "taboola", "copyright", "metadata", "postmeta", "entry-utility", "submenu", "dropdown", "offcanvas",
-];
-
-/// Words in class/id that mark the main content.
-const CONTENT_WORDS: &[&str] = &[
-    "article", "articlebody", "content", "entry", "post", "story", "text", "body", "main",
-    "blog", "fulltext",
+    "navigation",
+    "navbar",
+    "breadcrumb",
+    "footer",
+    "sidebar",
+    "widget",
+    "sharing",
+    "share-",
+    "social",
+    "sociable",
+    "comment",
+    "cookie",
+    "banner",
+    "advert",
+    "sponsor",
+    "newsletter",
+    "subscri",
+    "related",
+    "recommend",
+    "pagination",
+    "tagcloud",
+    "disqus",
+    "outbrain",
+    "taboola",
+    "copyright",
+    "metadata",
+    "postmeta",
+    "entry-utility",
+    "submenu",
+    "dropdown",
+    "offcanvas",
 ];
 
 fn tokens(s: &str) -> impl Iterator<Item = String> + '_ {
@@ -424,20 +456,9 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
     }
     // Comment forms, search boxes, newsletter sign-ups; a page wrapped whole in a
     // `<form>` (ASP.NET) is saved by the article guard or the prune fallback.
-    let x = std::env::var("CORPUS_EXTRACT_X").unwrap_or_default();
-    if name == "form" && x.contains("form") {
+    // Forms (comment, search, newsletter), image captions and dates are not text.
+    if matches!(name, "form" | "figcaption" | "time") {
         f |= BOILER;
-    }
-    if (name == "figcaption" && x.contains("figcaption")) || (name == "time" && x.contains("time")) {
-        f |= BOILER;
-    }
-    if x.contains("header")
-        && [el.attr("class"), el.attr("id")]
-            .into_iter()
-            .flatten()
-            .any(|a| tokens(a).any(|t| t == "header"))
-    {
-        f |= if x.contains("hdr-in") { HEADER } else { BOILER };
     }
     if let Some(role) = el.attr("role") {
         match role.trim().to_ascii_lowercase().as_str() {
@@ -460,12 +481,6 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
             f |= BOILER;
         }
     }
-    if el
-        .attr("itemprop")
-        .is_some_and(|v| v.eq_ignore_ascii_case("articlebody"))
-    {
-        f |= CONTENT;
-    }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
         let lower = attr.to_ascii_lowercase();
         if BOILER_PARTS.iter().any(|p| lower.contains(p)) {
@@ -474,14 +489,10 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         for t in tokens(attr) {
             if BOILER_TOKENS.contains(&t.as_str()) {
                 f |= BOILER;
-            } else if CONTENT_WORDS.contains(&t.as_str()) {
-                f |= CONTENT;
+            } else if t == "header" {
+                f |= HEADER;
             }
         }
-    }
-    // `post-navigation` is navigation, not a post.
-    if f & BOILER != 0 {
-        f &= !CONTENT;
     }
     f
 }
@@ -500,7 +511,10 @@ mod tests {
             "<p>a<script type=x></script>b<!---->\
              <STYLE></STYLE><svg></svg>d<script>"
         );
-        assert!(matches!(strip_raw("<p>plain</p>"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            strip_raw("<p>plain</p>"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -514,16 +528,13 @@ mod tests {
         let page = build(&doc, 64, 1_000_000).unwrap();
         assert!(page.nodes.len() < 100);
         assert!(page.text.contains("deep text"));
-        assert_eq!(
-            build(&doc, 64, 1000).unwrap_err(),
-            Limit::TooManyNodes
-        );
+        assert_eq!(build(&doc, 64, 1000).unwrap_err(), Limit::TooManyNodes);
     }
 
     #[test]
     fn flags_from_class_and_role() {
         let doc = parse(
-            "<div class='post-navigation'>a</div><div id='main-content'>b</div>\
+            "<div class='post-navigation'>a</div><div id='page-header'>b</div>\
              <div class='adapter'>c</div><div role=navigation>d</div>",
             Instant::now() + Duration::from_secs(5),
         )
@@ -535,6 +546,6 @@ mod tests {
             .filter(|n| n.tag == Tag::Div && n.parent != 0)
             .map(|n| n.flags)
             .collect();
-        assert_eq!(&divs[divs.len() - 4..], &[BOILER, CONTENT, 0, BOILER]);
+        assert_eq!(&divs[divs.len() - 4..], &[BOILER, HEADER, 0, BOILER]);
     }
 }

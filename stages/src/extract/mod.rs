@@ -219,7 +219,9 @@ impl Stage for Extract {
             ("html_lang", out.lang),
         ] {
             if let Some(v) = value {
-                doc.meta.extra.insert(key.into(), serde_json::Value::String(v));
+                doc.meta
+                    .extra
+                    .insert(key.into(), serde_json::Value::String(v));
             }
         }
         if doc.text.trim().is_empty() {
@@ -274,8 +276,16 @@ mod tests {
 
         let mut empty = Document::new("e", "web", "");
         empty.raw = Some(b"<html><body><nav>menu</nav></body></html>".to_vec());
-        let verdict = stage().process(&mut empty, &mut StageCx::default()).unwrap();
+        let verdict = stage()
+            .process(&mut empty, &mut StageCx::default())
+            .unwrap();
         assert_eq!(verdict, Verdict::Drop(NO_TEXT));
-        assert!(build(&Config { max_depth: 2, ..Config::default() }).is_err());
+        assert!(
+            build(&Config {
+                max_depth: 2,
+                ..Config::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -15,22 +15,17 @@
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
 
-use super::dom::{ARTICLE, BOILER, CONTENT, HEADER, Page, Tag};
+use super::dom::{ARTICLE, BOILER, HEADER, Page, Tag};
 
 /// Weighted length of one character: CJK ideographs, kana and hangul carry about as much
 /// as a short word.
 fn weight(c: char) -> u32 {
     match c as u32 {
-        0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af | 0xf900..=0xfaff => 3,
+        0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af | 0xf900..=0xfaff => {
+            3
+        }
         _ => 1,
     }
-}
-
-fn is_punct(c: char) -> bool {
-    matches!(
-        c,
-        ',' | '.' | ';' | '!' | '?' | '，' | '。' | '、' | '；' | '！' | '？' | '،' | '؛' | '۔' | '।'
-    )
 }
 
 /// Per-node measures on the pruned tree.
@@ -60,14 +55,13 @@ fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
     let total = mass.as_ref().map_or(0, |g| g[0]);
     let mut removed = vec![false; n];
     let mut in_article = vec![false; n];
-    let guard = std::env::var("CORPUS_EXTRACT_GUARD").as_deref() != Ok("off");
     for i in 1..n {
         let node = &page.nodes[i];
         let p = node.parent as usize;
         in_article[i] = in_article[p] || node.flags & ARTICLE != 0;
         let big = mass
             .as_ref()
-            .is_some_and(|g| guard && total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
+            .is_some_and(|g| total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
         removed[i] = removed[p]
             || (use_classes && node.flags & BOILER != 0 && !big && node.tag != Tag::Body)
             || ((node.tag == Tag::Header || (use_classes && node.flags & HEADER != 0))
@@ -102,105 +96,6 @@ fn measure(page: &Page, removed: Vec<bool>) -> Measure {
         lw[p] += lw[i];
     }
     Measure { removed, w, lw }
-}
-
-/// Chooses the content nodes: indexes of subtrees to render, in document order.
-fn choose(page: &Page, m: &Measure) -> Vec<u32> {
-    let n = page.nodes.len();
-    let mut score = vec![0f32; n];
-    let direct = leaf_text(page, m);
-    let mut punct = vec![0u32; n];
-    if std::env::var("CORPUS_EXTRACT_ALGO").as_deref() != Ok("readability") {
-        let frac: f32 = std::env::var("CORPUS_EXTRACT_FRAC")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.75);
-        return choose_mass(page, m, &direct, frac);
-    }
-    for i in 1..n {
-        let node = &page.nodes[i];
-        if node.tag == Tag::Text && !m.removed[i] {
-            punct[leaf_block(page, i)] +=
-                page.text_of(node).chars().filter(|&c| is_punct(c)).count() as u32;
-        }
-    }
-    let mut any = false;
-    for b in 1..n {
-        if direct[b] < 25 || m.removed[b] {
-            continue;
-        }
-        let node = &page.nodes[b];
-        let ld = if m.w[b] > 0 {
-            m.lw[b] as f32 / m.w[b] as f32
-        } else {
-            0.0
-        };
-        let s = (1.0 + punct[b].min(10) as f32 + (direct[b] as f32 / 100.0).min(3.0)) * (1.0 - ld);
-        if s <= 0.0 {
-            continue;
-        }
-        any = true;
-        let p = node.parent as usize;
-        let g = page.nodes[p].parent as usize;
-        let gg = page.nodes[g].parent as usize;
-        // A leaf block that is itself a generic container scores for itself too.
-        if matches!(node.tag, Tag::Div | Tag::Body) {
-            score[b] += s;
-        }
-        score[p] += s;
-        if g != p {
-            score[g] += s / 2.0;
-        }
-        if gg != g {
-            score[gg] += s / 3.0;
-        }
-    }
-    if !any {
-        return Vec::new();
-    }
-    let mut best = 0usize;
-    let mut best_score = 0f32;
-    for i in 1..n {
-        if score[i] <= 0.0 || m.removed[i] {
-            continue;
-        }
-        let node = &page.nodes[i];
-        let ld = m.lw[i] as f32 / m.w[i].max(1) as f32;
-        let mut s = score[i] * (1.0 - ld);
-        if node.flags & ARTICLE != 0 {
-            s *= 1.3;
-        } else if node.flags & CONTENT != 0 {
-            s *= 1.15;
-        }
-        score[i] = s;
-        if s > best_score {
-            best_score = s;
-            best = i;
-        }
-    }
-    if best == 0 {
-        return Vec::new();
-    }
-    let parent = page.nodes[best].parent as usize;
-    let threshold = (best_score * 0.2).max(10.0);
-    page.nodes[parent]
-        .children
-        .iter()
-        .copied()
-        .filter(|&c| {
-            let c = c as usize;
-            if c == best {
-                return true;
-            }
-            if m.removed[c] || m.w[c] == 0 {
-                return false;
-            }
-            let ld = m.lw[c] as f32 / m.w[c] as f32;
-            score[c] >= threshold
-                || (direct[c] >= 80 && ld < 0.25)
-                || (page.nodes[c].tag == Tag::H && ld < 0.5 && c < best)
-        })
-        .collect()
 }
 
 /// The nearest block ancestor of node `i`.
@@ -240,47 +135,40 @@ fn paragraph_mass(page: &Page, m: &Measure, direct: &[u32]) -> Vec<u64> {
     good
 }
 
-/// The deepest node that holds at least `frac` of the page's paragraph text, where
-/// paragraph text is the text of leaf blocks long enough and not mostly links.
-fn choose_mass(page: &Page, m: &Measure, direct: &[u32], frac: f32) -> Vec<u32> {
+/// Chooses the content root: the deepest node holding all paragraph text (the common
+/// ancestor of every paragraph that survived pruning), or, inside it, the smallest
+/// `<article>`/`<main>` holding most of it: unmarked side blocks between an article
+/// and the page wrapper would otherwise come along. `None` when the page has no
+/// paragraph text at all.
+fn choose(page: &Page, m: &Measure) -> Option<usize> {
     let n = page.nodes.len();
-    let good = paragraph_mass(page, m, direct);
+    let direct = leaf_text(page, m);
+    let good = paragraph_mass(page, m, &direct);
     let total = good[0];
     if total == 0 {
-        return Vec::new();
+        return None;
     }
-    let need = (total as f64 * frac as f64) as u64;
     let mut cur = 0usize;
-    loop {
-        let best = page.nodes[cur]
-            .children
-            .iter()
-            .map(|&c| c as usize)
-            .max_by_key(|&c| good[c]);
-        match best {
-            Some(c) if good[c] >= need && good[c] > 0 => cur = c,
-            _ => break,
-        }
+    while let Some(c) = page.nodes[cur]
+        .children
+        .iter()
+        .map(|&c| c as usize)
+        .find(|&c| good[c] >= total)
+    {
+        cur = c;
     }
-    // An article element holding most of the paragraph text is a better boundary than
-    // the common ancestor of every paragraph (which takes in unmarked side blocks).
-    let article_frac: f64 = std::env::var("CORPUS_EXTRACT_AFRAC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2.0);
-    let mask: u8 = if std::env::var("CORPUS_EXTRACT_AMASK").is_ok() { ARTICLE | CONTENT } else { ARTICLE };
-    let need = (total as f64 * article_frac) as u64;
-    let mut best = None;
+    let need = total * ARTICLE_TENTHS / 10;
+    let mut best: Option<usize> = None;
     for i in cur + 1..n {
-        if page.nodes[i].flags & mask != 0 && good[i] >= need && good[i] > 0 && !m.removed[i] {
-            // Later in pre-order with enough text = deeper or a sibling; keep the one
-            // with the least text that still qualifies.
-            if best.is_none_or(|b: usize| good[i] <= good[b]) {
-                best = Some(i);
-            }
+        if page.nodes[i].flags & ARTICLE != 0
+            && good[i] >= need
+            && !m.removed[i]
+            && best.is_none_or(|b| good[i] <= good[b])
+        {
+            best = Some(i);
         }
     }
-    vec![best.unwrap_or(cur) as u32]
+    Some(best.unwrap_or(cur))
 }
 
 /// One rendered line of output.
@@ -289,6 +177,27 @@ struct Line {
     w: u32,
     lw: u32,
     keep: bool,
+    /// The block that holds this line together with its sibling paragraphs, lists
+    /// and tables (see [`container`]).
+    container: usize,
+}
+
+/// The element a line's paragraph, list item or table row sits in: the parent of
+/// the paragraph, or the element around the list or table.
+fn container(page: &Page, text_node: usize) -> usize {
+    let mut b = page.nodes[text_node].parent as usize;
+    while b != 0
+        && matches!(
+            page.nodes[b].tag,
+            Tag::Inline | Tag::A | Tag::Cell | Tag::Tr | Tag::Table | Tag::Li | Tag::List
+        )
+    {
+        b = page.nodes[b].parent as usize;
+    }
+    if matches!(page.nodes[b].tag, Tag::P | Tag::H | Tag::Pre | Tag::Quote) {
+        b = page.nodes[b].parent as usize;
+    }
+    b
 }
 
 struct Render<'a> {
@@ -302,6 +211,8 @@ struct Render<'a> {
     space: bool,
     in_link: u32,
     in_pre: u32,
+    /// First text node of the line being built.
+    cur_text: Option<usize>,
 }
 
 impl Render<'_> {
@@ -313,8 +224,10 @@ impl Render<'_> {
                 w: self.cur_w,
                 lw: self.cur_lw,
                 keep: self.cur_keep,
+                container: self.cur_text.map_or(0, |t| container(self.page, t)),
             });
         }
+        self.cur_text = None;
         self.cur.clear();
         self.cur_w = 0;
         self.cur_lw = 0;
@@ -359,6 +272,9 @@ impl Render<'_> {
         match node.tag {
             Tag::Text => {
                 let page = self.page;
+                if self.cur_text.is_none() {
+                    self.cur_text = Some(i);
+                }
                 self.push_text(page.text_of(node));
             }
             Tag::Skip => {}
@@ -418,68 +334,12 @@ enum Class {
 const SHORT: u32 = 30;
 /// Line weights from this on are good content when not link-heavy.
 const GOOD: u32 = 80;
-
-/// Decides which rendered lines to keep, after jusText: lines that are mostly links are
-/// bad; long lines are good; short and middling lines are judged by the nearest
-/// non-short lines around them, so a short line between paragraphs stays while a run
-/// of short lines at the edge of the content (dates, "related posts", share labels)
-/// goes. Headings and `<pre>` blocks count as good when content follows them.
-fn classify_lines(lines: &[Line]) -> Vec<bool> {
-    let class: Vec<Class> = lines
-        .iter()
-        .map(|l| {
-            if l.w > 0 && l.lw * 10 > l.w * 6 {
-                Class::Bad
-            } else if l.w >= GOOD && l.lw * 10 < l.w * 3 {
-                Class::Good
-            } else if l.w < SHORT {
-                Class::Short
-            } else {
-                Class::Near
-            }
-        })
-        .collect();
-    let n = lines.len();
-    // Nearest non-short class before and after each line; the edges count as bad.
-    let mut prev = vec![Class::Bad; n];
-    let mut last = Class::Bad;
-    for i in 0..n {
-        prev[i] = last;
-        if class[i] != Class::Short {
-            last = class[i];
-        }
-    }
-    let mut next = vec![Class::Bad; n];
-    last = Class::Bad;
-    for i in (0..n).rev() {
-        next[i] = last;
-        if class[i] != Class::Short {
-            last = class[i];
-        }
-    }
-    let mut keep: Vec<bool> = (0..n)
-        .map(|i| {
-            let near_good = |c: Class| matches!(c, Class::Good | Class::Near);
-            match class[i] {
-                Class::Good => true,
-                Class::Bad => false,
-                Class::Near => prev[i] == Class::Good || next[i] == Class::Good,
-                Class::Short => {
-                    near_good(prev[i])
-                        && near_good(next[i])
-                        && (prev[i] == Class::Good || next[i] == Class::Good)
-                }
-            }
-        })
-        .collect();
-    // Headings (and code) are kept when followed by kept content within a few lines.
-    for i in (0..n).rev() {
-        if lines[i].keep && class[i] != Class::Bad && !keep[i] {
-            keep[i] = keep[i + 1..].iter().take(3).any(|&k| k);
-        }
-    }
-    keep
-}
+/// Lines from this weight on, not link-heavy, delimit the content: lines before the
+/// first and after the last are dropped.
+const ANCHOR: u32 = 40;
+/// An `<article>`/`<main>` holding this many tenths of the paragraph text bounds the
+/// content.
+const ARTICLE_TENTHS: u64 = 7;
 
 fn line_class(l: &Line) -> Class {
     if l.w > 0 && l.lw * 10 > l.w * 6 {
@@ -496,24 +356,35 @@ fn line_class(l: &Line) -> Class {
 /// Keeps the lines from the first good one to the last, minus link-heavy ones.
 fn trim_lines(lines: &[Line]) -> Vec<bool> {
     let class: Vec<Class> = lines.iter().map(line_class).collect();
-    let anchor: u32 = std::env::var("CORPUS_EXTRACT_ANCHOR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(GOOD);
     let is_anchor = |i: usize| {
-        class[i] != Class::Bad && lines[i].w >= anchor && lines[i].lw * 10 < lines[i].w * 3
+        class[i] != Class::Bad && lines[i].w >= ANCHOR && lines[i].lw * 10 < lines[i].w * 3
     };
     let first = (0..lines.len()).position(is_anchor);
     let last = (0..lines.len()).rposition(is_anchor);
-    let (Some(mut first), Some(last)) = (first, last) else {
+    let (Some(mut first), Some(mut last)) = (first, last) else {
         return class.iter().map(|&c| c != Class::Bad).collect();
     };
-    // A heading right before the first good line belongs to it.
-    while first > 0 && (lines[first - 1].keep || class[first - 1] == Class::Near) && first + 3 > first {
+    // Lists, tables and short closing lines in the same block as the last paragraph
+    // belong to the article; a different block after it is the page's tail.
+    while last + 1 < lines.len()
+        && lines[last + 1].container == lines[last].container
+        && (class[last + 1] != Class::Bad || lines[last + 1].keep)
+    {
+        last += 1;
+    }
+    // Middling lines right before the first anchor (a lead, a subtitle) and the heading
+    // over them belong to the content.
+    while first > 0 && (lines[first - 1].keep || class[first - 1] == Class::Near) {
         first -= 1;
         if lines[first].keep {
             break;
         }
+    }
+    while first > 0
+        && lines[first - 1].container == lines[first].container
+        && class[first - 1] != Class::Bad
+    {
+        first -= 1;
     }
     let n = lines.len();
     // Nearest non-short class after each line (the end counts as good: the trimmed
@@ -534,19 +405,18 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             seen = class[i];
         }
     }
-    let x = std::env::var("CORPUS_EXTRACT_X").unwrap_or_default();
     (0..n)
         .map(|i| {
             if i < first || i > last || class[i] == Class::Bad {
                 return false;
             }
             // A label over a list of links ("Related", "See also") goes with it.
-            let label = class[i] == Class::Short || (x.contains("hlabel") && lines[i].keep && lines[i].w < GOOD);
-            if x.contains("label") && label && next[i] == Class::Bad {
+            let label = class[i] == Class::Short || (lines[i].keep && lines[i].w < GOOD);
+            if label && next[i] == Class::Bad {
                 return false;
             }
-            if x.contains("sandwich")
-                && matches!(class[i], Class::Short | Class::Near)
+            // So does a line caught between two of them.
+            if matches!(class[i], Class::Short | Class::Near)
                 && next[i] == Class::Bad
                 && prev[i] == Class::Bad
             {
@@ -564,11 +434,13 @@ pub fn main_text(page: &Page) -> String {
         return String::new();
     }
     let m = measure(page, prune(page, true));
-    let mut roots = choose(page, &m);
-    let chosen: u32 = roots.iter().map(|&r| m.w[r as usize]).sum();
-    // Too little chosen for the page: render everything that survived pruning.
-    if roots.is_empty() || (chosen < 100 && m.w[0] > 3 * chosen.max(1)) {
-        roots = vec![0];
+    // No paragraph anywhere (a list of short lines, a table): render what survived
+    // pruning and let the line rules decide.
+    let mut root = choose(page, &m).unwrap_or(0);
+    // A root with next to nothing in it on a page with text elsewhere: the paragraph
+    // rule found a stray fragment, so render everything that survived pruning.
+    if m.w[root] < 100 && m.w[0] > 3 * m.w[root].max(1) {
+        root = 0;
     }
     let mut r = Render {
         page,
@@ -581,18 +453,11 @@ pub fn main_text(page: &Page) -> String {
         space: false,
         in_link: 0,
         in_pre: 0,
+        cur_text: None,
     };
-    for root in roots {
-        r.node(root as usize);
-        r.flush();
-    }
-    let keep = if std::env::var("CORPUS_EXTRACT_LINES").as_deref() == Ok("ld") {
-        r.lines.iter().map(|l| l.keep || l.w == 0 || l.lw * 10 <= l.w * 6).collect()
-    } else if std::env::var("CORPUS_EXTRACT_LINES").as_deref() == Ok("trim") {
-        trim_lines(&r.lines)
-    } else {
-        classify_lines(&r.lines)
-    };
+    r.node(root);
+    r.flush();
+    let keep = trim_lines(&r.lines);
     let mut out = String::new();
     for (line, keep) in r.lines.iter().zip(keep) {
         if keep {
@@ -665,7 +530,9 @@ mod tests {
 
     #[test]
     fn wrapper_with_boilerplate_class_is_not_pruned() {
-        let html = format!("<body class=has-sidebar><div id=page class=with-nav-menu><main><p>{PARA}</p></main></div></body>");
+        let html = format!(
+            "<body class=has-sidebar><div id=page class=with-nav-menu><main><p>{PARA}</p></main></div></body>"
+        );
         assert!(extract(&html).contains(PARA));
         // No article markup, everything under a misleading class: fall back to tags.
         let html = format!("<body><div class=widget><p>{PARA}</p><p>{PARA}</p></div></body>");
