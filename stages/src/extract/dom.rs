@@ -128,7 +128,7 @@ pub enum Tag {
     Li,
     /// `<ul>`, `<ol>`, `<dl>`.
     List,
-    /// `<table>`.
+    /// `<table>`, `<thead>`, `<tbody>`, `<tfoot>`.
     Table,
     /// `<tr>`.
     Tr,
@@ -163,7 +163,8 @@ impl Tag {
             "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => Tag::H,
             "li" | "dt" | "dd" => Tag::Li,
             "ul" | "ol" | "dl" => Tag::List,
-            "table" => Tag::Table,
+            // Row groups count as part of the table for grouping lines.
+            "table" | "thead" | "tbody" | "tfoot" => Tag::Table,
             "tr" => Tag::Tr,
             "td" | "th" => Tag::Cell,
             "pre" => Tag::Pre,
@@ -171,8 +172,8 @@ impl Tag {
             "header" => Tag::Header,
             "body" => Tag::Body,
             "div" | "section" | "article" | "main" | "figure" | "figcaption" | "address"
-            | "center" | "details" | "summary" | "fieldset" | "form" | "caption" | "thead"
-            | "tbody" | "tfoot" | "legend" | "html" | "hgroup" | "search" => Tag::Div,
+            | "center" | "details" | "summary" | "fieldset" | "form" | "caption" | "legend"
+            | "html" | "hgroup" | "search" => Tag::Div,
             _ => Tag::Inline,
         }
     }

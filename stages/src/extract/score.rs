@@ -153,7 +153,11 @@ fn choose(page: &Page, m: &Measure) -> Option<usize> {
         .children
         .iter()
         .map(|&c| c as usize)
-        .find(|&c| good[c] >= total)
+        // Only into containers: a single paragraph holding all the text still has its
+        // lists, tables and code beside it.
+        .find(|&c| {
+            good[c] >= total && matches!(page.nodes[c].tag, Tag::Div | Tag::Body | Tag::Header)
+        })
     {
         cur = c;
     }
