@@ -18,7 +18,7 @@ pub enum Limit {
 }
 
 /// Bytes fed to the parser between two looks at the clock.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 16 * 1024;
 
 /// Elements whose content is never text: emptied before parsing. The tokenizer walks
 /// script and style bodies character by character, and on modern pages they are most

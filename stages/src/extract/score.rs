@@ -124,7 +124,14 @@ fn paragraph_mass(page: &Page, m: &Measure, direct: &[u32]) -> Vec<u64> {
     let n = page.nodes.len();
     let mut good = vec![0u64; n];
     for b in 1..n {
-        if direct[b] >= 25 && !m.removed[b] && m.lw[b] * 2 < m.w[b] {
+        // Prose in a `<p>` may be densely linked (encyclopedias); lists of links in
+        // other blocks may not.
+        let max_tenths = if page.nodes[b].tag == Tag::P {
+            P_LINK_TENTHS
+        } else {
+            5
+        };
+        if direct[b] >= 25 && !m.removed[b] && m.lw[b] * 10 < m.w[b] * max_tenths {
             good[b] += direct[b] as u64;
         }
     }
@@ -181,6 +188,8 @@ struct Line {
     w: u32,
     lw: u32,
     keep: bool,
+    /// The line is (the start of) a `<p>`.
+    para: bool,
     /// The block that holds this line together with its sibling paragraphs, lists
     /// and tables (see [`container`]).
     container: usize,
@@ -229,6 +238,9 @@ impl Render<'_> {
                 lw: self.cur_lw,
                 keep: self.cur_keep,
                 container: self.cur_text.map_or(0, |t| container(self.page, t)),
+                para: self
+                    .cur_text
+                    .is_some_and(|t| self.page.nodes[leaf_block(self.page, t)].tag == Tag::P),
             });
         }
         self.cur_text = None;
@@ -338,6 +350,8 @@ enum Class {
 const SHORT: u32 = 30;
 /// Line weights from this on are good content when not link-heavy.
 const GOOD: u32 = 80;
+/// Most link text, in tenths, a `<p>` may have and still count as prose.
+const P_LINK_TENTHS: u32 = 8;
 /// Lines from this weight on, not link-heavy, delimit the content: lines before the
 /// first and after the last are dropped.
 const ANCHOR: u32 = 40;
@@ -346,7 +360,8 @@ const ANCHOR: u32 = 40;
 const ARTICLE_TENTHS: u64 = 7;
 
 fn line_class(l: &Line) -> Class {
-    if l.w > 0 && l.lw * 10 > l.w * 6 {
+    let max_tenths = if l.para { P_LINK_TENTHS } else { 6 };
+    if l.w > 0 && l.lw * 10 > l.w * max_tenths {
         Class::Bad
     } else if l.w >= GOOD && l.lw * 10 < l.w * 3 {
         Class::Good
