@@ -352,6 +352,8 @@ const SHORT: u32 = 30;
 const GOOD: u32 = 80;
 /// Most link text, in tenths, a `<p>` may have and still count as prose.
 const P_LINK_TENTHS: u32 = 8;
+/// Most link text, in tenths, of a `<p>` line that delimits the content.
+const P_ANCHOR_LINK_TENTHS: u32 = 7;
 /// Lines from this weight on, not link-heavy, delimit the content: lines before the
 /// first and after the last are dropped.
 const ANCHOR: u32 = 40;
@@ -376,7 +378,12 @@ fn line_class(l: &Line) -> Class {
 fn trim_lines(lines: &[Line]) -> Vec<bool> {
     let class: Vec<Class> = lines.iter().map(line_class).collect();
     let is_anchor = |i: usize| {
-        class[i] != Class::Bad && lines[i].w >= ANCHOR && lines[i].lw * 10 < lines[i].w * 3
+        let max_tenths = if lines[i].para {
+            P_ANCHOR_LINK_TENTHS
+        } else {
+            3
+        };
+        class[i] != Class::Bad && lines[i].w >= ANCHOR && lines[i].lw * 10 < lines[i].w * max_tenths
     };
     let first = (0..lines.len()).position(is_anchor);
     let last = (0..lines.len()).rposition(is_anchor);
