@@ -43,10 +43,10 @@ struct Measure {
 /// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
 const GUARD_TENTHS: u64 = 4;
 
-fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
+fn prune(page: &Page, tw: &TextWeights, use_classes: bool) -> Vec<bool> {
     let n = page.nodes.len();
     let mass = if use_classes {
-        let m = measure(page, prune(page, false));
+        let m = measure(page, tw, prune(page, tw, false));
         let direct = leaf_text(page, &m);
         Some(paragraph_mass(page, &m, &direct))
     } else {
@@ -63,7 +63,7 @@ fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
             .as_ref()
             .is_some_and(|g| total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
         removed[i] = removed[p]
-            || (use_classes && node.flags & BOILER != 0 && !big && node.tag != Tag::Body)
+            || (use_classes && node.flags & BOILER != 0 && node.flags & ARTICLE == 0 && !big && node.tag != Tag::Body)
             || ((node.tag == Tag::Header || (use_classes && node.flags & HEADER != 0))
                 && !in_article[i]
                 && !big);
@@ -71,15 +71,20 @@ fn prune(page: &Page, use_classes: bool) -> Vec<bool> {
     removed
 }
 
-fn measure(page: &Page, removed: Vec<bool>) -> Measure {
+/// Weighted length of each text node, and whether it sits inside a link (at any
+/// depth: a `<div>` inside an `<a>` is link text too). Computed once per page.
+struct TextWeights {
+    w: Vec<u32>,
+    link: Vec<bool>,
+}
+
+fn text_weights(page: &Page) -> TextWeights {
     let n = page.nodes.len();
     let mut w = vec![0u32; n];
-    let mut lw = vec![0u32; n];
-    for i in (1..n).rev() {
-        if removed[i] {
-            continue;
-        }
+    let mut link = vec![false; n];
+    for i in 1..n {
         let node = &page.nodes[i];
+        link[i] = link[node.parent as usize] || node.tag == Tag::A;
         if node.tag == Tag::Text {
             w[i] = page
                 .text_of(node)
@@ -88,10 +93,25 @@ fn measure(page: &Page, removed: Vec<bool>) -> Measure {
                 .map(weight)
                 .sum();
         }
-        if node.tag == Tag::A {
-            lw[i] = w[i];
+    }
+    TextWeights { w, link }
+}
+
+fn measure(page: &Page, tw: &TextWeights, removed: Vec<bool>) -> Measure {
+    let n = page.nodes.len();
+    let mut w = vec![0u32; n];
+    let mut lw = vec![0u32; n];
+    for i in (1..n).rev() {
+        if removed[i] {
+            continue;
         }
-        let p = node.parent as usize;
+        if page.nodes[i].tag == Tag::Text {
+            w[i] = tw.w[i];
+            if tw.link[i] {
+                lw[i] = tw.w[i];
+            }
+        }
+        let p = page.nodes[i].parent as usize;
         w[p] += w[i];
         lw[p] += lw[i];
     }
@@ -459,7 +479,8 @@ pub fn main_text(page: &Page) -> String {
     if page.nodes.len() <= 1 {
         return String::new();
     }
-    let m = measure(page, prune(page, true));
+    let tw = text_weights(page);
+    let m = measure(page, &tw, prune(page, &tw, true));
     // No paragraph anywhere (a list of short lines, a table): render what survived
     // pruning and let the line rules decide.
     let mut root = choose(page, &m).unwrap_or(0);
@@ -564,4 +585,35 @@ mod tests {
         let html = format!("<body><div class=widget><p>{PARA}</p><p>{PARA}</p></div></body>");
         assert!(extract(&html).contains(PARA));
     }
+}
+#[cfg(test)]
+mod debug_tmp {
+    use super::super::dom;
+    use super::*;
+    #[test]
+    fn dbg_page() {
+        let Ok(path) = std::env::var("DBG_PAGE") else { return };
+        let html = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        let doc = dom::parse(&html, std::time::Instant::now() + std::time::Duration::from_secs(10)).unwrap();
+        let page = dom::build(&doc, 256, 1_000_000).unwrap();
+        let tw = text_weights(&page);
+        let m0 = measure(page_ref(&page), &tw, prune(&page, &tw, false));
+        let m = measure(&page, &tw, prune(&page, &tw, true));
+        eprintln!("nodes {} w0 {} w {}", page.nodes.len(), m0.w[0], m.w[0]);
+        for i in 1..page.nodes.len() {
+            if m.removed[i] && !m.removed[page.nodes[i].parent as usize] && m0.w[i] > 50 {
+                eprintln!("removed {i} {:?} flags {} w {}", page.nodes[i].tag, page.nodes[i].flags, m0.w[i]);
+            }
+        }
+        let root = choose(&page, &m).unwrap();
+        eprintln!("root {:?} {:?} flags {} w {} children {}", root, page.nodes[root].tag, page.nodes[root].flags, m.w[root], page.nodes[root].children.len());
+        let mut r = Render { page: &page, m: &m, lines: Vec::new(), cur: String::new(), cur_w: 0, cur_lw: 0, cur_keep: false, space: false, in_link: 0, in_pre: 0, cur_text: None };
+        r.node(root);
+        r.flush();
+        let keep = trim_lines(&r.lines);
+        for (l, k) in r.lines.iter().zip(keep) {
+            eprintln!("{} w{} lw{} p{} c{} | {}", k, l.w, l.lw, l.para, l.container, l.text.chars().take(60).collect::<String>());
+        }
+    }
+    fn page_ref(p: &Page) -> &Page { p }
 }
