@@ -155,7 +155,7 @@ impl Tag {
             | "embed" | "canvas" | "video" | "audio" | "select" | "option" | "button" | "input"
             | "textarea" | "head" | "nav" | "aside" | "footer" | "menu" | "dialog" | "label"
             | "map" | "area" | "picture" | "img" | "source" | "link" | "meta" | "title"
-            | "base" | "frameset" | "frame" => Tag::Skip,
+            | "base" | "frameset" | "frame" | "rt" | "rp" => Tag::Skip,
             "a" => Tag::A,
             "br" => Tag::Br,
             "hr" => Tag::Hr,
@@ -402,10 +402,17 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
 /// attribute (split at anything not a letter or digit): short words that would match
 /// inside unrelated words (`ad` in `header`, `nav` in `canvas`).
 const BOILER_TOKENS: &[&str] = &[
-    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "hide", "hidden", "noprint", "login",
+    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "noprint", "login",
     "signup", "modal", "popup", "overlay", "promo", "rating", "reply", "respond", "share",
     "byline", "author", "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent",
     "social", "dialog",
+];
+
+/// Whole class names that hide an element. Only whole names: `field--label-hidden`
+/// hides a label, not the field.
+const HIDDEN_CLASSES: &[&str] = &[
+    "hidden", "hide", "d-none", "is-hidden", "visually-hidden", "sr-only", "screen-reader-text",
+    "invisible",
 ];
 
 /// Longer words that mark boilerplate wherever they occur in class/id
@@ -481,6 +488,12 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         if s.contains("display:none") || s.contains("visibility:hidden") {
             f |= BOILER;
         }
+    }
+    if el.attr("class").is_some_and(|c| {
+        c.split_ascii_whitespace()
+            .any(|name| HIDDEN_CLASSES.iter().any(|h| name.eq_ignore_ascii_case(h)))
+    }) {
+        f |= BOILER;
     }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
         let lower = attr.to_ascii_lowercase();

@@ -43,30 +43,24 @@ struct Measure {
 /// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
 const GUARD_TENTHS: u64 = 4;
 
-fn prune(page: &Page, tw: &TextWeights, use_classes: bool) -> Vec<bool> {
+/// Which nodes to leave out (with their subtrees): class/id/role boilerplate and page
+/// headers, unless they hold a large share of the page's paragraph text or are
+/// article elements themselves.
+fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
     let n = page.nodes.len();
-    let mass = if use_classes {
-        let m = measure(page, tw, prune(page, tw, false));
-        let direct = leaf_text(page, &m);
-        Some(paragraph_mass(page, &m, &direct))
-    } else {
-        None
-    };
-    let total = mass.as_ref().map_or(0, |g| g[0]);
+    let whole = measure(page, tw, vec![false; n]);
+    let mass = paragraph_mass(page, &whole, &leaf_text(page, &whole));
+    let total = mass[0];
     let mut removed = vec![false; n];
     let mut in_article = vec![false; n];
     for i in 1..n {
         let node = &page.nodes[i];
         let p = node.parent as usize;
         in_article[i] = in_article[p] || node.flags & ARTICLE != 0;
-        let big = mass
-            .as_ref()
-            .is_some_and(|g| total > 0 && g[i] * 10 >= total * GUARD_TENTHS);
-        removed[i] = removed[p]
-            || (use_classes && node.flags & BOILER != 0 && node.flags & ARTICLE == 0 && !big && node.tag != Tag::Body)
-            || ((node.tag == Tag::Header || (use_classes && node.flags & HEADER != 0))
-                && !in_article[i]
-                && !big);
+        let big = total > 0 && mass[i] * 10 >= total * GUARD_TENTHS;
+        let boiler = node.flags & BOILER != 0 && node.flags & ARTICLE == 0;
+        let header = (node.tag == Tag::Header || node.flags & HEADER != 0) && !in_article[i];
+        removed[i] = removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
     }
     removed
 }
@@ -480,7 +474,7 @@ pub fn main_text(page: &Page) -> String {
         return String::new();
     }
     let tw = text_weights(page);
-    let m = measure(page, &tw, prune(page, &tw, true));
+    let m = measure(page, &tw, prune(page, &tw));
     // No paragraph anywhere (a list of short lines, a table): render what survived
     // pruning and let the line rules decide.
     let mut root = choose(page, &m).unwrap_or(0);
@@ -597,8 +591,8 @@ mod debug_tmp {
         let doc = dom::parse(&html, std::time::Instant::now() + std::time::Duration::from_secs(10)).unwrap();
         let page = dom::build(&doc, 256, 1_000_000).unwrap();
         let tw = text_weights(&page);
-        let m0 = measure(page_ref(&page), &tw, prune(&page, &tw, false));
-        let m = measure(&page, &tw, prune(&page, &tw, true));
+        let m0 = measure(page_ref(&page), &tw, vec![false; page.nodes.len()]);
+        let m = measure(&page, &tw, prune(&page, &tw));
         eprintln!("nodes {} w0 {} w {}", page.nodes.len(), m0.w[0], m.w[0]);
         for i in 1..page.nodes.len() {
             if m.removed[i] && !m.removed[page.nodes[i].parent as usize] && m0.w[i] > 50 {
