@@ -204,8 +204,10 @@ pub struct Node {
     pub flags: u8,
     /// Parent index (the root is its own parent).
     pub parent: u32,
-    /// Children indexes, in order.
-    pub children: Vec<u32>,
+    /// First child (0: none; the root is never a child).
+    pub first_child: u32,
+    /// Next sibling (0: none).
+    pub next_sibling: u32,
     /// Text of a text node: a range of [`Page::text`].
     pub text: (u32, u32),
 }
@@ -237,6 +239,18 @@ pub struct Page {
 }
 
 impl Page {
+    /// Children of node `i`, in order.
+    pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let mut next = self.nodes[i].first_child as usize;
+        std::iter::from_fn(move || {
+            let c = next;
+            (c != 0).then(|| {
+                next = self.nodes[c].next_sibling as usize;
+                c
+            })
+        })
+    }
+
     /// Text of a text node.
     pub fn text_of(&self, n: &Node) -> &str {
         self.text
@@ -252,9 +266,12 @@ pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Li
         tag: Tag::Div,
         flags: 0,
         parent: 0,
-        children: Vec::new(),
+        first_child: 0,
+        next_sibling: 0,
         text: (0, 0),
     });
+    // Last child of each node, to append in O(1) while building.
+    let mut last_child: Vec<u32> = vec![0];
     // Stack of (arena index or None when not materialized, kind of edge) per open element.
     let mut stack: Vec<Option<u32>> = Vec::new();
     let mut current: u32 = 0;
@@ -289,10 +306,11 @@ pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Li
                         tag,
                         flags: flags(name, el),
                         parent: current,
-                        children: Vec::new(),
+                        first_child: 0,
+                        next_sibling: 0,
                         text: (0, 0),
                     });
-                    page.nodes[current as usize].children.push(idx);
+                    append(&mut page.nodes, &mut last_child, current, idx);
                     current = idx;
                     stack.push(Some(idx));
                 }
@@ -315,10 +333,11 @@ pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Li
                         tag: Tag::Text,
                         flags: 0,
                         parent: current,
-                        children: Vec::new(),
+                        first_child: 0,
+                        next_sibling: 0,
                         text: (start, page.text.len() as u32),
                     });
-                    page.nodes[current as usize].children.push(idx);
+                    append(&mut page.nodes, &mut last_child, current, idx);
                 }
                 _ => {}
             },
@@ -337,6 +356,16 @@ pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Li
         }
     }
     Ok(page)
+}
+
+fn append(nodes: &mut [Node], last_child: &mut Vec<u32>, parent: u32, idx: u32) {
+    let p = parent as usize;
+    match last_child[p] {
+        0 => nodes[p].first_child = idx,
+        last => nodes[last as usize].next_sibling = idx,
+    }
+    last_child[p] = idx;
+    last_child.push(0);
 }
 
 fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, skipped: bool) {
@@ -402,16 +431,21 @@ fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, sk
 /// attribute (split at anything not a letter or digit): short words that would match
 /// inside unrelated words (`ad` in `header`, `nav` in `canvas`).
 const BOILER_TOKENS: &[&str] = &[
-    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "noprint", "login",
-    "signup", "modal", "popup", "overlay", "promo", "rating", "reply", "respond", "share",
-    "byline", "author", "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent",
-    "social", "dialog",
+    "nav", "menu", "ad", "ads", "tags", "meta", "skip", "noprint", "login", "signup", "modal",
+    "popup", "overlay", "promo", "rating", "reply", "respond", "share", "byline", "author",
+    "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent", "social", "dialog",
 ];
 
 /// Whole class names that hide an element. Only whole names: `field--label-hidden`
 /// hides a label, not the field.
 const HIDDEN_CLASSES: &[&str] = &[
-    "hidden", "hide", "d-none", "is-hidden", "visually-hidden", "sr-only", "screen-reader-text",
+    "hidden",
+    "hide",
+    "d-none",
+    "is-hidden",
+    "visually-hidden",
+    "sr-only",
+    "screen-reader-text",
     "invisible",
 ];
 
@@ -451,11 +485,22 @@ const BOILER_PARTS: &[&str] = &[
     "offcanvas",
 ];
 
-fn tokens(s: &str) -> impl Iterator<Item = String> + '_ {
+fn tokens(s: &str) -> impl Iterator<Item = &str> + '_ {
     s.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(|t| t.to_ascii_lowercase())
 }
+
+fn is_boiler_token(t: &str) -> bool {
+    BOILER_TOKENS.iter().any(|b| b.eq_ignore_ascii_case(t))
+}
+
+static BOILER_MATCHER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(BOILER_PARTS)
+            .ok()
+    });
 
 fn flags(name: &str, el: &scraper::node::Element) -> u8 {
     let mut f = 0;
@@ -496,14 +541,13 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         f |= BOILER;
     }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
-        let lower = attr.to_ascii_lowercase();
-        if BOILER_PARTS.iter().any(|p| lower.contains(p)) {
+        if BOILER_MATCHER.as_ref().is_some_and(|m| m.is_match(attr)) {
             f |= BOILER;
         }
         for t in tokens(attr) {
-            if BOILER_TOKENS.contains(&t.as_str()) {
+            if is_boiler_token(t) {
                 f |= BOILER;
-            } else if t == "header" {
+            } else if t.eq_ignore_ascii_case("header") {
                 f |= HEADER;
             }
         }

@@ -170,10 +170,8 @@ fn choose(page: &Page, m: &Measure) -> Option<usize> {
         return None;
     }
     let mut cur = 0usize;
-    while let Some(c) = page.nodes[cur]
-        .children
-        .iter()
-        .map(|&c| c as usize)
+    while let Some(c) = page
+        .children(cur)
         // Only into containers: a single paragraph holding all the text still has its
         // lists, tables and code beside it.
         .find(|&c| {
@@ -346,8 +344,8 @@ impl Render<'_> {
 
     fn children(&mut self, i: usize) {
         let page = self.page;
-        for &c in &page.nodes[i].children {
-            self.node(c as usize);
+        for c in page.children(i) {
+            self.node(c);
         }
     }
 }
@@ -586,9 +584,15 @@ mod debug_tmp {
     use super::*;
     #[test]
     fn dbg_page() {
-        let Ok(path) = std::env::var("DBG_PAGE") else { return };
+        let Ok(path) = std::env::var("DBG_PAGE") else {
+            return;
+        };
         let html = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
-        let doc = dom::parse(&html, std::time::Instant::now() + std::time::Duration::from_secs(10)).unwrap();
+        let doc = dom::parse(
+            &html,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        )
+        .unwrap();
         let page = dom::build(&doc, 256, 1_000_000).unwrap();
         let tw = text_weights(&page);
         let m0 = measure(page_ref(&page), &tw, vec![false; page.nodes.len()]);
@@ -596,18 +600,50 @@ mod debug_tmp {
         eprintln!("nodes {} w0 {} w {}", page.nodes.len(), m0.w[0], m.w[0]);
         for i in 1..page.nodes.len() {
             if m.removed[i] && !m.removed[page.nodes[i].parent as usize] && m0.w[i] > 50 {
-                eprintln!("removed {i} {:?} flags {} w {}", page.nodes[i].tag, page.nodes[i].flags, m0.w[i]);
+                eprintln!(
+                    "removed {i} {:?} flags {} w {}",
+                    page.nodes[i].tag, page.nodes[i].flags, m0.w[i]
+                );
             }
         }
         let root = choose(&page, &m).unwrap();
-        eprintln!("root {:?} {:?} flags {} w {} children {}", root, page.nodes[root].tag, page.nodes[root].flags, m.w[root], page.nodes[root].children.len());
-        let mut r = Render { page: &page, m: &m, lines: Vec::new(), cur: String::new(), cur_w: 0, cur_lw: 0, cur_keep: false, space: false, in_link: 0, in_pre: 0, cur_text: None };
+        eprintln!(
+            "root {:?} {:?} flags {} w {} children {}",
+            root,
+            page.nodes[root].tag,
+            page.nodes[root].flags,
+            m.w[root],
+            page.children(root).count()
+        );
+        let mut r = Render {
+            page: &page,
+            m: &m,
+            lines: Vec::new(),
+            cur: String::new(),
+            cur_w: 0,
+            cur_lw: 0,
+            cur_keep: false,
+            space: false,
+            in_link: 0,
+            in_pre: 0,
+            cur_text: None,
+        };
         r.node(root);
         r.flush();
         let keep = trim_lines(&r.lines);
         for (l, k) in r.lines.iter().zip(keep) {
-            eprintln!("{} w{} lw{} p{} c{} | {}", k, l.w, l.lw, l.para, l.container, l.text.chars().take(60).collect::<String>());
+            eprintln!(
+                "{} w{} lw{} p{} c{} | {}",
+                k,
+                l.w,
+                l.lw,
+                l.para,
+                l.container,
+                l.text.chars().take(60).collect::<String>()
+            );
         }
     }
-    fn page_ref(p: &Page) -> &Page { p }
+    fn page_ref(p: &Page) -> &Page {
+        p
+    }
 }
