@@ -41,7 +41,7 @@ struct Measure {
 /// Share of the page's text (in tenths) above which a subtree marked boilerplate by
 /// class is kept anyway: such a subtree is a page wrapper with an unlucky class
 /// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
-const GUARD_TENTHS: u64 = 4;
+const GUARD_TENTHS: u64 = 5;
 
 /// Which nodes to leave out (with their subtrees): class/id/role boilerplate and page
 /// headers, unless they hold a large share of the page's paragraph text or are
