@@ -436,9 +436,14 @@ const BOILER_TOKENS: &[&str] = &[
     "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent", "social", "dialog",
 ];
 
-/// Whole class names that hide an element. Only whole names: `field--label-hidden`
-/// hides a label, not the field.
+/// Whole class names that hide an element or mark a sidebar widget. Only whole names:
+/// `field--label-hidden` hides a label, not the field.
 const HIDDEN_CLASSES: &[&str] = &[
+    // Page-builder wrappers are named `elementor-widget-container`; sidebar widgets are
+    // `widget widget_text`.
+    "widget",
+    "widgets",
+    "widget-area",
     "hidden",
     "hide",
     "d-none",
@@ -457,7 +462,6 @@ const BOILER_PARTS: &[&str] = &[
     "breadcrumb",
     "footer",
     "sidebar",
-    "widget",
     "sharing",
     "share-",
     "social",
