@@ -42,6 +42,8 @@ struct Measure {
 /// class is kept anyway: such a subtree is a page wrapper with an unlucky class
 /// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
 const GUARD_TENTHS: u64 = 5;
+/// When pruning leaves less than this many tenths of the paragraph text, it is undone.
+const RESCUE_TENTHS: u64 = 2;
 
 /// Which nodes to leave out (with their subtrees): class/id/role boilerplate and page
 /// headers, unless they hold a large share of the page's paragraph text or are
@@ -62,7 +64,23 @@ fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
         let header = (node.tag == Tag::Header || node.flags & HEADER != 0) && !in_article[i];
         removed[i] = removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
     }
+    // Class words took (nearly) all the paragraph text: the markup misleads (a theme
+    // that names every block `…-share-…`), so trust the tags alone.
+    let kept = kept_mass(page, &mass, &removed);
+    if total > 0 && kept * 10 < total * RESCUE_TENTHS {
+        return vec![false; n];
+    }
     removed
+}
+
+/// Paragraph text left after pruning.
+fn kept_mass(page: &Page, mass: &[u64], removed: &[bool]) -> u64 {
+    // The mass of removed subtree roots, subtracted from the total.
+    let lost: u64 = (1..page.nodes.len())
+        .filter(|&i| removed[i] && !removed[page.nodes[i].parent as usize])
+        .map(|i| mass[i])
+        .sum();
+    mass[0].saturating_sub(lost)
 }
 
 /// Weighted length of each text node, and whether it sits inside a link (at any
