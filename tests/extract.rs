@@ -88,17 +88,19 @@ fn article(title: &str, meta: &str, body: &str) -> String {
     )
 }
 
+/// (encoding, body, meta declaration, HTTP charset, URL, what it tests)
+type CharsetCase = (
+    &'static encoding_rs::Encoding,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
 #[test]
 fn charsets_decode_right() {
-    let cases: [(
-        &encoding_rs::Encoding,
-        &str,
-        &str,
-        Option<&str>,
-        Option<&str>,
-        &str,
-    ); 7] = [
-        // (encoding, body, meta declaration, HTTP charset, URL, what it tests)
+    let cases: [CharsetCase; 7] = [
         (
             encoding_rs::GBK,
             ZH,

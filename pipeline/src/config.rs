@@ -376,10 +376,14 @@ min_chars = 10
         .unwrap();
         assert_eq!(c.executor.threads, 2);
         assert_eq!(c.output.dir, "o2");
-        let corpus_stages::StageConfig::Length(l) = &c.stages[0];
+        let corpus_stages::StageConfig::Length(l) = &c.stages[0] else {
+            panic!("stage 0 is not length");
+        };
         assert_eq!(l.min_chars, 3);
         let c = parse(BASE, &["stages.0.max_chars=100"]).unwrap();
-        let corpus_stages::StageConfig::Length(l) = &c.stages[0];
+        let corpus_stages::StageConfig::Length(l) = &c.stages[0] else {
+            panic!("stage 0 is not length");
+        };
         assert_eq!(l.max_chars, 100);
 
         for (bad, needle) in [
