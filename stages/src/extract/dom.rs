@@ -287,7 +287,7 @@ pub fn build(html: &Html, max_depth: usize, max_nodes: usize) -> Result<Page, Li
                         return Err(Limit::TooManyNodes);
                     }
                     let name = el.name();
-                    collect_head(name, el, &mut page.meta, skip_depth > 0);
+                    collect_head(name, el, &mut page.meta);
                     if name == "title" {
                         in_title = true;
                     }
@@ -368,8 +368,7 @@ fn append(nodes: &mut [Node], last_child: &mut Vec<u32>, parent: u32, idx: u32) 
     last_child.push(0);
 }
 
-fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta, skipped: bool) {
-    let _ = skipped;
+fn collect_head(name: &str, el: &scraper::node::Element, meta: &mut HeadMeta) {
     match name {
         "html" => {
             if let Some(lang) = el.attr("lang").map(str::trim).filter(|l| !l.is_empty()) {

@@ -1,16 +1,18 @@
 //! Finding the main content in a [`Page`] and writing it as plain text.
 //!
 //! 1. Pruning: subtrees marked boilerplate by tag (done while building the arena), by
-//!    class/id/role/hidden (`BOILER`), and `<header>`s outside an article are left out;
-//!    a marked subtree that holds an `<article>`/`<main>` is kept, since page wrappers
-//!    carry words like `has-sidebar` too.
-//! 2. Scoring, after readability: every leaf block with enough text gives its parent a
-//!    score from its length and punctuation (any script's), half of it to the grandparent
-//!    and a third to the great-grandparent; a candidate's score is damped by its link
-//!    density and raised by article markup. The best candidate and its siblings that
-//!    score close to it are the content.
+//!    class/id/role/hidden (`BOILER`), and page headers outside an article are left
+//!    out, unless the subtree holds half of the page's paragraph text (a wrapper with an
+//!    unlucky class) or is an `<article>`/`<main>`. When pruning would leave under a
+//!    fifth of the paragraph text, the class rules are not trusted for that page.
+//! 2. Choosing the root: paragraph text is the text of leaf blocks long enough and not
+//!    mostly links; the root is the deepest container holding all of it, or inside it
+//!    the smallest `<article>`/`<main>` holding 70% of it.
 //! 3. Rendering: blocks become lines, table cells are separated by tabs, whitespace is
-//!    collapsed except in `<pre>`; blocks that are mostly link text are dropped.
+//!    collapsed except in `<pre>`.
+//! 4. Lines: link-heavy lines are dropped; lines before the first and after the last
+//!    content line ("anchor") are dropped unless they sit in the same block as it (a
+//!    list or table closing the article); short labels over link lists go too.
 //!
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
@@ -38,8 +40,8 @@ struct Measure {
     lw: Vec<u32>,
 }
 
-/// Share of the page's text (in tenths) above which a subtree marked boilerplate by
-/// class is kept anyway: such a subtree is a page wrapper with an unlucky class
+/// Share of the page's paragraph text (in tenths) from which a subtree marked
+/// boilerplate by class is kept anyway: such a subtree is a page wrapper with an unlucky class
 /// (`widget Blog`, `has-sidebar`, `enable-pin-share`), or the page is its comments.
 const GUARD_TENTHS: u64 = 5;
 /// When pruning leaves less than this many tenths of the paragraph text, it is undone.
