@@ -17,6 +17,7 @@
 pub mod commands;
 pub mod config;
 pub mod executor;
+pub mod extract_cmd;
 pub mod io;
 pub mod shard;
 pub mod sink;

@@ -29,6 +29,8 @@ enum Command {
     Dedup(DedupArgs),
     /// Drop documents that share n-grams with benchmark test sets.
     Decontam(DecontamArgs),
+    /// Extract the main text of web pages (WARC or HTML files) into JSON lines.
+    Extract(ExtractArgs),
     /// List the stage kinds with their config fields and defaults.
     Stages {
         /// Print JSON instead of text.
@@ -168,6 +170,22 @@ struct CommonArgs {
     quiet: bool,
 }
 
+#[derive(clap::Args)]
+struct ExtractArgs {
+    /// WARC files, HTML files (.html, .html.gz) or directories holding HTML files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output JSONL file, `-` for standard output.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 't')]
+    threads: Option<usize>,
+    /// No summary on standard error.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
 /// An error with the exit code it deserves.
 struct Failure {
     code: u8,
@@ -198,6 +216,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Dedup(args) => dedup(args),
         Command::Decontam(args) => decontam(args),
+        Command::Extract(args) => extract(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
         Command::Langid(args) => langid(args),
     };
@@ -317,6 +336,57 @@ fn execute(
                 "{} shard(s) failed (rerun with --resume to retry them):\n{}",
                 summary.failed.len(),
                 list.join("\n")
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn extract(args: ExtractArgs) -> Result<(), Failure> {
+    use corpus::extract_cmd::{ExtractError, ExtractOptions};
+    let options = ExtractOptions {
+        inputs: args.inputs,
+        output: args.output,
+        threads: args.threads,
+        config: Default::default(),
+    };
+    let summary = corpus::extract_cmd::run(&options).map_err(|e| Failure {
+        code: if matches!(e, ExtractError::Usage(_)) {
+            2
+        } else {
+            1
+        },
+        error: e.into(),
+    })?;
+    for failure in &summary.failed {
+        eprintln!("warning: skipped: {failure}");
+    }
+    if !args.quiet {
+        let secs = summary.elapsed.as_secs_f64().max(1e-9);
+        let work = summary.extract_time.as_secs_f64().max(1e-9);
+        let drops: Vec<String> = summary
+            .dropped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!(
+            "corpus extract: {} pages, {} written, dropped: [{}], {:.2}s ({:.1} pages/s); \
+             extraction {:.2}s of worker time ({:.1} pages/s per thread)",
+            summary.pages,
+            summary.written,
+            drops.join(" "),
+            secs,
+            summary.pages as f64 / secs,
+            work,
+            summary.pages as f64 / work
+        );
+    }
+    if !summary.failed.is_empty() {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} input(s) or record(s) could not be read",
+                summary.failed.len()
             ),
         });
     }

@@ -57,6 +57,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "drop documents whose text is empty, too short or too long (in characters)",
                 crate::length::FIELDS,
             ),
+            StageConfig::Extract(_) => describe::<crate::extract::Config>(
+                crate::extract::KIND,
+                "extract the main text, title and metadata from raw HTML (charset detection, boilerplate removal)",
+                crate::extract::FIELDS,
+            ),
             StageConfig::Langid(_) => describe::<crate::langid::Config>(
                 crate::langid::KIND,
                 "identify the document language (whatlang + script rules) and keep wanted languages",

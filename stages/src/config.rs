@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum StageConfig {
     /// Drop documents by text length.
     Length(crate::length::Config),
+    /// Extract the main text from raw HTML.
+    Extract(crate::extract::Config),
     /// Identify the language and filter by it.
     Langid(crate::langid::Config),
     /// Unicode normalization and whitespace cleanup.
@@ -36,6 +38,7 @@ impl StageConfig {
     pub fn all_defaults() -> Vec<StageConfig> {
         vec![
             StageConfig::Length(Default::default()),
+            StageConfig::Extract(Default::default()),
             StageConfig::Langid(Default::default()),
             StageConfig::Normalize(Default::default()),
             StageConfig::ExactDedup(Default::default()),
@@ -78,6 +81,7 @@ impl StageConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             StageConfig::Length(_) => crate::length::KIND,
+            StageConfig::Extract(_) => crate::extract::KIND,
             StageConfig::Langid(_) => crate::langid::KIND,
             StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
@@ -91,6 +95,7 @@ impl StageConfig {
 /// Every stage kind, in the order `corpus stages` lists them.
 pub const KINDS: &[&str] = &[
     crate::length::KIND,
+    crate::extract::KIND,
     crate::langid::KIND,
     crate::normalize::KIND,
     crate::exact_dedup::KIND,
@@ -133,6 +138,7 @@ impl<'de> Deserialize<'de> for StageConfig {
         }
         match kind.as_str() {
             crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
+            crate::extract::KIND => Ok(StageConfig::Extract(typed(&kind, fields)?)),
             crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
             crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
@@ -150,6 +156,7 @@ impl<'de> Deserialize<'de> for StageConfig {
 pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
     Ok(match config {
         StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
+        StageConfig::Extract(c) => AnyStage::Doc(Box::new(crate::extract::build(c)?)),
         StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
         StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),

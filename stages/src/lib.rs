@@ -22,6 +22,7 @@ pub mod config;
 pub mod decontam;
 pub mod document;
 pub mod exact_dedup;
+pub mod extract;
 pub mod langid;
 pub mod length;
 pub mod ngram;

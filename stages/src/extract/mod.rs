@@ -1,0 +1,291 @@
+//! `extract`: turns the raw HTML of a web page into its main text.
+//!
+//! Reads `Document::raw` (the HTTP body; when there is none, `text` is taken as HTML),
+//! decodes it ([`charset`]: BOM, valid UTF-8, HTTP charset, `<meta>`, then detection),
+//! parses it with html5ever under a time budget ([`dom`]), finds the main content and
+//! writes it as plain text ([`score`]). Sets `meta.title`; puts the canonical URL, the
+//! publication date and the `<html lang>` in `meta.extra` (`canonical_url`,
+//! `date_published`, `html_lang`), since `meta.date` holds the capture date.
+//!
+//! Every document is bounded: too many bytes, too many nodes or too much parse time drop
+//! it with a reason; nesting deeper than `max_depth` is flattened.
+
+pub mod charset;
+pub mod dom;
+pub mod score;
+
+use crate::document::Document;
+use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// The stage kind.
+pub const KIND: &str = "extract";
+
+/// The payload is larger than `max_bytes`.
+pub const TOO_LARGE: Reason = Reason::new("too_large");
+/// The page has more than `max_nodes` elements and text nodes.
+pub const TOO_MANY_NODES: Reason = Reason::new("too_many_nodes");
+/// Parsing took longer than `timeout_ms`.
+pub const TIMEOUT: Reason = Reason::new("timeout");
+/// The payload is not text (control characters, undecodable bytes).
+pub const BINARY: Reason = Reason::new("binary");
+/// No main text was found.
+pub const NO_TEXT: Reason = Reason::new("no_text");
+
+/// Configuration of the `extract` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Largest payload in bytes; larger ones are dropped (`too_large`).
+    pub max_bytes: u64,
+    /// Most nodes (elements and text nodes) in a page; more drops it (`too_many_nodes`).
+    pub max_nodes: u64,
+    /// Deepest element nesting kept; deeper elements are flattened into their ancestor.
+    pub max_depth: u32,
+    /// Parse time budget per document in milliseconds (`timeout`).
+    pub timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_bytes: 10_000_000,
+            max_nodes: 1_000_000,
+            max_depth: 256,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Field documentation for `corpus stages`.
+pub const FIELDS: &[crate::FieldDoc] = &[
+    crate::FieldDoc {
+        name: "max_bytes",
+        doc: "largest HTML payload in bytes; larger documents are dropped (too_large)",
+    },
+    crate::FieldDoc {
+        name: "max_nodes",
+        doc: "most DOM nodes (elements + text) per page; more are dropped (too_many_nodes)",
+    },
+    crate::FieldDoc {
+        name: "max_depth",
+        doc: "deepest element nesting kept; deeper elements are flattened into their ancestor",
+    },
+    crate::FieldDoc {
+        name: "timeout_ms",
+        doc: "parse time budget per document in milliseconds; slower pages are dropped (timeout)",
+    },
+];
+
+/// The built `extract` stage.
+#[derive(Debug)]
+pub struct Extract {
+    config: Config,
+}
+
+/// Builds the stage.
+pub fn build(config: &Config) -> Result<Extract, StageError> {
+    if config.max_depth < 8 {
+        return Err(StageError::Config {
+            kind: KIND,
+            message: format!("max_depth ({}) must be at least 8", config.max_depth),
+        });
+    }
+    Ok(Extract {
+        config: config.clone(),
+    })
+}
+
+/// What extraction found in one page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted {
+    /// The main text, blocks separated by newlines.
+    pub text: String,
+    /// The page title (`og:title`, else `<title>`).
+    pub title: Option<String>,
+    /// `<link rel=canonical>` or `og:url`.
+    pub canonical_url: Option<String>,
+    /// Publication date as written in the page.
+    pub date: Option<String>,
+    /// `<html lang>`.
+    pub lang: Option<String>,
+    /// How the encoding was chosen.
+    pub charset_source: Option<charset::Source>,
+}
+
+impl Extract {
+    /// Extracts one page from its bytes. `http_charset` and `url` are hints for decoding.
+    pub fn extract_bytes(
+        &self,
+        bytes: &[u8],
+        http_charset: Option<&str>,
+        url: Option<&str>,
+    ) -> Result<Extracted, Reason> {
+        if bytes.len() as u64 > self.config.max_bytes {
+            return Err(TOO_LARGE);
+        }
+        let (html, _, source) = charset::decode(bytes, http_charset, url);
+        let mut out = self.extract_str(&html)?;
+        out.charset_source = Some(source);
+        Ok(out)
+    }
+
+    /// Extracts one page that is already text.
+    pub fn extract_str(&self, html: &str) -> Result<Extracted, Reason> {
+        if html.len() as u64 > self.config.max_bytes {
+            return Err(TOO_LARGE);
+        }
+        if looks_binary(html) {
+            return Err(BINARY);
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
+        let doc = dom::parse(html, deadline).map_err(|_| TIMEOUT)?;
+        let page = dom::build(
+            &doc,
+            self.config.max_depth as usize,
+            self.config.max_nodes as usize,
+        )
+        .map_err(|_| TOO_MANY_NODES)?;
+        drop(doc);
+        let text = score::main_text(&page);
+        let clean = |s: &str| {
+            let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            (!s.is_empty()).then_some(s)
+        };
+        let meta = &page.meta;
+        Ok(Extracted {
+            text,
+            title: meta
+                .og_title
+                .as_deref()
+                .and_then(clean)
+                .or_else(|| meta.title.as_deref().and_then(clean)),
+            canonical_url: meta.canonical.clone(),
+            date: meta.date.clone(),
+            lang: meta.lang.clone(),
+            charset_source: None,
+        })
+    }
+}
+
+/// True when the start of the text is mostly control characters or replacement
+/// characters: an image, a PDF or random bytes served as HTML.
+fn looks_binary(text: &str) -> bool {
+    let mut total = 0u32;
+    let mut bad = 0u32;
+    for c in text.chars().take(4096) {
+        total += 1;
+        if c == '\u{fffd}' || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c')) {
+            bad += 1;
+        }
+    }
+    total > 0 && bad * 10 > total
+}
+
+impl Stage for Extract {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    fn reads_raw(&self) -> bool {
+        true
+    }
+
+    fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
+        let result = match doc.raw.take() {
+            Some(raw) => {
+                self.extract_bytes(&raw, doc.meta.charset.as_deref(), doc.meta.url.as_deref())
+            }
+            None => self.extract_str(&doc.text),
+        };
+        let out = match result {
+            Ok(out) => out,
+            Err(reason) => {
+                doc.text.clear();
+                return Ok(Verdict::Drop(reason));
+            }
+        };
+        if let Some(source) = out.charset_source {
+            cx.count(source.counter(), 1);
+        }
+        doc.text = out.text;
+        if out.title.is_some() {
+            doc.meta.title = out.title;
+        }
+        for (key, value) in [
+            ("canonical_url", out.canonical_url),
+            ("date_published", out.date),
+            ("html_lang", out.lang),
+        ] {
+            if let Some(v) = value {
+                doc.meta
+                    .extra
+                    .insert(key.into(), serde_json::Value::String(v));
+            }
+        }
+        if doc.text.trim().is_empty() {
+            return Ok(Verdict::Drop(NO_TEXT));
+        }
+        Ok(Verdict::Keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> Extract {
+        build(&Config::default()).unwrap()
+    }
+
+    #[test]
+    fn sets_text_title_and_extra_and_consumes_raw() {
+        let html = "<html lang=de><head><title> Die  Seite </title>\
+            <link rel=canonical href='https://example.de/a'>\
+            <meta property='article:published_time' content='2024-01-02'></head>\
+            <body><article><p>Ein langer Absatz mit genug Text, damit er als Inhalt zählt, \
+            und noch ein wenig mehr.</p></article></body></html>";
+        let mut doc = Document::new("d", "web", "");
+        doc.raw = Some(html.as_bytes().to_vec());
+        let mut cx = StageCx::default();
+        assert_eq!(stage().process(&mut doc, &mut cx).unwrap(), Verdict::Keep);
+        assert!(doc.raw.is_none());
+        assert!(doc.text.starts_with("Ein langer Absatz"), "{}", doc.text);
+        assert_eq!(doc.meta.title.as_deref(), Some("Die Seite"));
+        assert_eq!(doc.meta.extra["canonical_url"], "https://example.de/a");
+        assert_eq!(doc.meta.extra["date_published"], "2024-01-02");
+        assert_eq!(doc.meta.extra["html_lang"], "de");
+        assert_eq!(cx.take_counters()["charset_utf8"], 1);
+    }
+
+    #[test]
+    fn limits_and_junk_drop_with_reasons() {
+        let small = build(&Config {
+            max_bytes: 100,
+            ..Config::default()
+        })
+        .unwrap();
+        let mut doc = Document::new("d", "web", "");
+        doc.raw = Some(vec![b'a'; 101]);
+        let verdict = small.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!(verdict, Verdict::Drop(TOO_LARGE));
+
+        let junk: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        assert_eq!(stage().extract_bytes(&junk, None, None), Err(BINARY));
+
+        let mut empty = Document::new("e", "web", "");
+        empty.raw = Some(b"<html><body><nav>menu</nav></body></html>".to_vec());
+        let verdict = stage()
+            .process(&mut empty, &mut StageCx::default())
+            .unwrap();
+        assert_eq!(verdict, Verdict::Drop(NO_TEXT));
+        assert!(
+            build(&Config {
+                max_depth: 2,
+                ..Config::default()
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! HTML extraction end to end: real annotated pages, charset cases, hostile inputs, the
+//! `corpus extract` command and the stage inside `corpus run`.
+
+use corpus::stages::extract::{self, Extract};
+use corpus::stages::{Document, Stage, StageCx, Verdict};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HTML_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/html");
+const WARC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/warc");
+
+fn corpus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_corpus"))
+}
+
+fn stage() -> Extract {
+    extract::build(&extract::Config::default()).unwrap()
+}
+
+fn norm(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn run_stage(raw: Vec<u8>, charset: Option<&str>, url: Option<&str>) -> (Verdict, Document) {
+    let mut doc = Document::new("d", "web", "");
+    doc.raw = Some(raw);
+    doc.meta.charset = charset.map(str::to_string);
+    doc.meta.url = url.map(str::to_string);
+    let verdict = stage().process(&mut doc, &mut StageCx::default()).unwrap();
+    (verdict, doc)
+}
+
+fn annotations() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(Path::new(HTML_DIR).join("annotations.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn annotated_pages_keep_main_text_and_drop_boilerplate() {
+    let pages = annotations();
+    assert_eq!(pages.len(), 7);
+    for page in pages {
+        let id = page["id"].as_str().unwrap();
+        let raw = gunzip(&Path::new(HTML_DIR).join(format!("{id}.html.gz")));
+        let (verdict, doc) = run_stage(raw, None, page["url"].as_str());
+        assert_eq!(verdict, Verdict::Keep, "{id}");
+        let text = norm(&doc.text);
+        for s in page["with"].as_array().unwrap() {
+            let s = norm(s.as_str().unwrap());
+            assert!(text.contains(&s), "{id}: missing {s:?} in\n{}", doc.text);
+        }
+        for s in page["without"].as_array().unwrap() {
+            let s = norm(s.as_str().unwrap());
+            assert!(
+                !text.contains(&s),
+                "{id}: boilerplate {s:?} in\n{}",
+                doc.text
+            );
+        }
+        assert!(doc.meta.title.is_some(), "{id}: no title");
+    }
+}
+
+const ZH: &str = "北京是中华人民共和国的首都，也是全国的政治中心、文化中心和国际交往中心。这座城市有三千多年的建城史和八百多年的建都史，名胜古迹众多。";
+const JA: &str = "東京は日本の首都であり、政治や経済の中心地です。多くの人々が暮らし、毎日たくさんの電車が走っています。観光客にも人気があります。";
+const TW: &str = "臺北是臺灣的政治、經濟與文化中心，擁有豐富的歷史古蹟與美食，每年吸引許多來自世界各地的旅客前來參觀。";
+const FR: &str = "Le café crème est servi à la française : déjà très apprécié, il accompagne un croissant doré et une brioche légère, préparés à l'aube.";
+
+fn article(title: &str, meta: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head>{meta}<title>{title}</title></head><body>\
+         <nav><a href=/>Home</a> <a href=/a>News</a></nav>\
+         <article><h1>{title}</h1><p>{body}</p><p>{body}</p></article>\
+         <footer>Copyright 2024</footer></body></html>"
+    )
+}
+
+/// (encoding, body, meta declaration, HTTP charset, URL, what it tests)
+type CharsetCase = (
+    &'static encoding_rs::Encoding,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+#[test]
+fn charsets_decode_right() {
+    let cases: [CharsetCase; 7] = [
+        (
+            encoding_rs::GBK,
+            ZH,
+            "<meta charset=gbk>",
+            None,
+            None,
+            "declared GBK",
+        ),
+        (
+            encoding_rs::GBK,
+            ZH,
+            "",
+            None,
+            Some("http://news.example.cn/a"),
+            "undeclared GBK",
+        ),
+        (
+            encoding_rs::GBK,
+            ZH,
+            "<meta charset=gb2312>",
+            Some("utf-8"),
+            None,
+            "HTTP says UTF-8, bytes are GBK",
+        ),
+        (
+            encoding_rs::SHIFT_JIS,
+            JA,
+            "",
+            None,
+            Some("http://example.jp/"),
+            "undeclared Shift_JIS",
+        ),
+        (
+            encoding_rs::BIG5,
+            TW,
+            "<meta http-equiv=Content-Type content='text/html; charset=big5'>",
+            None,
+            None,
+            "http-equiv Big5",
+        ),
+        (
+            encoding_rs::WINDOWS_1252,
+            FR,
+            "",
+            None,
+            Some("http://example.fr/"),
+            "undeclared windows-1252",
+        ),
+        (
+            encoding_rs::UTF_8,
+            ZH,
+            "<meta charset=iso-8859-1>",
+            Some("iso-8859-1"),
+            None,
+            "UTF-8 labelled Latin-1",
+        ),
+    ];
+    for (enc, body, meta, http, url, what) in cases {
+        let html = article("Title", meta, body);
+        let (bytes, _, unmappable) = enc.encode(&html);
+        assert!(!unmappable, "{what}: test text not encodable");
+        let (verdict, doc) = run_stage(bytes.into_owned(), http, url);
+        assert_eq!(verdict, Verdict::Keep, "{what}");
+        assert!(doc.text.contains(body), "{what}: got {:?}", doc.text);
+        assert!(!doc.text.contains("Copyright"), "{what}");
+    }
+}
+
+#[test]
+fn cjk_page_keeps_text_without_spaces() {
+    let html = format!(
+        "<html><body><div class=sidebar><ul><li><a href=/1>热门文章一</a></li>\
+         <li><a href=/2>热门文章二</a></li></ul></div><div id=content>\
+         <p>{ZH}</p><p>上海是中国的<b>经济</b>中心，<a href=/sh>上海</a>港是世界上最繁忙的港口之一，每天都有大量的货物进出。</p>\
+         <ul><li>故宫</li><li>长城</li></ul></div>\
+         <div class=share>分享到微博</div></body></html>"
+    );
+    let (verdict, doc) = run_stage(html.into_bytes(), None, None);
+    assert_eq!(verdict, Verdict::Keep);
+    assert!(doc.text.contains(ZH));
+    assert!(
+        doc.text
+            .contains("上海是中国的经济中心，上海港是世界上最繁忙的港口之一")
+    );
+    assert!(doc.text.contains("故宫\n长城"), "{}", doc.text);
+    for junk in ["热门文章", "分享到"] {
+        assert!(!doc.text.contains(junk), "{junk} in {}", doc.text);
+    }
+}
+
+#[test]
+fn malformed_html_still_yields_text() {
+    let html = "<html><body><div><p>Unclosed paragraph with enough words to count as the text \
+                of the page, and more words<p>Another <b><i>misnested</b></i> paragraph, also \
+                long enough to be kept as content of the page.<table><tr><td>cell<div></span>\
+                </body></html></html><p>after the end";
+    let (verdict, doc) = run_stage(html.as_bytes().to_vec(), None, None);
+    assert_eq!(verdict, Verdict::Keep);
+    assert!(doc.text.contains("Unclosed paragraph with enough words"));
+    assert!(
+        doc.text.contains("Another misnested paragraph"),
+        "{}",
+        doc.text
+    );
+}
+
+#[test]
+fn hostile_inputs_are_bounded() {
+    // Deep nesting, far past `max_depth`: flattened, text kept.
+    let text = "<p>Deeply nested text that should still come out of the page, with words.</p>";
+    let deep = format!("{}{text}", "<div>".repeat(5_000));
+    let (verdict, doc) = run_stage(deep.into_bytes(), None, None);
+    assert_eq!(verdict, Verdict::Keep);
+    assert!(doc.text.contains("Deeply nested text"));
+
+    // Pathological nesting: the parser's scope checks make this quadratic; the time
+    // budget stops it (default 5 s) and the page is dropped, without hanging.
+    let deeper = format!("{}{text}", "<div>".repeat(300_000));
+    let t = Instant::now();
+    let (verdict, _) = run_stage(deeper.into_bytes(), None, None);
+    let spent = t.elapsed();
+    assert!(
+        verdict == Verdict::Keep || verdict == Verdict::Drop(extract::TIMEOUT),
+        "{verdict:?}"
+    );
+    assert!(spent < Duration::from_secs(20), "{spent:?}");
+
+    // A large page under the byte limit: 4 MB of paragraphs.
+    let para = "<p>A paragraph of ordinary prose, repeated many times to make a large page.</p>";
+    let big = format!(
+        "<html><body><article>{}</article></body></html>",
+        para.repeat(50_000)
+    );
+    let t = Instant::now();
+    let (verdict, doc) = run_stage(big.into_bytes(), None, None);
+    assert_eq!(verdict, Verdict::Keep);
+    assert!(doc.text.len() > 3_000_000);
+    assert!(t.elapsed() < Duration::from_secs(30));
+
+    // Over the byte limit: dropped without parsing.
+    let huge = vec![b'a'; 10_000_001];
+    let (verdict, doc) = run_stage(huge, None, None);
+    assert_eq!(verdict, Verdict::Drop(extract::TOO_LARGE));
+    assert!(doc.raw.is_none() && doc.text.is_empty());
+
+    // Binary junk served as HTML.
+    let junk: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (verdict, _) = run_stage(junk, None, None);
+    assert_eq!(verdict, Verdict::Drop(extract::BINARY));
+
+    // A parse time budget of zero drops a page that needs more than one chunk.
+    let slow = extract::build(&extract::Config {
+        timeout_ms: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut doc = Document::new("t", "web", "");
+    doc.raw = Some(para.repeat(5_000).into_bytes());
+    let verdict = slow.process(&mut doc, &mut StageCx::default()).unwrap();
+    assert_eq!(verdict, Verdict::Drop(extract::TIMEOUT));
+
+    // Too many nodes.
+    let few = extract::build(&extract::Config {
+        max_nodes: 1000,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut doc = Document::new("n", "web", "");
+    doc.raw = Some("<span>x</span>".repeat(2000).into_bytes());
+    let verdict = few.process(&mut doc, &mut StageCx::default()).unwrap();
+    assert_eq!(verdict, Verdict::Drop(extract::TOO_MANY_NODES));
+}
+
+fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn cli_extracts_html_files_and_warc_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let warc =
+        Path::new(WARC_DIR).join("CC-MAIN-20200808165417-20200808195417-00395.sample.warc.gz");
+    let page = Path::new(HTML_DIR).join("3c7cf7509d38b392.html.gz");
+    let plain = dir.path().join("Plain Page.html");
+    std::fs::write(&plain, article("Plain", "", FR)).unwrap();
+    let status = corpus()
+        .args(["extract", "-t", "2", "-q", "-o"])
+        .arg(&out)
+        .arg(&page)
+        .arg(&warc)
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = read_jsonl(&out);
+    assert_eq!(lines[0]["id"], "3c7cf7509d38b392");
+    assert_eq!(
+        lines[0]["title"],
+        "Copy & paste from tmux to system clipboard"
+    );
+    assert!(
+        lines[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("As usual, StackOverflow")
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["id"], "Plain Page");
+    assert!(last["text"].as_str().unwrap().contains(FR));
+    let warc_lines = &lines[1..lines.len() - 1];
+    assert!(warc_lines.len() >= 10, "{} WARC pages", warc_lines.len());
+    for l in warc_lines {
+        assert!(l["id"].as_str().unwrap().starts_with("urn:uuid:"), "{l}");
+        assert!(l["url"].as_str().unwrap().starts_with("http"));
+        assert!(!l["text"].as_str().unwrap().is_empty());
+    }
+    // Same output with one thread: order does not depend on scheduling.
+    let out1 = dir.path().join("out1.jsonl");
+    let status = corpus()
+        .args(["extract", "-t", "1", "-q", "-o"])
+        .arg(&out1)
+        .arg(&page)
+        .arg(&warc)
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out1).unwrap());
+}
+
+#[test]
+fn cli_reports_bad_inputs_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.html.gz");
+    // A gzip header followed by garbage.
+    std::fs::write(
+        &bad,
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xfe, 0x00, 0x13],
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.html");
+    let good = Path::new(HTML_DIR).join("e3ace56ad8fd3032.html.gz");
+    let out = dir.path().join("out.jsonl");
+    let result = corpus()
+        .args(["extract", "-o"])
+        .arg(&out)
+        .arg(&bad)
+        .arg(&missing)
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("broken.html.gz"), "{stderr}");
+    assert!(stderr.contains("missing.html"), "{stderr}");
+    let lines = read_jsonl(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["id"], "e3ace56ad8fd3032");
+
+    let usage = corpus()
+        .args(["extract", "-o"])
+        .arg(dir.path().join("x.jsonl"))
+        .arg(dir.path().join("notes.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let no_output = corpus().args(["extract", "a.html"]).output().unwrap();
+    assert_eq!(no_output.status.code(), Some(2));
+}
+
+#[test]
+fn extract_stage_runs_inside_corpus_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[input]\npaths = [{:?}]\n\n[output]\ndir = \"out\"\n\n\
+             [[stages]]\nkind = \"extract\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n",
+            Path::new(WARC_DIR)
+                .join("cc-main-2024-22-whirlwind.warc.gz")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    let status = corpus().args(["run", "-q"]).arg(&config).status().unwrap();
+    assert!(status.success());
+    let out: Vec<PathBuf> = std::fs::read_dir(dir.path().join("out/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let text = String::from_utf8(gunzip(&out[0])).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // The Aragonese Wikipedia page of the whirlwind sample.
+    assert!(
+        doc["meta"]["title"].as_str().unwrap().contains("Escopete"),
+        "{doc}"
+    );
+    let body = doc["text"].as_str().unwrap();
+    // A paragraph of the article body, past the maintenance notice and the infobox.
+    assert!(
+        body.contains("Relaciones Topográficas de los pueblos de Espanya"),
+        "{body}"
+    );
+    assert!(!body.contains("<div"), "{body}");
+}
