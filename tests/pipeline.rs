@@ -59,6 +59,24 @@ max_chars = 6000
     config
 }
 
+/// Runs `config` with 1 and with 4 worker threads into `dir/one` and `dir/many`.
+fn run_with_1_and_4_threads(dir: &Path, config: &str) -> (PathBuf, PathBuf) {
+    let one = dir.join("one");
+    let many = dir.join("many");
+    for (threads, out) in [("1", &one), ("4", &many)] {
+        run_ok(&[
+            "run",
+            config,
+            "-q",
+            "--threads",
+            threads,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+    }
+    (one, many)
+}
+
 fn run_ok(args: &[&str]) -> Output {
     let out = corpus().args(args).output().unwrap();
     assert!(
@@ -98,26 +116,7 @@ fn output_is_identical_for_any_thread_count_and_task_split() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 5, 3, "");
     let config = config.to_str().unwrap();
-    let one = dir.path().join("one");
-    let many = dir.path().join("many");
-    run_ok(&[
-        "run",
-        config,
-        "-q",
-        "--threads",
-        "1",
-        "-o",
-        one.to_str().unwrap(),
-    ]);
-    run_ok(&[
-        "run",
-        config,
-        "-q",
-        "--threads",
-        "4",
-        "-o",
-        many.to_str().unwrap(),
-    ]);
+    let (one, many) = run_with_1_and_4_threads(dir.path(), config);
     let reference = tree(&one);
     assert_eq!(reference.len(), 15, "5 docs, 5 dropped, 5 markers");
     assert_eq!(tree(&many), reference);
@@ -424,26 +423,7 @@ fn exact_dedup_keeps_first_occurrences_across_shards_for_any_thread_count() {
     // 4 shards, each the same 30 reviews twice (distinct ids, same text).
     let config = setup(dir.path(), 4, 2, EXACT_DEDUP);
     let config = config.to_str().unwrap();
-    let one = dir.path().join("one");
-    let many = dir.path().join("many");
-    run_ok(&[
-        "run",
-        config,
-        "-q",
-        "--threads",
-        "1",
-        "-o",
-        one.to_str().unwrap(),
-    ]);
-    run_ok(&[
-        "run",
-        config,
-        "-q",
-        "--threads",
-        "4",
-        "-o",
-        many.to_str().unwrap(),
-    ]);
+    let (one, many) = run_with_1_and_4_threads(dir.path(), config);
     assert_eq!(tree(&many), tree(&one));
 
     let s = stats(&one);
