@@ -581,3 +581,51 @@ fn decontam_command_drops_documents_holding_a_benchmark_question() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn upsample_repeats_and_thins_sources_the_same_way_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    // The sample's records name their source `nltk-movie_reviews`; weight 2.5 on it.
+    let config = setup(
+        dir.path(),
+        2,
+        1,
+        "[[stages]]\nkind = \"upsample\"\nweights = { \"nltk-movie_reviews\" = 2.5 }\n",
+    );
+    let config = config.to_str().unwrap();
+    let (one, many) = run_with_1_and_4_threads(dir.path(), config);
+    assert_eq!(tree(&many), tree(&one));
+    let s = stats(&one);
+    let up = &s["stages"][1];
+    assert_eq!(up["kind"], "upsample");
+    let kept = up["docs_in"].as_u64().unwrap();
+    let out = s["docs_out"].as_u64().unwrap();
+    assert_eq!(
+        up["counters"]["docs_in:nltk-movie_reviews"]
+            .as_u64()
+            .unwrap(),
+        kept
+    );
+    assert_eq!(
+        up["counters"]["docs_out:nltk-movie_reviews"]
+            .as_u64()
+            .unwrap(),
+        out
+    );
+    // 2 or 3 copies each.
+    assert!(
+        out >= 2 * kept && out <= 3 * kept && out > 2 * kept,
+        "{kept} -> {out}"
+    );
+    let text = gunzip(&one.join("docs/part-00000.jsonl.gz"));
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(ids[1] == format!("{}#1", ids[0]), "{:?}", &ids[..3]);
+}

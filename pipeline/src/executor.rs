@@ -678,6 +678,22 @@ impl WorkCx<'_> {
         } = work;
         // Whatever raw payload no stage consumed is written as decoded text.
         docs.iter_mut().for_each(Document::decode_raw);
+        // Copies asked for by `upsample` follow their document, with suffixed ids.
+        if docs.iter().any(|d| d.repeat > 0) {
+            let mut expanded = Vec::with_capacity(docs.len());
+            for mut doc in docs {
+                let repeat = std::mem::take(&mut doc.repeat);
+                for k in 1..=repeat {
+                    let mut copy = doc.clone();
+                    copy.id = format!("{}#{k}", doc.id);
+                    expanded.push(copy);
+                }
+                // The original first, then its copies.
+                let at = expanded.len() - repeat as usize;
+                expanded.insert(at, doc);
+            }
+            docs = expanded;
+        }
         let docs_out = docs.len() as u64;
         let bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
         let encode_err = |e: serde_json::Error| RunError::Encode(e.to_string());

@@ -87,6 +87,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "URL/domain blocklists with FineWeb's hard/soft-ban logic and word blocklists over the text",
                 crate::safety::FIELDS,
             ),
+            StageConfig::Upsample(_) => describe::<crate::upsample::Config>(
+                crate::upsample::KIND,
+                "repeat or thin documents by per-source weights, deterministically by document id",
+                crate::upsample::FIELDS,
+            ),
             StageConfig::Decontam(_) => describe::<crate::decontam::Config>(
                 crate::decontam::KIND,
                 "drop documents sharing 13-grams with benchmark test sets (GSM8K, MMLU, HumanEval, CMMLU...)",

@@ -31,6 +31,8 @@ pub enum StageConfig {
     Safety(crate::safety::Config),
     /// Drop documents sharing n-grams with benchmark test sets.
     Decontam(crate::decontam::Config),
+    /// Repeat or thin documents by per-source weights.
+    Upsample(crate::upsample::Config),
 }
 
 impl StageConfig {
@@ -44,6 +46,7 @@ impl StageConfig {
             StageConfig::ExactDedup(Default::default()),
             StageConfig::Quality(Default::default()),
             StageConfig::Safety(Default::default()),
+            StageConfig::Upsample(Default::default()),
             StageConfig::Decontam(Default::default()),
         ]
     }
@@ -88,6 +91,7 @@ impl StageConfig {
             StageConfig::Quality(_) => crate::quality::KIND,
             StageConfig::Safety(_) => crate::safety::KIND,
             StageConfig::Decontam(_) => crate::decontam::KIND,
+            StageConfig::Upsample(_) => crate::upsample::KIND,
         }
     }
 }
@@ -101,6 +105,7 @@ pub const KINDS: &[&str] = &[
     crate::exact_dedup::KIND,
     crate::quality::KIND,
     crate::safety::KIND,
+    crate::upsample::KIND,
     crate::decontam::KIND,
 ];
 
@@ -145,6 +150,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
             crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
+            crate::upsample::KIND => Ok(StageConfig::Upsample(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -163,6 +169,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
         StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
         StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),
+        StageConfig::Upsample(c) => AnyStage::Doc(Box::new(crate::upsample::build(c)?)),
     })
 }
 

@@ -27,6 +27,10 @@ pub struct Document {
     /// Scores and rule flags written by scoring stages.
     #[serde(default, skip_serializing_if = "Scores::is_empty")]
     pub scores: Scores,
+    /// Extra copies of the document to write (set by `upsample`); the executor writes
+    /// them after the document with ids `<id>#1`, `<id>#2`... Not serialized.
+    #[serde(skip)]
+    pub repeat: u32,
 }
 
 impl Document {

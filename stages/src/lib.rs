@@ -30,6 +30,7 @@ pub mod normalize;
 pub mod quality;
 pub mod safety;
 pub mod stage;
+pub mod upsample;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};
 pub use config::{StageConfig, build_stage};

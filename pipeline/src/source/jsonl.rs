@@ -510,9 +510,9 @@ fn build_document(
         id,
         source,
         text,
-        raw: None,
         meta,
         scores,
+        ..Default::default()
     })
 }
 
