@@ -37,9 +37,9 @@ fn text(i: u64, out: &mut String) {
     out.push_str(" with some more words to hash like a short web page would have");
 }
 
-/// Runs `docs` documents (every 10th a repeat of an earlier one) through the stage;
-/// returns (seconds, kept).
-fn run(stage: &AnyStage, docs: u64, first: u64) -> (f64, u64) {
+/// Runs `docs` documents numbered from `first` through the stage, every 10th repeating
+/// an earlier one when `repeats`; returns (seconds, kept).
+fn run(stage: &AnyStage, docs: u64, first: u64, repeats: bool) -> (f64, u64) {
     let mut kept = 0;
     let mut batch: Vec<Document> = Vec::with_capacity(BATCH);
     let mut verdicts = Vec::with_capacity(BATCH);
@@ -52,7 +52,11 @@ fn run(stage: &AnyStage, docs: u64, first: u64) -> (f64, u64) {
         for _ in 0..BATCH.min((docs - i) as usize) {
             let n = first + i;
             // Every 10th document repeats one from earlier in the run.
-            let key = if i % 10 == 9 { first + i / 2 } else { n };
+            let key = if repeats && i % 10 == 9 {
+                first + i / 2
+            } else {
+                n
+            };
             text(key, &mut scratch);
             batch.push(Document::new(n.to_string(), "bench", scratch.as_str()));
             i += 1;
@@ -103,11 +107,11 @@ fn main() {
             ..Default::default()
         };
         let stage = AnyStage::Ordered(build(&config).expect("config"));
-        let (secs, kept) = run(&stage, docs, 0);
+        let (secs, kept) = run(&stage, docs, 0, true);
         let used = rss_bytes().saturating_sub(before);
         // False positives: fresh keys never seen; any drop is a false positive.
         let probes = (docs / 10).max(100_000);
-        let (_, fresh_kept) = run_fresh(&stage, probes, 1 << 40);
+        let (_, fresh_kept) = run(&stage, probes, 1 << 40, false);
         let fp = (probes - fresh_kept) as f64 / probes as f64;
         println!(
             "{:<8} {:>10.2} {:>12.0} {:>14.1} {:>14} {:>16.2e}",
@@ -123,30 +127,4 @@ fn main() {
         }
         drop(stage);
     }
-}
-
-/// Runs `n` never-seen documents; returns (seconds, kept).
-fn run_fresh(stage: &AnyStage, n: u64, first: u64) -> (f64, u64) {
-    let mut kept = 0;
-    let mut cx = StageCx::default();
-    let mut scratch = String::new();
-    let started = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let mut batch = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH.min((n - i) as usize) {
-            text(first + i, &mut scratch);
-            batch.push(Document::new(i.to_string(), "bench", scratch.as_str()));
-            i += 1;
-        }
-        let mut verdicts = vec![Verdict::Keep; batch.len()];
-        stage
-            .run(&mut batch, &mut verdicts, &mut cx)
-            .expect("prepare");
-        stage
-            .run_ordered(&mut batch, &mut verdicts, &mut cx)
-            .expect("ordered");
-        kept += verdicts.iter().filter(|v| **v == Verdict::Keep).count() as u64;
-    }
-    (started.elapsed().as_secs_f64(), kept)
 }
