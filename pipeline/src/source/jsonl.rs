@@ -644,21 +644,10 @@ mod tests {
 
     fn read_all(path: &Path) -> (Vec<Document>, Vec<SourceError>, SourceStats) {
         let mut src = JsonlSource::open(path, &JsonlOptions::default(), "dflt").unwrap();
-        let mut docs = Vec::new();
-        let mut errors = Vec::new();
-        loop {
-            match src.next_doc() {
-                Ok(Some(d)) => docs.push(d),
-                Ok(None) => break,
-                Err(e) => {
-                    let fatal = !e.is_recoverable();
-                    errors.push(e);
-                    if fatal {
-                        assert!(matches!(src.next_doc(), Ok(None)));
-                        break;
-                    }
-                }
-            }
+        let (docs, errors) = super::super::read_all(&mut src);
+        if errors.last().is_some_and(|e| !e.is_recoverable()) {
+            // A source is finished after a fatal error.
+            assert!(matches!(src.next_doc(), Ok(None)));
         }
         (docs, errors, src.stats().clone())
     }

@@ -210,6 +210,26 @@ pub trait Source: Send {
     fn stats(&self) -> &SourceStats;
 }
 
+/// Reads a source to its end: the documents, and the errors met on the way (the
+/// recoverable ones, then the one that ended the file, if any).
+pub fn read_all(src: &mut dyn Source) -> (Vec<Document>, Vec<SourceError>) {
+    let (mut docs, mut errors) = (Vec::new(), Vec::new());
+    loop {
+        match src.next_doc() {
+            Ok(Some(d)) => docs.push(d),
+            Ok(None) => break,
+            Err(e) => {
+                let fatal = !e.is_recoverable();
+                errors.push(e);
+                if fatal {
+                    break;
+                }
+            }
+        }
+    }
+    (docs, errors)
+}
+
 /// Opens one input file as a source.
 pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, SourceError> {
     let source_name = |default: &str| {

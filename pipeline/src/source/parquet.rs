@@ -511,20 +511,7 @@ mod tests {
         options: &ParquetOptions,
     ) -> (Vec<Document>, Vec<SourceError>, SourceStats) {
         let mut src = ParquetSource::open(path, options, "dflt").unwrap();
-        let (mut docs, mut errors) = (Vec::new(), Vec::new());
-        loop {
-            match src.next_doc() {
-                Ok(Some(d)) => docs.push(d),
-                Ok(None) => break,
-                Err(e) => {
-                    let fatal = !e.is_recoverable();
-                    errors.push(e);
-                    if fatal {
-                        break;
-                    }
-                }
-            }
-        }
+        let (docs, errors) = super::super::read_all(&mut src);
         (docs, errors, src.stats().clone())
     }
 
