@@ -108,40 +108,43 @@ impl Stage for Quality {
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let c = &self.config;
-        if c.gopher.mode != Mode::Off || c.repetition.mode != Mode::Off {
-            let (gopher, repetition) = {
-                let t = text::Analysis::new(&doc.text);
-                let lang = doc.meta.lang.as_deref();
-                let gopher = (c.gopher.mode != Mode::Off)
-                    .then(|| c.gopher.check(&t, lang))
-                    .flatten();
-                // A document the Gopher rules drop needs no repetition check.
-                let repetition = (c.repetition.mode != Mode::Off
-                    && !(gopher.is_some() && c.gopher.mode == Mode::Drop))
-                    .then(|| c.repetition.check(&t))
-                    .flatten();
-                (gopher, repetition)
+        // Every group's check comes from one split of the text (a second one only when
+        // C4 removed lines), and stops at the first group that drops.
+        let mut checks: Vec<(Mode, Check)> = Vec::with_capacity(4);
+        let mut filtered = None;
+        {
+            let t = text::Analysis::new(&doc.text);
+            let lang = doc.meta.lang.as_deref();
+            let dropped = |checks: &[(Mode, Check)]| {
+                checks.iter().any(|(m, r)| *m == Mode::Drop && r.is_some())
             };
-            if let Some(v) = apply(c.gopher.mode, gopher, doc, cx) {
-                return Ok(v);
+            if c.gopher.mode != Mode::Off {
+                checks.push((c.gopher.mode, c.gopher.check(&t, lang)));
             }
-            if let Some(v) = apply(c.repetition.mode, repetition, doc, cx) {
-                return Ok(v);
+            if c.repetition.mode != Mode::Off && !dropped(&checks) {
+                checks.push((c.repetition.mode, c.repetition.check(&t)));
+            }
+            if c.c4.mode != Mode::Off && !dropped(&checks) {
+                let (text, check) = c.c4.run(&doc.text);
+                if check.is_none() && c.c4.mode == Mode::Drop && text.len() != doc.text.len() {
+                    filtered = Some(text);
+                }
+                checks.push((c.c4.mode, check));
+            }
+            if c.fineweb.mode != Mode::Off && !dropped(&checks) {
+                let check = match &filtered {
+                    Some(text) => c.fineweb.check(&text::Analysis::new(text)),
+                    None => c.fineweb.check(&t),
+                };
+                checks.push((c.fineweb.mode, check));
             }
         }
-        if c.c4.mode != Mode::Off {
-            let (filtered, check) = c.c4.run(&doc.text);
-            if check.is_none() && c.c4.mode == Mode::Drop && filtered.len() != doc.text.len() {
-                cx.count("c4_lines_removed", 1);
-                doc.text = filtered;
-            }
-            if let Some(v) = apply(c.c4.mode, check, doc, cx) {
-                return Ok(v);
-            }
+        if let Some(text) = filtered {
+            cx.count("c4_lines_removed", 1);
+            doc.text = text;
         }
-        if c.fineweb.mode != Mode::Off {
-            let check = c.fineweb.check(&text::Analysis::new(&doc.text));
-            if let Some(v) = apply(c.fineweb.mode, check, doc, cx) {
+        for (mode, check) in checks {
+            if let Some(v) = apply(mode, check, doc, cx) {
                 return Ok(v);
             }
         }
