@@ -1,6 +1,9 @@
 //! End-to-end tests of the executor and the CLI on real sample text: determinism over
 //! thread counts, task sharding, kill-and-resume, refusing to mix runs, and errors.
 
+mod common;
+use common::gunzip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -184,15 +187,6 @@ fn dropped_documents_carry_stage_and_reason_and_parquet_output_works() {
     assert!(pq.join("docs/part-00000.parquet").exists());
     assert!(pq.join("dropped/part-00000.parquet").exists());
     assert_eq!(stats(&pq)["docs_out"], stats(&out)["docs_out"]);
-}
-
-fn gunzip(path: &Path) -> String {
-    use std::io::Read;
-    let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s
 }
 
 #[test]

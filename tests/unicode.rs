@@ -2,11 +2,12 @@
 //! combining marks, full-width forms, RTL text and controls, emoji ZWJ sequences, CRLF,
 //! through the `normalize` and `langid` stages of a real `corpus run`.
 
+mod common;
+use common::gunzip;
+
 use corpus::source::Source;
 use corpus::source::jsonl::{JsonlOptions, JsonlSource};
 use corpus::stages::normalize::{Config, Form, dedup_key, key_tokens, normalize};
-use std::io::Read;
-use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -222,12 +223,4 @@ kind = "langid"
         Some(0),
         "{stats}"
     );
-}
-
-fn gunzip(path: &Path) -> String {
-    let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut s)
-        .unwrap();
-    s
 }
