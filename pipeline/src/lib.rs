@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod extract_cmd;
+pub mod fuzzy;
 pub mod io;
 pub mod shard;
 pub mod sink;

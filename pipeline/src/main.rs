@@ -78,15 +78,53 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct DedupArgs {
-    /// Input files, directories or globs (WARC, JSONL, Parquet).
-    #[arg(required = true)]
+    /// Input files, directories or globs (WARC, JSONL, Parquet). Every pass of a
+    /// multi-pass run must get the same inputs.
     inputs: Vec<String>,
-    /// Output directory.
+    /// Output directory (the survivors; not needed by --pass signatures/buckets/cluster).
     #[arg(long, short = 'o')]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Exact dedup (hash of the dedup key, the exact text or the URL).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fuzzy")]
     exact: bool,
+    /// MinHash/LSH near-duplicate dedup. Without --pass, all passes run here with the
+    /// signatures in memory.
+    #[arg(long)]
+    fuzzy: bool,
+    /// Run one pass of multi-pass fuzzy dedup (sharded with --task-index/--task-count
+    /// where it says): signatures (by input file), buckets (by band), cluster (one
+    /// task), filter (by input file).
+    #[arg(long, value_enum, requires = "work_dir")]
+    pass: Option<PassArg>,
+    /// Work directory of fuzzy dedup's intermediate files (default: OUT/minhash).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Fuzzy: tokens per shingle (words; each CJK character is a token).
+    #[arg(long, default_value_t = 5)]
+    ngram: usize,
+    /// Fuzzy: LSH bands.
+    #[arg(long, default_value_t = 14)]
+    bands: usize,
+    /// Fuzzy: hashes per band.
+    #[arg(long, default_value_t = 8)]
+    rows: usize,
+    /// Fuzzy: seed of the hash permutations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fuzzy: verify candidate pairs against this estimated Jaccard similarity
+    /// (default: join every candidate pair).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Fuzzy: which document of a cluster survives.
+    #[arg(long, value_enum, default_value = "first")]
+    keep: KeepArg,
+    /// Fuzzy: keep every document and write meta.extra.minhash (cluster, size,
+    /// survivor) instead of dropping.
+    #[arg(long)]
+    annotate: bool,
+    /// Fuzzy: print the threshold curve of the settings and exit.
+    #[arg(long)]
+    explain: bool,
     /// What exact dedup compares.
     #[arg(long, value_enum, default_value = "text")]
     key: KeyArg,
@@ -132,6 +170,21 @@ struct DecontamArgs {
     dropped: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PassArg {
+    Signatures,
+    Buckets,
+    Cluster,
+    Filter,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeepArg {
+    First,
+    Longest,
+    BestQualityScore,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -242,13 +295,26 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     execute(&config, args.output, &args.common)
 }
 
-fn dedup(args: DedupArgs) -> Result<(), Failure> {
-    if !args.exact {
-        return Err(Failure {
-            code: 2,
-            error: anyhow::anyhow!("choose a dedup method: --exact"),
-        });
+fn usage(message: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 2,
+        error: anyhow::anyhow!("{message}"),
     }
+}
+
+fn dedup(args: DedupArgs) -> Result<(), Failure> {
+    if args.fuzzy || args.explain || args.pass.is_some() {
+        return fuzzy_dedup(args);
+    }
+    if !args.exact {
+        return Err(usage("choose a dedup method: --exact or --fuzzy"));
+    }
+    if args.inputs.is_empty() {
+        return Err(usage("no inputs given"));
+    }
+    let Some(output) = args.output.clone() else {
+        return Err(usage("--output is required"));
+    };
     use corpus::stages::exact_dedup::{Config, Key, Mode};
     let stage = Config {
         key: match args.key {
@@ -262,7 +328,7 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
     };
     let mut config = PipelineConfig::for_command(
         args.inputs,
-        &args.output,
+        &output,
         vec![corpus::stages::StageConfig::ExactDedup(stage)],
     )?;
     config.output.dropped = args.dropped;
@@ -271,6 +337,158 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
         FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
     };
     execute(&config, None, &args.common)
+}
+
+fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
+    use corpus::fuzzy;
+    use corpus::stages::minhash::{Action, Config, Keep};
+    let mut config = Config {
+        ngram: args.ngram,
+        bands: args.bands,
+        rows: args.rows,
+        seed: args.seed,
+        verify: args.threshold.is_some(),
+        threshold: args.threshold.unwrap_or(0.8),
+        keep: match args.keep {
+            KeepArg::First => Keep::First,
+            KeepArg::Longest => Keep::Longest,
+            KeepArg::BestQualityScore => Keep::BestQualityScore,
+        },
+        action: if args.annotate {
+            Action::Annotate
+        } else {
+            Action::Drop
+        },
+        work_dir: PathBuf::new(),
+    };
+    config.validate().map_err(usage)?;
+    if args.explain {
+        print!("{}", config.explain());
+        return Ok(());
+    }
+    if args.inputs.is_empty() {
+        return Err(usage("no inputs given"));
+    }
+    let needs_output = matches!(args.pass, None | Some(PassArg::Filter));
+    let output = match (&args.output, needs_output) {
+        (Some(o), _) => Some(o.clone()),
+        (None, false) => None,
+        (None, true) => return Err(usage("--output is required")),
+    };
+    let work = match (&args.work_dir, &output) {
+        (Some(w), _) => w.clone(),
+        (None, Some(o)) => o.join("minhash"),
+        (None, None) => return Err(usage("--work-dir is required")),
+    };
+    config.work_dir = work.clone();
+    let fail = |e: fuzzy::FuzzyError| Failure {
+        code: if matches!(e, fuzzy::FuzzyError::Usage(_)) {
+            2
+        } else {
+            1
+        },
+        error: e.into(),
+    };
+    let (input, files) = fuzzy::input_files(&args.inputs).map_err(fail)?;
+    let task = TaskSpec::resolve(args.common.task_index, args.common.task_count, |k| {
+        std::env::var(k).ok()
+    })?;
+    let threads = args
+        .common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let quiet = args.common.quiet;
+    let report = |what: &str, s: &fuzzy::PassSummary| {
+        if !quiet {
+            let secs = s.elapsed.as_secs_f64().max(1e-9);
+            eprintln!(
+                "{what}: {} docs ({} signed, {} too short to shingle, {} corrupt records skipped), \
+                 {} done, {} already complete, {:.1}s, {:.0} docs/s, {:.1} MB/s",
+                s.docs,
+                s.signed,
+                s.too_short,
+                s.corrupt,
+                s.done,
+                s.skipped,
+                secs,
+                s.docs as f64 / secs,
+                s.text_bytes as f64 / secs / 1e6
+            );
+        }
+    };
+    let report_clusters = |c: &fuzzy::ClusterSummary| {
+        if !quiet {
+            eprintln!(
+                "clusters: {} clusters of 2+ holding {} docs, {} to remove; {} buckets, {} pairs verified ({} rejected)",
+                c.clusters, c.clustered, c.removed, c.buckets, c.pairs_verified, c.pairs_rejected
+            );
+        }
+    };
+    match args.pass {
+        Some(PassArg::Signatures) => {
+            let s =
+                fuzzy::signatures(&files, &input, &config, &work, task, threads).map_err(fail)?;
+            report("signatures", &s);
+            return Ok(());
+        }
+        Some(PassArg::Buckets) => {
+            let s = fuzzy::buckets(files.len(), &config, &work, task).map_err(fail)?;
+            if !quiet {
+                eprintln!(
+                    "buckets: {} bands done, {} already complete, {:.1}s",
+                    s.done,
+                    s.skipped,
+                    s.elapsed.as_secs_f64()
+                );
+            }
+            return Ok(());
+        }
+        Some(PassArg::Cluster) => {
+            if task.index != 0 {
+                if !quiet {
+                    eprintln!(
+                        "cluster: runs as task 0 only; nothing to do for task {}",
+                        task.index
+                    );
+                }
+                return Ok(());
+            }
+            let c = fuzzy::cluster(&files, &config, &work).map_err(fail)?;
+            report_clusters(&c);
+            return Ok(());
+        }
+        Some(PassArg::Filter) => {}
+        None => {
+            if task.count != 1 {
+                return Err(usage(
+                    "in-memory fuzzy dedup runs as one task; use --pass for multi-task runs",
+                ));
+            }
+            if let Some(c) = fuzzy::finished_cluster(&files, &config, &work) {
+                if !quiet {
+                    eprintln!("clusters: reusing {}", work.display());
+                }
+                report_clusters(&c);
+            } else {
+                let (s, c) =
+                    fuzzy::in_memory(&files, &input, &config, &work, threads).map_err(fail)?;
+                report("signatures (in memory)", &s);
+                report_clusters(&c);
+            }
+        }
+    }
+    let output = output.expect("checked above");
+    let mut pipeline = PipelineConfig::for_command(
+        args.inputs,
+        &output,
+        vec![corpus::stages::StageConfig::MinhashFilter(config)],
+    )?;
+    pipeline.output.dropped = args.dropped;
+    pipeline.output.format = match args.format {
+        FormatArg::Jsonl => corpus::sink::OutputFormat::Jsonl,
+        FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
+    };
+    execute(&pipeline, None, &args.common)
 }
 
 fn decontam(args: DecontamArgs) -> Result<(), Failure> {

@@ -77,6 +77,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "drop documents whose text (or URL) was seen earlier; the first occurrence wins",
                 crate::exact_dedup::FIELDS,
             ),
+            StageConfig::MinhashFilter(_) => describe::<crate::minhash::Config>(
+                crate::minhash::KIND,
+                "apply MinHash/LSH near-duplicate decisions of `corpus dedup --fuzzy` (drop or annotate non-survivors)",
+                crate::minhash::FIELDS,
+            ),
             StageConfig::Quality(_) => describe::<crate::quality::Config>(
                 crate::quality::KIND,
                 "rule-based quality filters: Gopher quality and repetition, C4, FineWeb (drop, annotate or off per group)",

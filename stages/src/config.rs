@@ -25,6 +25,8 @@ pub enum StageConfig {
     Normalize(crate::normalize::Config),
     /// Drop documents whose text (or URL) was seen earlier in the input.
     ExactDedup(crate::exact_dedup::Config),
+    /// Apply MinHash dedup decisions made by `corpus dedup --fuzzy` passes.
+    MinhashFilter(crate::minhash::Config),
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
     Quality(crate::quality::Config),
     /// URL/domain and word blocklists.
@@ -44,6 +46,7 @@ impl StageConfig {
             StageConfig::Langid(Default::default()),
             StageConfig::Normalize(Default::default()),
             StageConfig::ExactDedup(Default::default()),
+            StageConfig::MinhashFilter(Default::default()),
             StageConfig::Quality(Default::default()),
             StageConfig::Safety(Default::default()),
             StageConfig::Upsample(Default::default()),
@@ -76,6 +79,9 @@ impl StageConfig {
                 c.text_word_lists.iter_mut().for_each(fix);
             }
             StageConfig::Decontam(c) => c.benchmarks.iter_mut().for_each(|b| fix(&mut b.path)),
+            StageConfig::MinhashFilter(c) if !c.work_dir.as_os_str().is_empty() => {
+                fix(&mut c.work_dir)
+            }
             _ => {}
         }
     }
@@ -88,6 +94,7 @@ impl StageConfig {
             StageConfig::Langid(_) => crate::langid::KIND,
             StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
+            StageConfig::MinhashFilter(_) => crate::minhash::KIND,
             StageConfig::Quality(_) => crate::quality::KIND,
             StageConfig::Safety(_) => crate::safety::KIND,
             StageConfig::Decontam(_) => crate::decontam::KIND,
@@ -103,6 +110,7 @@ pub const KINDS: &[&str] = &[
     crate::langid::KIND,
     crate::normalize::KIND,
     crate::exact_dedup::KIND,
+    crate::minhash::KIND,
     crate::quality::KIND,
     crate::safety::KIND,
     crate::upsample::KIND,
@@ -147,6 +155,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
             crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
+            crate::minhash::KIND => Ok(StageConfig::MinhashFilter(typed(&kind, fields)?)),
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
             crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
@@ -166,6 +175,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
         StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
+        StageConfig::MinhashFilter(c) => AnyStage::Doc(Box::new(crate::minhash::filter::build(c)?)),
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
         StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
         StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),

@@ -31,6 +31,43 @@ pub struct Document {
     /// them after the document with ids `<id>#1`, `<id>#2`... Not serialized.
     #[serde(skip)]
     pub repeat: u32,
+    /// Where the document was read: set by the reader, used by passes that must find the
+    /// same document again in a later read of the same input (MinHash dedup). Not
+    /// serialized.
+    #[serde(skip)]
+    pub origin: Option<Origin>,
+}
+
+/// A document's position in the input: input file number (its place in the sorted
+/// input list) and document number within that file (0-based, counting the documents
+/// the reader produced). Ordered like the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Origin {
+    /// Input file number.
+    pub file: u32,
+    /// Document number within the file.
+    pub record: u32,
+}
+
+impl Origin {
+    /// Packs the position into 64 bits, preserving order.
+    pub fn pack(self) -> u64 {
+        (u64::from(self.file) << 32) | u64::from(self.record)
+    }
+
+    /// The inverse of [`Origin::pack`].
+    pub fn unpack(v: u64) -> Origin {
+        Origin {
+            file: (v >> 32) as u32,
+            record: v as u32,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.record)
+    }
 }
 
 impl Document {

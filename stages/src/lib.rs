@@ -25,6 +25,7 @@ pub mod exact_dedup;
 pub mod extract;
 pub mod langid;
 pub mod length;
+pub mod minhash;
 pub mod ngram;
 pub mod normalize;
 pub mod quality;
@@ -34,7 +35,7 @@ pub mod upsample;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};
 pub use config::{StageConfig, build_stage};
-pub use document::{Document, Meta, Scores};
+pub use document::{Document, Meta, Origin, Scores};
 pub use stage::{
     AnyStage, BatchStage, Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict,
 };

@@ -230,8 +230,47 @@ pub fn read_all(src: &mut dyn Source) -> (Vec<Document>, Vec<SourceError>) {
     (docs, errors)
 }
 
-/// Opens one input file as a source.
+/// Opens one input file as a source. Every document it yields carries its
+/// [`Origin`](corpus_stages::Origin): the file's number and the document's number in it.
 pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(Numbered {
+        inner: open_format(file, config)?,
+        file: u32::try_from(file.index).map_err(|_| {
+            SourceError::Config(format!(
+                "{}: more than 2^32 input files",
+                file.path.display()
+            ))
+        })?,
+        next: 0,
+    }))
+}
+
+/// Stamps each document with its position in the input.
+struct Numbered {
+    inner: Box<dyn Source>,
+    file: u32,
+    next: u32,
+}
+
+impl Source for Numbered {
+    fn next_doc(&mut self) -> Result<Option<Document>, SourceError> {
+        let mut doc = self.inner.next_doc()?;
+        if let Some(d) = doc.as_mut() {
+            d.origin = Some(corpus_stages::Origin {
+                file: self.file,
+                record: self.next,
+            });
+            self.next = self.next.saturating_add(1);
+        }
+        Ok(doc)
+    }
+
+    fn stats(&self) -> &SourceStats {
+        self.inner.stats()
+    }
+}
+
+fn open_format(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, SourceError> {
     let source_name = |default: &str| {
         if !config.source.is_empty() {
             config.source.clone()

@@ -1,0 +1,602 @@
+//! MinHash/LSH fuzzy dedup over input files, in memory or as resumable passes.
+//!
+//! Multi-pass mode (for data larger than one machine's memory, or spread over many):
+//! 1. [`signatures`] (sharded over input files): for each input file, `signatures/fNNNNNN.sig`
+//!    (one record per document) and `bands/bBBB/fNNNNNN.band` (band hashes, sorted).
+//!    Memory: one input file's signatures.
+//! 2. [`buckets`] (sharded over bands): merges the sorted band files of every input and
+//!    writes the buckets of two or more documents to `groups/bBBB.groups`. Memory: the
+//!    buckets found.
+//! 3. [`cluster`] (one task): union-find over the buckets, one survivor per cluster;
+//!    `clusters/fNNNNNN.dec` per input and `clusters/summary.json`. Memory: the
+//!    documents that are in some bucket.
+//! 4. filter (sharded over input files): the executor with the `minhash_filter` stage,
+//!    writing survivors with all their fields, in input order. Memory: one input file's
+//!    decisions.
+//!
+//! [`in_memory`] does 1-3 in one process without intermediate signature files, feeding
+//! the same clustering the same buckets, and writes the same decision files.
+//!
+//! Every file is written atomically (temporary name, then rename) and framed with a
+//! format version, a settings fingerprint and a checksum
+//! ([`corpus_stages::minhash::files`]); a pass skips outputs that are already complete
+//! (resume) and refuses intermediate files that are damaged or were made with other
+//! settings or inputs.
+
+use crate::io::AtomicFile;
+use crate::shard::TaskSpec;
+use crate::source::{self, InputConfig, InputFile, SourceError};
+use corpus_stages::Document;
+use corpus_stages::minhash::cluster::{ClusterStats, Clusterer, Decisions, Lookup, add_band};
+use corpus_stages::minhash::files::{self, FileError, names};
+use corpus_stages::minhash::{Config, DocKey, SigRecord, Signer};
+use serde::{Deserialize, Serialize};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Errors of the dedup passes.
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzyError {
+    /// Bad settings or arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// An input file could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An intermediate file is missing, damaged or foreign.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), FuzzyError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| FuzzyError::Write {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+    }
+    AtomicFile::write_all(path, bytes).map_err(|e| FuzzyError::Write {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PassSummary {
+    /// Documents read.
+    pub docs: u64,
+    /// Documents with a signature.
+    pub signed: u64,
+    /// Documents too short to shingle (passed through).
+    pub too_short: u64,
+    /// Input files (or bands) done by this call.
+    pub done: u64,
+    /// Input files (or bands) skipped because their outputs were complete.
+    pub skipped: u64,
+    /// Corrupt records skipped while reading.
+    pub corrupt: u64,
+    /// Bytes of text hashed.
+    pub text_bytes: u64,
+    /// Time spent.
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// Reads one input file and signs its documents, `threads` at a time, in input order.
+/// Corrupt records are skipped and counted (they get no record number: the reader
+/// numbers the documents it produces, and the filter pass reads the same way).
+fn sign_file(
+    file: &InputFile,
+    input: &InputConfig,
+    signer: &Signer,
+    threads: usize,
+    summary: &mut PassSummary,
+) -> Result<Vec<SigRecord>, FuzzyError> {
+    let mut src = source::open(file, input)?;
+    let mut out = Vec::new();
+    let mut batch: Vec<Document> = Vec::with_capacity(4096);
+    let mut done = false;
+    while !done {
+        batch.clear();
+        while batch.len() < 4096 {
+            match src.next_doc() {
+                Ok(Some(d)) => batch.push(d),
+                Ok(None) => {
+                    done = true;
+                    break;
+                }
+                Err(e) if e.is_recoverable() => summary.corrupt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        summary.text_bytes += batch.iter().map(|d| d.text.len() as u64).sum::<u64>();
+        let chunk = batch.len().div_ceil(threads.max(1)).max(1);
+        let parts: Vec<Vec<SigRecord>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|docs| {
+                    s.spawn(move || {
+                        let (mut key, mut ids) = (String::new(), Vec::new());
+                        docs.iter()
+                            .map(|d| signer.sign_with(d, &mut key, &mut ids))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("signing does not panic"))
+                .collect()
+        });
+        for r in parts.into_iter().flatten() {
+            if r.has_signature() {
+                summary.signed += 1;
+            } else {
+                summary.too_short += 1;
+            }
+            out.push(r);
+        }
+    }
+    summary.docs += out.len() as u64;
+    Ok(out)
+}
+
+fn input_bytes(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Pass 1: signatures and band files of this task's input files.
+pub fn signatures(
+    files: &[InputFile],
+    input: &InputConfig,
+    config: &Config,
+    work: &Path,
+    task: TaskSpec,
+    threads: usize,
+) -> Result<PassSummary, FuzzyError> {
+    let start = Instant::now();
+    let signer = Signer::new(config);
+    let mut summary = PassSummary::default();
+    for file in task.select(files) {
+        let idx = file.index as u32;
+        let sig_path = names::sig(work, idx);
+        if let Ok(bytes) = std::fs::read(&sig_path)
+            && let Ok((h, _)) = files::decode_sigs(config, &bytes, &sig_path)
+            && h.input == file.path
+            && h.input_bytes == input_bytes(&file.path)
+        {
+            summary.skipped += 1;
+            continue;
+        }
+        let records = sign_file(&file, input, &signer, threads, &mut summary)?;
+        let docs = u32::try_from(records.len()).map_err(|_| {
+            FuzzyError::Usage(format!("{}: more than 2^32 documents", file.path.display()))
+        })?;
+        // Band files first: the signature file, written last, marks the input done.
+        for band in 0..config.bands {
+            let mut entries: Vec<(u64, u32)> = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.has_signature())
+                .map(|(i, r)| (band_hash(config, &r.hashes, band), i as u32))
+                .collect();
+            let bytes = files::encode_band(config, idx, band as u32, &mut entries);
+            write(&names::band(work, band as u32, idx), &bytes)?;
+        }
+        let header = files::SigHeader {
+            file: idx,
+            input: file.path.clone(),
+            input_bytes: input_bytes(&file.path),
+            docs,
+            num_hashes: config.num_hashes() as u32,
+        };
+        write(&sig_path, &files::encode_sigs(config, &header, &records))?;
+        summary.done += 1;
+    }
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
+
+fn band_hash(config: &Config, hashes: &[u32], band: usize) -> u64 {
+    corpus_stages::minhash::band_hash(hashes, band, config.rows)
+}
+
+/// Pass 2: for each band of this task, merges the band files of all `file_count`
+/// inputs and writes the buckets of two or more.
+pub fn buckets(
+    file_count: usize,
+    config: &Config,
+    work: &Path,
+    task: TaskSpec,
+) -> Result<PassSummary, FuzzyError> {
+    let start = Instant::now();
+    let mut summary = PassSummary::default();
+    for band in (0..config.bands).filter(|b| b % task.count == task.index) {
+        let band = band as u32;
+        let out = names::groups(work, band);
+        if let Ok(bytes) = std::fs::read(&out)
+            && let Ok((h, _)) = files::decode::<files::GroupHeader>(
+                &bytes,
+                files::GROUP_MAGIC,
+                config.signature_fingerprint(),
+                &out,
+            )
+            && h.files as usize == file_count
+        {
+            summary.skipped += 1;
+            continue;
+        }
+        let mut readers = Vec::with_capacity(file_count);
+        for f in 0..file_count as u32 {
+            let path = names::band(work, band, f);
+            if !path.exists() {
+                return Err(FuzzyError::Usage(format!(
+                    "{} is missing: the signature pass has not finished input file {f}",
+                    path.display()
+                )));
+            }
+            let r = files::BandReader::open(&path, config)?;
+            if r.header.file != f || r.header.band != band {
+                return Err(FileError::Invalid {
+                    path,
+                    message: format!(
+                        "holds file {} band {}, expected file {f} band {band}",
+                        r.header.file, r.header.band
+                    ),
+                }
+                .into());
+            }
+            readers.push(r);
+        }
+        // k-way merge by (hash, file, record): members of a bucket come in input order.
+        let mut heap = BinaryHeap::new();
+        for (f, r) in readers.iter_mut().enumerate() {
+            if let Some((h, rec)) = r.next_entry()? {
+                heap.push(std::cmp::Reverse((h, f as u32, rec)));
+            }
+        }
+        let mut body = Vec::new();
+        let mut groups = 0u64;
+        let mut run: Vec<u64> = Vec::new();
+        let mut run_hash = None;
+        while let Some(std::cmp::Reverse((h, f, rec))) = heap.pop() {
+            if let Some(next) = readers[f as usize].next_entry()? {
+                heap.push(std::cmp::Reverse((next.0, f, next.1)));
+            }
+            if run_hash != Some(h) {
+                if run.len() >= 2 {
+                    files::push_group(&mut body, &run);
+                    groups += 1;
+                }
+                run.clear();
+                run_hash = Some(h);
+            }
+            run.push(
+                DocKey {
+                    file: f,
+                    record: rec,
+                }
+                .pack(),
+            );
+        }
+        if run.len() >= 2 {
+            files::push_group(&mut body, &run);
+            groups += 1;
+        }
+        let header = files::GroupHeader {
+            band,
+            files: file_count as u32,
+            groups,
+        };
+        let bytes = files::encode(
+            files::GROUP_MAGIC,
+            config.signature_fingerprint(),
+            &header,
+            &body,
+        );
+        write(&out, &bytes)?;
+        summary.done += 1;
+    }
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
+
+/// Written last by the cluster step; the filter refuses to run without it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterSummary {
+    /// Format version of the decision files.
+    pub version: u32,
+    /// Decision fingerprint (settings).
+    pub fingerprint: String,
+    /// The input files, in order.
+    pub inputs: Vec<PathBuf>,
+    /// Documents in clusters of two or more.
+    pub clustered: u64,
+    /// Clusters of two or more.
+    pub clusters: u64,
+    /// Documents that do not survive.
+    pub removed: u64,
+    /// Buckets of two or more.
+    pub buckets: u64,
+    /// Candidate pairs verified.
+    pub pairs_verified: u64,
+    /// Verified pairs rejected.
+    pub pairs_rejected: u64,
+}
+
+/// Lookups over signature records held in memory, by input file and record.
+struct MemLookup<'a>(&'a HashMap<u64, SigRecord>);
+
+impl Lookup for MemLookup<'_> {
+    type Error = FuzzyError;
+    fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), FuzzyError> {
+        out.clone_from(&self.0.get(&key).ok_or_else(|| missing(key))?.hashes);
+        Ok(())
+    }
+    fn rank(&mut self, key: u64) -> Result<(u32, f32), FuzzyError> {
+        let r = self.0.get(&key).ok_or_else(|| missing(key))?;
+        Ok((r.chars, r.quality))
+    }
+}
+
+fn missing(key: u64) -> FuzzyError {
+    FuzzyError::Usage(format!(
+        "document {} is in a bucket but has no signature record",
+        DocKey::unpack(key)
+    ))
+}
+
+/// Lookups straight into per-file record vectors (in-memory mode).
+struct VecLookup<'a>(&'a [Vec<SigRecord>]);
+
+impl VecLookup<'_> {
+    fn get(&self, key: u64) -> Result<&SigRecord, FuzzyError> {
+        let k = DocKey::unpack(key);
+        self.0
+            .get(k.file as usize)
+            .and_then(|f| f.get(k.record as usize))
+            .ok_or_else(|| missing(key))
+    }
+}
+
+impl Lookup for VecLookup<'_> {
+    type Error = FuzzyError;
+    fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), FuzzyError> {
+        out.clone_from(&self.get(key)?.hashes);
+        Ok(())
+    }
+    fn rank(&mut self, key: u64) -> Result<(u32, f32), FuzzyError> {
+        let r = self.get(key)?;
+        Ok((r.chars, r.quality))
+    }
+}
+
+/// Pass 3: clusters the buckets of every band and writes the decisions.
+pub fn cluster(
+    files: &[InputFile],
+    config: &Config,
+    work: &Path,
+) -> Result<ClusterSummary, FuzzyError> {
+    let mut all_groups = Vec::new();
+    for band in 0..config.bands as u32 {
+        let path = names::groups(work, band);
+        if !path.exists() {
+            return Err(FuzzyError::Usage(format!(
+                "{} is missing: run the bucket pass for band {band} first",
+                path.display()
+            )));
+        }
+        let (h, body) = files::read::<files::GroupHeader>(
+            &path,
+            files::GROUP_MAGIC,
+            config.signature_fingerprint(),
+        )?;
+        if h.files as usize != files.len() || h.band != band {
+            return Err(FileError::Invalid {
+                path,
+                message: format!(
+                    "made from {} input files (band {}), but there are {} inputs (band {band})",
+                    h.files,
+                    h.band,
+                    files.len()
+                ),
+            }
+            .into());
+        }
+        all_groups.extend(files::groups(&body, &path)?);
+    }
+    // The signature records of the documents in some bucket, read file by file.
+    let mut needed: Vec<u64> = all_groups.iter().flatten().copied().collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let mut records: HashMap<u64, SigRecord> = HashMap::with_capacity(needed.len());
+    let needed_files: HashSet<u32> = needed.iter().map(|&k| DocKey::unpack(k).file).collect();
+    for file in files {
+        let idx = file.index as u32;
+        let path = names::sig(work, idx);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            FuzzyError::Usage(format!(
+                "{}: {e}: the signature pass has not finished input file {}",
+                path.display(),
+                file.path.display()
+            ))
+        })?;
+        let (h, recs) = files::decode_sigs(config, &bytes, &path)?;
+        check_input(&h, file, &path)?;
+        if !needed_files.contains(&idx) {
+            continue;
+        }
+        let lo = needed.partition_point(|&k| {
+            k < DocKey {
+                file: idx,
+                record: 0,
+            }
+            .pack()
+        });
+        for &k in needed[lo..]
+            .iter()
+            .take_while(|&&k| DocKey::unpack(k).file == idx)
+        {
+            let rec =
+                recs.get(DocKey::unpack(k).record as usize)
+                    .ok_or_else(|| FileError::Invalid {
+                        path: path.clone(),
+                        message: format!(
+                            "has no record {} named by a bucket",
+                            DocKey::unpack(k).record
+                        ),
+                    })?;
+            records.insert(k, rec.clone());
+        }
+    }
+    let mut lookup = MemLookup(&records);
+    let mut clusterer = Clusterer::new(config);
+    for g in &all_groups {
+        clusterer.add_bucket(g, &mut lookup)?;
+    }
+    let decisions = clusterer.finish(config.keep, &mut lookup)?;
+    write_decisions(files, config, work, &decisions)
+}
+
+fn check_input(h: &files::SigHeader, file: &InputFile, path: &Path) -> Result<(), FuzzyError> {
+    if h.file != file.index as u32 || h.input != file.path {
+        return Err(FileError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "was made from input {} ({}), but input {} is {}: pass the same inputs to every pass",
+                h.file,
+                h.input.display(),
+                file.index,
+                file.path.display()
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes one decision file per input and the summary (last).
+fn write_decisions(
+    files: &[InputFile],
+    config: &Config,
+    work: &Path,
+    decisions: &Decisions,
+) -> Result<ClusterSummary, FuzzyError> {
+    let mut by_file: HashMap<u32, Vec<corpus_stages::minhash::cluster::Decision>> = HashMap::new();
+    for d in &decisions.entries {
+        by_file.entry(d.key.file).or_default().push(*d);
+    }
+    for file in files {
+        let idx = file.index as u32;
+        let entries = by_file.remove(&idx).unwrap_or_default();
+        let header = files::DecisionHeader {
+            file: idx,
+            input: file.path.clone(),
+            entries: entries.len() as u64,
+        };
+        write(
+            &names::decisions(work, idx),
+            &files::encode_decisions(config, &header, &entries),
+        )?;
+    }
+    let ClusterStats {
+        buckets,
+        pairs_verified,
+        pairs_rejected,
+        ..
+    } = decisions.stats.clone();
+    let summary = ClusterSummary {
+        version: files::VERSION,
+        fingerprint: format!("{:016x}", files::decision_fingerprint(config)),
+        inputs: files.iter().map(|f| f.path.clone()).collect(),
+        clustered: decisions.entries.len() as u64,
+        clusters: decisions.clusters() as u64,
+        removed: decisions.removed() as u64,
+        buckets,
+        pairs_verified,
+        pairs_rejected,
+    };
+    let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+    write(&names::cluster_summary(work), &json)?;
+    Ok(summary)
+}
+
+/// Reads the cluster summary of `work` if it was made with these settings and inputs.
+pub fn finished_cluster(
+    files: &[InputFile],
+    config: &Config,
+    work: &Path,
+) -> Option<ClusterSummary> {
+    let bytes = std::fs::read(names::cluster_summary(work)).ok()?;
+    let s: ClusterSummary = serde_json::from_slice(&bytes).ok()?;
+    let same = s.version == files::VERSION
+        && s.fingerprint == format!("{:016x}", files::decision_fingerprint(config))
+        && s.inputs.len() == files.len()
+        && s.inputs.iter().zip(files).all(|(a, b)| *a == b.path);
+    same.then_some(s)
+}
+
+/// Passes 1-3 in one process: signatures in memory, the same buckets and clustering as
+/// the multi-pass mode, decision files under `work`.
+pub fn in_memory(
+    files: &[InputFile],
+    input: &InputConfig,
+    config: &Config,
+    work: &Path,
+    threads: usize,
+) -> Result<(PassSummary, ClusterSummary), FuzzyError> {
+    let start = Instant::now();
+    let signer = Signer::new(config);
+    let mut summary = PassSummary::default();
+    let mut all: Vec<Vec<SigRecord>> = Vec::with_capacity(files.len());
+    for (i, file) in files.iter().enumerate() {
+        debug_assert_eq!(file.index, i);
+        all.push(sign_file(file, input, &signer, threads, &mut summary)?);
+        summary.done += 1;
+    }
+    let mut clusterer = Clusterer::new(config);
+    let mut lookup = VecLookup(&all);
+    let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(summary.signed as usize);
+    for band in 0..config.bands {
+        pairs.clear();
+        for (f, recs) in all.iter().enumerate() {
+            for (r, rec) in recs.iter().enumerate() {
+                if rec.has_signature() {
+                    let key = DocKey {
+                        file: f as u32,
+                        record: r as u32,
+                    };
+                    pairs.push((band_hash(config, &rec.hashes, band), key.pack()));
+                }
+            }
+        }
+        add_band(&mut clusterer, &mut pairs, &mut lookup)?;
+    }
+    let decisions = clusterer.finish(config.keep, &mut lookup)?;
+    let cluster = write_decisions(files, config, work, &decisions)?;
+    summary.elapsed = start.elapsed();
+    Ok((summary, cluster))
+}
+
+/// Expands input specs into the sorted input list every pass must agree on.
+pub fn input_files(paths: &[String]) -> Result<(InputConfig, Vec<InputFile>), FuzzyError> {
+    let input = InputConfig {
+        paths: paths.to_vec(),
+        ..Default::default()
+    };
+    let files = source::expand_inputs(&input, Path::new("."))?;
+    if files.is_empty() {
+        return Err(FuzzyError::Usage("no input files".into()));
+    }
+    Ok((input, files))
+}

@@ -1,0 +1,113 @@
+//! The `minhash_filter` stage: applies the cluster pass's decisions to documents read
+//! again from the same inputs, finding each by its [`Origin`](crate::Origin).
+
+use super::cluster::Decision;
+use super::files::{self, names};
+use super::{Action, Config, KIND};
+use crate::document::Document;
+use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The document is a near-duplicate of the survivor of its cluster.
+pub const NEAR_DUPLICATE: Reason = Reason::new("near_duplicate");
+
+/// The stage. Decision files are loaded per input file on first use.
+pub struct Filter {
+    config: Config,
+    loaded: Mutex<HashMap<u32, Arc<HashMap<u32, Decision>>>>,
+}
+
+/// Builds the stage; fails when the cluster pass has not finished in `work_dir`.
+pub fn build(config: &Config) -> Result<Filter, StageError> {
+    let invalid = |message: String| StageError::Config {
+        kind: KIND,
+        message,
+    };
+    config.validate().map_err(invalid)?;
+    if config.work_dir.as_os_str().is_empty() {
+        return Err(invalid("work_dir is required".into()));
+    }
+    let summary = names::cluster_summary(&config.work_dir);
+    if !summary.exists() {
+        return Err(invalid(format!(
+            "{} is missing: run the cluster pass (`corpus dedup cluster`) first",
+            summary.display()
+        )));
+    }
+    Ok(Filter {
+        config: config.clone(),
+        loaded: Mutex::new(HashMap::new()),
+    })
+}
+
+impl Filter {
+    fn decisions(&self, file: u32) -> Result<Arc<HashMap<u32, Decision>>, StageError> {
+        let mut loaded = self
+            .loaded
+            .lock()
+            .map_err(|_| StageError::Fatal("minhash_filter: a worker panicked".into()))?;
+        if let Some(d) = loaded.get(&file) {
+            return Ok(d.clone());
+        }
+        let path = names::decisions(&self.config.work_dir, file);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            StageError::Fatal(format!(
+                "{}: {e} (is this input list the one the signature pass read?)",
+                path.display()
+            ))
+        })?;
+        let (_, entries) = files::decode_decisions(&self.config, &bytes, &path)
+            .map_err(|e| StageError::Fatal(e.to_string()))?;
+        let map: Arc<HashMap<u32, Decision>> =
+            Arc::new(entries.into_iter().map(|d| (d.key.record, d)).collect());
+        loaded.insert(file, map.clone());
+        Ok(map)
+    }
+}
+
+impl Stage for Filter {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+
+    fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
+        let Some(origin) = doc.origin else {
+            return Err(StageError::Fatal(format!(
+                "minhash_filter: document {} has no input position; it must be read from the \
+                 inputs of the signature pass",
+                doc.id
+            )));
+        };
+        let decisions = self.decisions(origin.file)?;
+        let Some(d) = decisions.get(&origin.record) else {
+            return Ok(Verdict::Keep);
+        };
+        match self.config.action {
+            Action::Drop if d.survivor => {
+                cx.count("survivors", 1);
+                Ok(Verdict::Keep)
+            }
+            Action::Drop => Ok(Verdict::Drop(NEAR_DUPLICATE)),
+            Action::Annotate => {
+                cx.count(
+                    if d.survivor {
+                        "survivors"
+                    } else {
+                        "near_duplicates"
+                    },
+                    1,
+                );
+                doc.meta.extra.insert(
+                    "minhash".into(),
+                    serde_json::json!({
+                        "cluster": d.cluster.to_string(),
+                        "size": d.size,
+                        "survivor": d.survivor,
+                    }),
+                );
+                Ok(Verdict::Keep)
+            }
+        }
+    }
+}
