@@ -833,3 +833,256 @@ pub fn qwen_special_tokens(ordinary: usize, extras: u32) -> Vec<(String, Rank)> 
         .map(|(i, s)| (s, (ordinary + i) as Rank))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_base() -> Vec<Vec<u8>> {
+        (0u8..=255).map(|b| vec![b]).collect()
+    }
+
+    fn words(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+        list.iter().map(|&(w, c)| (w.to_string(), c)).collect()
+    }
+
+    fn new_tokens(t: &Trained) -> Vec<String> {
+        t.vocab.tokens()[t.base_len..]
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    fn train_to(base: &[Vec<u8>], w: Vec<(String, u64)>, size: usize, min: u64) -> Trained {
+        let options = TrainOptions {
+            vocab_size: size,
+            min_frequency: min,
+            max_token_bytes: 0,
+        };
+        train(base, w, &options, &mut |_| {}).unwrap()
+    }
+
+    #[test]
+    fn merges_follow_the_hand_computed_sequence() {
+        // Pairs by hand: ug 20, pu 17, un 16, hu 15 -> "ug"; then un 16, hug 15, pu 12
+        // -> "un"; hug 15 -> "hug"; pun 12 -> "pun"; then "hugs" 5 and "pug" 5 tie and
+        // the smaller bytes win; "bun" 4 last.
+        let w = words(&[
+            ("hug", 10),
+            ("pug", 5),
+            ("pun", 12),
+            ("bun", 4),
+            ("hugs", 5),
+        ]);
+        let t = train_to(&bytes_base(), w, 256 + 100, 1);
+        assert_eq!(
+            new_tokens(&t),
+            ["ug", "un", "hug", "pun", "hugs", "pug", "bun"]
+        );
+        assert_eq!(t.counts, [20, 16, 15, 12, 5, 5, 4]);
+        assert_eq!(t.stop, StopReason::NoCandidates);
+        assert_eq!(t.mismatched_words, 0);
+        assert_eq!(t.segmentation(b"hugs"), Some(&[256 + 4][..]));
+    }
+
+    #[test]
+    fn size_and_min_frequency_stop_training() {
+        // Pairs: pu 17, un 16, ug 15, hu 10, bu 4 -> "pu"; then [pu n] 12, hu 10, ug 10
+        // -> "pun" 12; then hu 10 < 12.
+        let w = words(&[("hug", 10), ("pug", 5), ("pun", 12), ("bun", 4)]);
+        let t = train_to(&bytes_base(), w.clone(), 258, 1);
+        assert_eq!((t.vocab.len(), t.stop), (258, StopReason::Size));
+        let t = train_to(&bytes_base(), w, 400, 12);
+        assert_eq!(new_tokens(&t), ["pu", "pun"]);
+        assert_eq!(t.stop, StopReason::MinFrequency);
+    }
+
+    #[test]
+    fn max_token_bytes_is_respected() {
+        let w = words(&[("hug", 10), ("pug", 5), ("pun", 12), ("bun", 4)]);
+        let options = TrainOptions {
+            vocab_size: 400,
+            min_frequency: 1,
+            max_token_bytes: 2,
+        };
+        // "pu" 17; "pun" is too long; "hu" and "ug" tie at 10 and "hu" is smaller,
+        // which leaves [hu g]; "bu" and "un" tie at 4 -> "bu"; nothing of 2 bytes is left.
+        let t = train(&bytes_base(), w, &options, &mut |_| {}).unwrap();
+        assert_eq!(new_tokens(&t), ["pu", "hu", "bu"]);
+        assert_eq!(t.stop, StopReason::NoCandidates);
+    }
+
+    #[test]
+    fn a_new_token_can_complete_an_unreachable_base_token() {
+        // "abc" is a base token no merge reaches (neither "ab" nor "bc" is a token).
+        // Adding "ab" lets tiktoken merge ab+c into "abc" (a lower rank), so the word
+        // "abcd" becomes [abc, d] and the next candidate is "abcd", not "abc" again.
+        let mut base = bytes_base();
+        base.push(b"abc".to_vec());
+        let w = words(&[("abcd", 5), ("abx", 2)]);
+        let t = train_to(&base, w, 400, 1);
+        assert_eq!(new_tokens(&t), ["ab", "abcd", "abx"]);
+        assert_eq!(t.counts, [7, 5, 2]);
+        assert_eq!(t.mismatched_words, 0);
+    }
+
+    #[test]
+    fn random_corpora_stay_consistent_with_tiktoken() {
+        // Small random words over a 4-letter alphabet (many overlaps, repeats like
+        // "aaaa"), with random extra base tokens that no merge reaches, so cascades into
+        // base tokens happen: after training, every word's state
+        // must equal tiktoken's encoding with the final ranks.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for case in 0..60 {
+            let mut base = bytes_base();
+            for _ in 0..next(4) {
+                let len = 3 + next(3) as usize;
+                let t: Vec<u8> = (0..len).map(|_| b"abcd"[next(4) as usize]).collect();
+                if !base.contains(&t) {
+                    base.push(t);
+                }
+            }
+            let mut list: FxHashMap<String, u64> = FxHashMap::default();
+            for _ in 0..40 {
+                let len = 2 + next(7) as usize;
+                let w: String = (0..len).map(|_| b"abcd"[next(4) as usize] as char).collect();
+                *list.entry(w).or_insert(0) += 1 + next(9);
+            }
+            let t = train_to(&base, list.into_iter().collect(), base.len() + 40, 1);
+            assert_eq!(t.mismatched_words, 0, "case {case}");
+            assert_eq!(t.vocab.tokens()[..base.len()], base[..], "case {case}");
+        }
+    }
+
+    #[test]
+    fn training_is_deterministic_and_order_independent() {
+        let text = "the cat sat on the mat; the bat ate the rat at that hat stand. 我们的猫在我们的家里。";
+        let mut counter = WordCounter::new(QWEN_PATTERN).unwrap();
+        for _ in 0..3 {
+            counter.add(text, 1).unwrap();
+        }
+        let w = counter.into_counts();
+        let mut rev = w.clone();
+        rev.reverse();
+        let a = train_to(&bytes_base(), w, 300, 1);
+        let b = train_to(&bytes_base(), rev, 300, 1);
+        assert_eq!(a.vocab, b.vocab);
+        assert_eq!(a.counts, b.counts);
+        assert_eq!(a.mismatched_words, 0);
+    }
+
+    #[test]
+    fn cl100k_base_loses_exactly_its_multi_digit_tokens() {
+        let all = cl100k_tokens();
+        assert_eq!(all.len(), 100_256);
+        let base = cl100k_without_multi_digit();
+        assert_eq!(base.removed.len(), 1_100);
+        assert_eq!(base.tokens.len(), 99_156);
+        assert_eq!(base.removed.iter().filter(|t| t.len() == 2).count(), 100);
+        assert_eq!(base.removed.iter().filter(|t| t.len() == 3).count(), 1_000);
+        // The rest keep cl100k's order.
+        let kept: Vec<&Vec<u8>> = all.iter().filter(|t| !is_multi_digit(t)).collect();
+        assert!(kept.iter().zip(&base.tokens).all(|(a, b)| *a == b));
+        assert!(is_multi_digit(b"12") && is_multi_digit(b" 123") && !is_multi_digit(b"1"));
+        assert!(!is_multi_digit(b"1a") && !is_multi_digit(b"  12") && !is_multi_digit(b" 1"));
+    }
+
+    #[test]
+    fn extends_cl100k_consistently_with_tiktoken_and_never_merges_digits() {
+        let texts = [
+            "In 2024, 1,234 people paid $56.78 for 90 tickets; 3.14159 is pi.",
+            "北京大学成立于1898年，是中国第一所国立综合性大学。北京大学的校园在北京。",
+            "上海交通大学和北京大学都是中国的大学，学生们在大学里学习。",
+            "Tokenizers split numbers like 31415926 and 2718281828 into single digits.",
+        ];
+        let mut counter = WordCounter::new(QWEN_PATTERN).unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            counter.add(t, 1 + i as u64).unwrap();
+        }
+        let base = cl100k_without_multi_digit();
+        let t = train_to(&base.tokens, counter.into_counts(), base.tokens.len() + 40, 2);
+        assert!(t.vocab.len() > base.tokens.len(), "learned something");
+        assert_eq!(t.mismatched_words, 0);
+        // All base tokens kept, in order, ranks contiguous.
+        assert_eq!(t.vocab.tokens()[..base.tokens.len()], base.tokens[..]);
+        let ranks = t.vocab.ranks();
+        assert_eq!(ranks.len(), t.vocab.len());
+        let mut values: Vec<u32> = ranks.values().copied().collect();
+        values.sort_unstable();
+        assert!(values.iter().enumerate().all(|(i, &r)| i as u32 == r));
+        // No new token holds a digit: the pattern cuts every number character alone.
+        for tok in &t.vocab.tokens()[base.tokens.len()..] {
+            assert!(!tok.iter().any(u8::is_ascii_digit), "{tok:?}");
+        }
+        // tiktoken with the new ranks gives the trained segmentation of every piece.
+        let bpe = t
+            .vocab
+            .core_bpe(QWEN_PATTERN, &qwen_special_tokens(t.vocab.len(), 2))
+            .unwrap();
+        let regex = fancy_regex::Regex::new(QWEN_PATTERN).unwrap();
+        for text in texts {
+            let mut expected = Vec::new();
+            for m in regex.find_iter(text) {
+                let piece = m.unwrap().as_str().as_bytes();
+                match t.segmentation(piece) {
+                    Some(s) => expected.extend_from_slice(s),
+                    None => expected.push(ranks[piece]),
+                }
+            }
+            let ids = bpe.encode_ordinary(text);
+            assert_eq!(ids, expected, "{text}");
+            assert_eq!(bpe.decode(&ids).unwrap(), text);
+        }
+        // And Chinese got shorter than with cl100k.
+        let cl = tiktoken_rs::cl100k_base_singleton();
+        assert!(bpe.encode_ordinary(texts[1]).len() < cl.encode_ordinary(texts[1]).len());
+    }
+
+    #[test]
+    fn tiktoken_files_round_trip_plain_and_gzip() {
+        let v = Vocabulary::new(vec![b"a".to_vec(), b" \n".to_vec(), vec![0xe4, 0xb8]]).unwrap();
+        let text = v.to_tiktoken();
+        assert_eq!(String::from_utf8_lossy(&text), "YQ== 0\nIAo= 1\n5Lg= 2\n");
+        assert_eq!(Vocabulary::parse(&text, Path::new("x")).unwrap(), v);
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("v.tiktoken.gz");
+        std::fs::write(&gz, v.to_tiktoken_gz()).unwrap();
+        assert_eq!(Vocabulary::load(&gz).unwrap(), v);
+        assert_eq!(v.to_tiktoken_gz(), v.to_tiktoken_gz(), "deterministic gzip");
+        let plain = dir.path().join("v.tiktoken");
+        std::fs::write(&plain, &text).unwrap();
+        assert_eq!(Vocabulary::load(&plain).unwrap(), v);
+    }
+
+    #[test]
+    fn bad_tiktoken_files_name_the_line() {
+        let p = Path::new("bad.tiktoken");
+        let e = Vocabulary::parse(b"YQ== 0\nYg==\n", p).unwrap_err().to_string();
+        assert!(e.contains("bad.tiktoken: line 2") && e.contains("BASE64 RANK"), "{e}");
+        let e = Vocabulary::parse(b"YQ== 0\n!!! 1\n", p).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("base64"), "{e}");
+        let e = Vocabulary::parse(b"YQ== 0\nYg== 0\n", p).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("twice"), "{e}");
+        let e = Vocabulary::parse(b"YQ== 0\nYg== 2\n", p).unwrap_err().to_string();
+        assert!(e.contains("rank 1 is missing"), "{e}");
+        let e = Vocabulary::parse(b"YQ== 0\nYQ== 1\n", p).unwrap_err().to_string();
+        assert!(e.contains("same bytes"), "{e}");
+        let e = Vocabulary::load(Path::new("/nonexistent/v.tiktoken")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/v.tiktoken"), "{e}");
+    }
+
+    #[test]
+    fn qwen_special_tokens_follow_the_ordinary_ones() {
+        let s = qwen_special_tokens(151_643, QWEN_EXTRA_TOKENS);
+        assert_eq!(s.len(), 208);
+        assert_eq!(s[0], ("<|endoftext|>".to_string(), 151_643));
+        assert_eq!(s[2], ("<|im_end|>".to_string(), 151_645));
+        assert_eq!(s[207], ("<|extra_204|>".to_string(), 151_850));
+    }
+}

@@ -110,6 +110,9 @@ struct VocabCompareArgs {
     /// Measure only on the documents held out by `vocab build --holdout F`.
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
+    /// Only these languages (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    langs: Vec<String>,
     /// JSON instead of a Markdown table.
     #[arg(long)]
     json: bool,
@@ -708,7 +711,13 @@ fn vocab_compare(args: VocabCompareArgs) -> Result<(), Failure> {
             corpus::commands::vocab::Encoder::open(spec, &args.pattern).map_err(vocab_failure)?,
         );
     }
-    let cmp = corpus::commands::vocab::compare(&encoders, &args.inputs, args.holdout, args.threads)
+    let cmp = corpus::commands::vocab::compare(
+        &encoders,
+        &args.inputs,
+        args.holdout,
+        &args.langs,
+        args.threads,
+    )
         .map_err(vocab_failure)?;
     if args.json {
         println!(

@@ -592,21 +592,22 @@ pub struct Comparison {
 }
 
 /// Counts bytes and tokens per language of the documents of `inputs` (only held-out
-/// documents when `holdout` > 0) for each encoder.
+/// documents when `holdout` > 0; only the languages `langs` unless empty) for each
+/// encoder.
 pub fn compare(
     encoders: &[Encoder],
     inputs: &[PathBuf],
     holdout: f64,
+    langs: &[String],
     threads: usize,
 ) -> Result<Comparison, VocabCmdError> {
     let files = expand(inputs)?;
     let mut docs = Vec::new();
     for f in &files {
-        docs.extend(
-            read_docs(f)?
-                .into_iter()
-                .filter(|d| holdout <= 0.0 || is_heldout(&d.text, holdout)),
-        );
+        docs.extend(read_docs(f)?.into_iter().filter(|d| {
+            (holdout <= 0.0 || is_heldout(&d.text, holdout))
+                && (langs.is_empty() || langs.contains(&d.lang))
+        }));
     }
     let threads = threads_or_default(threads);
     let chunk = docs.len().div_ceil(threads).max(1);
