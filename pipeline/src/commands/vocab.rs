@@ -207,7 +207,7 @@ pub struct Sidecar {
     /// Ordinary (BPE) tokens.
     pub ordinary_tokens: usize,
     /// Special tokens with their ids, numbered after the ordinary tokens.
-    pub special_tokens: Vec<(String, u32)>,
+    pub special_tokens: BTreeMap<String, u32>,
     /// Ordinary plus special tokens.
     pub n_vocab: usize,
     /// Base vocabulary.
@@ -461,7 +461,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
         pattern: pattern.clone(),
         ordinary_tokens: ordinary,
         n_vocab: ordinary + special.len(),
-        special_tokens: special,
+        special_tokens: special.into_iter().collect(),
         base: "cl100k_base".into(),
         base_tokens: trained.base_len,
         removed_multi_digit: base.removed.len(),
