@@ -46,7 +46,10 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
     let out = build(&a, "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("0 of") && stderr.contains("encode differently"), "{stderr}");
+    assert!(
+        stderr.contains("0 of") && stderr.contains("encode differently"),
+        "{stderr}"
+    );
 
     // Same bytes with another thread count.
     let b = dir.path().join("b.tiktoken.gz");
@@ -68,9 +71,17 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
     let zh_words = new
         .iter()
         .filter_map(|t| std::str::from_utf8(t).ok())
-        .filter(|s| s.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count() >= 2)
+        .filter(|s| {
+            s.chars()
+                .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+                .count()
+                >= 2
+        })
         .count();
-    assert!(zh_words >= 20, "{zh_words} Chinese words among the new tokens");
+    assert!(
+        zh_words >= 20,
+        "{zh_words} Chinese words among the new tokens"
+    );
 
     // The sidecar says what it is.
     let side: Sidecar =
@@ -110,7 +121,10 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["a.json", "a.tiktoken.gz", "b.json", "b.tiktoken.gz"]);
+    assert_eq!(
+        names,
+        ["a.json", "a.tiktoken.gz", "b.json", "b.tiktoken.gz"]
+    );
 
     // compare: fewer Chinese tokens than cl100k on the text trained on; the held-out
     // split measures only the held-out documents.
@@ -125,13 +139,23 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
         "--json",
         mini().to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cmp: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cmp["vocabs"], serde_json::json!(["cl100k_base", "mini"]));
     let rows = cmp["rows"].as_array().unwrap();
     let zh = rows.iter().find(|r| r["lang"] == "zh").unwrap();
-    let (cl, ours) = (zh["tokens"][0].as_u64().unwrap(), zh["tokens"][1].as_u64().unwrap());
-    assert!((ours as f64) < 0.9 * cl as f64, "zh tokens: cl100k {cl}, ours {ours}");
+    let (cl, ours) = (
+        zh["tokens"][0].as_u64().unwrap(),
+        zh["tokens"][1].as_u64().unwrap(),
+    );
+    assert!(
+        (ours as f64) < 0.9 * cl as f64,
+        "zh tokens: cl100k {cl}, ours {ours}"
+    );
     let total_docs: u64 = rows.iter().map(|r| r["docs"].as_u64().unwrap()).sum();
     assert_eq!(total_docs, docs.len() as u64);
 
@@ -152,10 +176,20 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
     let rows: Vec<&str> = table.lines().skip(2).collect();
     let counted: usize = rows
         .iter()
-        .map(|r| r.split('|').nth(2).unwrap().trim().parse::<usize>().unwrap())
+        .map(|r| {
+            r.split('|')
+                .nth(2)
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        })
         .sum();
     assert_eq!(counted, held, "{table}");
-    assert!(table.contains("a.tiktoken.gz (99400) bytes/token"), "{table}");
+    assert!(
+        table.contains("a.tiktoken.gz (99400) bytes/token"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -179,7 +213,10 @@ fn bad_input_and_options_are_clear_errors() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("bad.jsonl") && stderr.contains("line 2"), "{stderr}");
+    assert!(
+        stderr.contains("bad.jsonl") && stderr.contains("line 2"),
+        "{stderr}"
+    );
     assert!(!out_path.exists());
 
     let out = corpus(&[
@@ -194,7 +231,10 @@ fn bad_input_and_options_are_clear_errors() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("smaller than the base vocabulary"), "{stderr}");
+    assert!(
+        stderr.contains("smaller than the base vocabulary"),
+        "{stderr}"
+    );
 
     let broken = dir.path().join("broken.tiktoken");
     std::fs::write(&broken, "YQ== 0\nnot-a-line\n").unwrap();

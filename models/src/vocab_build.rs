@@ -355,6 +355,9 @@ pub fn train(
 
 type Pair = (u32, u32);
 
+/// A heap entry: count, then the smaller bytes first on ties, then the candidate.
+type HeapEntry = (u64, Reverse<Rc<[u8]>>, u32);
+
 struct Word {
     text: Box<[u8]>,
     count: u64,
@@ -382,7 +385,7 @@ struct Trainer {
     pairs: FxHashMap<Pair, PairInfo>,
     cands: Vec<Cand>,
     cand_ids: FxHashMap<Rc<[u8]>, u32>,
-    heap: BinaryHeap<(u64, Reverse<Rc<[u8]>>, u32)>,
+    heap: BinaryHeap<HeapEntry>,
     max_token_bytes: usize,
     scratch: Vec<u8>,
 }
@@ -484,8 +487,10 @@ impl Trainer {
     /// The candidate of the bytes of `pair` (created when new), with `pair` listed in it.
     fn cand_for(&mut self, pair: Pair) -> u32 {
         self.scratch.clear();
-        self.scratch.extend_from_slice(&self.tokens[pair.0 as usize]);
-        self.scratch.extend_from_slice(&self.tokens[pair.1 as usize]);
+        self.scratch
+            .extend_from_slice(&self.tokens[pair.0 as usize]);
+        self.scratch
+            .extend_from_slice(&self.tokens[pair.1 as usize]);
         let id = match self.cand_ids.get(&self.scratch[..]) {
             Some(&id) => id,
             None => {
@@ -509,7 +514,10 @@ impl Trainer {
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.tokens[a as usize]);
         self.scratch.extend_from_slice(&self.tokens[b as usize]);
-        self.ids.get(&self.scratch[..]).copied().unwrap_or(Rank::MAX)
+        self.ids
+            .get(&self.scratch[..])
+            .copied()
+            .unwrap_or(Rank::MAX)
     }
 
     /// The most frequent candidate (ties: smallest bytes) and its count.
@@ -622,8 +630,7 @@ impl Trainer {
             .windows(2)
             .map(|p| {
                 let (a, b) = (&self.tokens[p[0] as usize], &self.tokens[p[1] as usize]);
-                if a.len() + b.len() == bytes.len() && bytes.starts_with(a) && bytes.ends_with(b)
-                {
+                if a.len() + b.len() == bytes.len() && bytes.starts_with(a) && bytes.ends_with(b) {
                     new_id
                 } else {
                     Rank::MAX
@@ -785,8 +792,7 @@ impl Vocabulary {
             let n = i + 1;
             let line = std::str::from_utf8(line).map_err(|_| err(n, "not UTF-8".into()))?;
             let mut parts = line.split(' ');
-            let (Some(token), Some(rank), None) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(token), Some(rank), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(err(n, format!("expected `BASE64 RANK`, got {line:?}")));
             };
             let token = b64
@@ -814,7 +820,11 @@ impl Vocabulary {
     }
 
     /// A tiktoken encoder of this vocabulary with `pattern` and `special` tokens.
-    pub fn core_bpe(&self, pattern: &str, special: &[(String, Rank)]) -> Result<CoreBPE, VocabError> {
+    pub fn core_bpe(
+        &self,
+        pattern: &str,
+        special: &[(String, Rank)],
+    ) -> Result<CoreBPE, VocabError> {
         CoreBPE::new(self.ranks(), special.iter().cloned().collect(), pattern)
             .map_err(|e| VocabError::Pattern(e.to_string()))
     }
@@ -951,7 +961,9 @@ mod tests {
             let mut list: FxHashMap<String, u64> = FxHashMap::default();
             for _ in 0..40 {
                 let len = 2 + next(7) as usize;
-                let w: String = (0..len).map(|_| b"abcd"[next(4) as usize] as char).collect();
+                let w: String = (0..len)
+                    .map(|_| b"abcd"[next(4) as usize] as char)
+                    .collect();
                 *list.entry(w).or_insert(0) += 1 + next(9);
             }
             let t = train_to(&base, list.into_iter().collect(), base.len() + 40, 1);
@@ -962,7 +974,8 @@ mod tests {
 
     #[test]
     fn training_is_deterministic_and_order_independent() {
-        let text = "the cat sat on the mat; the bat ate the rat at that hat stand. 我们的猫在我们的家里。";
+        let text =
+            "the cat sat on the mat; the bat ate the rat at that hat stand. 我们的猫在我们的家里。";
         let mut counter = WordCounter::new(QWEN_PATTERN).unwrap();
         for _ in 0..3 {
             counter.add(text, 1).unwrap();
@@ -1006,7 +1019,12 @@ mod tests {
             counter.add(t, 1 + i as u64).unwrap();
         }
         let base = cl100k_without_multi_digit();
-        let t = train_to(&base.tokens, counter.into_counts(), base.tokens.len() + 40, 2);
+        let t = train_to(
+            &base.tokens,
+            counter.into_counts(),
+            base.tokens.len() + 40,
+            2,
+        );
         assert!(t.vocab.len() > base.tokens.len(), "learned something");
         assert_eq!(t.mismatched_words, 0);
         // All base tokens kept, in order, ranks contiguous.
@@ -1063,15 +1081,28 @@ mod tests {
     #[test]
     fn bad_tiktoken_files_name_the_line() {
         let p = Path::new("bad.tiktoken");
-        let e = Vocabulary::parse(b"YQ== 0\nYg==\n", p).unwrap_err().to_string();
-        assert!(e.contains("bad.tiktoken: line 2") && e.contains("BASE64 RANK"), "{e}");
-        let e = Vocabulary::parse(b"YQ== 0\n!!! 1\n", p).unwrap_err().to_string();
+        let e = Vocabulary::parse(b"YQ== 0\nYg==\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.tiktoken: line 2") && e.contains("BASE64 RANK"),
+            "{e}"
+        );
+        let e = Vocabulary::parse(b"YQ== 0\n!!! 1\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("base64"), "{e}");
-        let e = Vocabulary::parse(b"YQ== 0\nYg== 0\n", p).unwrap_err().to_string();
+        let e = Vocabulary::parse(b"YQ== 0\nYg== 0\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("twice"), "{e}");
-        let e = Vocabulary::parse(b"YQ== 0\nYg== 2\n", p).unwrap_err().to_string();
+        let e = Vocabulary::parse(b"YQ== 0\nYg== 2\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rank 1 is missing"), "{e}");
-        let e = Vocabulary::parse(b"YQ== 0\nYQ== 1\n", p).unwrap_err().to_string();
+        let e = Vocabulary::parse(b"YQ== 0\nYQ== 1\n", p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("same bytes"), "{e}");
         let e = Vocabulary::load(Path::new("/nonexistent/v.tiktoken")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/v.tiktoken"), "{e}");

@@ -605,7 +605,7 @@ fn vocab_failure(e: corpus::commands::vocab::VocabCmdError) -> Failure {
     use corpus::commands::vocab::VocabCmdError;
     let code = match &e {
         VocabCmdError::Usage(_) => 2,
-        VocabCmdError::Source(s) if matches!(s, corpus::source::SourceError::Config(_)) => 2,
+        VocabCmdError::Source(corpus::source::SourceError::Config(_)) => 2,
         _ => 1,
     };
     Failure {
@@ -718,7 +718,7 @@ fn vocab_compare(args: VocabCompareArgs) -> Result<(), Failure> {
         &args.langs,
         args.threads,
     )
-        .map_err(vocab_failure)?;
+    .map_err(vocab_failure)?;
     if args.json {
         println!(
             "{}",

@@ -544,7 +544,10 @@ impl Encoder {
         let pattern = match std::fs::read(&side) {
             Ok(bytes) => {
                 let s: Sidecar = serde_json::from_slice(&bytes).map_err(|e| {
-                    VocabCmdError::Usage(format!("{}: not a vocabulary sidecar: {e}", side.display()))
+                    VocabCmdError::Usage(format!(
+                        "{}: not a vocabulary sidecar: {e}",
+                        side.display()
+                    ))
                 })?;
                 s.pattern
             }
