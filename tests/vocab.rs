@@ -249,3 +249,51 @@ fn bad_input_and_options_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("broken.tiktoken: line 2"), "{stderr}");
 }
+
+#[test]
+fn the_shipped_vocabulary_matches_its_sidecar() {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/assets");
+    let file = assets.join("corpus152k.tiktoken.gz");
+    let bytes = std::fs::read(&file).unwrap();
+    let side: Sidecar =
+        serde_json::from_slice(&std::fs::read(assets.join("corpus152k.json")).unwrap()).unwrap();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(
+        side.sha256, sha,
+        "rebuild with models/recipes/build_vocab.sh"
+    );
+    let vocab = Vocabulary::load(&file).unwrap();
+    assert_eq!(vocab.len(), 151_643);
+    assert_eq!(side.ordinary_tokens, 151_643);
+    assert_eq!(side.n_vocab, 151_851);
+    assert_eq!(side.special_tokens["<|endoftext|>"], 151_643);
+    assert_eq!(side.special_tokens["<|extra_204|>"], 151_850);
+    assert_eq!(
+        side.pattern,
+        corpus_models::vocab_build::QWEN_PATTERN,
+        "Qwen's pattern"
+    );
+    let base = cl100k_without_multi_digit();
+    assert_eq!(vocab.tokens()[..99_156], base.tokens[..]);
+    // Encoding real Chinese takes far fewer tokens than cl100k, and decodes back.
+    let special: Vec<(String, u32)> = side.special_tokens.clone().into_iter().collect();
+    let bpe = vocab.core_bpe(&side.pattern, &special).unwrap();
+    let text = "北京大学创办于1898年，初名京师大学堂，是中国第一所国立综合性大学。";
+    let ids = bpe.encode_ordinary(text);
+    let cl = tiktoken_rs::cl100k_base_singleton().encode_ordinary(text);
+    assert!(
+        ids.len() * 3 < cl.len() * 2,
+        "{} vs cl100k {}",
+        ids.len(),
+        cl.len()
+    );
+    assert_eq!(bpe.decode(&ids).unwrap(), text);
+    let with_special = bpe.encode_with_special_tokens("你好<|endoftext|>");
+    assert_eq!(with_special.last(), Some(&151_643));
+}
