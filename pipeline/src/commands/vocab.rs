@@ -56,6 +56,8 @@ pub enum VocabCmdError {
 /// One document of a corpus, as far as vocabularies care.
 #[derive(Debug, Clone)]
 pub struct Doc {
+    /// The document id (the input's, or `<file stem>/<line>`).
+    pub id: String,
     /// The text.
     pub text: String,
     /// Its language (`und` when the input has none).
@@ -117,7 +119,11 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
                     .map(String::from)
             })
             .unwrap_or_else(|| "und".into());
-        docs.push(Doc { text: d.text, lang });
+        docs.push(Doc {
+            id: d.id,
+            text: d.text,
+            lang,
+        });
     }
     Ok(docs)
 }
@@ -362,7 +368,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
                 s.spawn(move || {
                     let mut c = WordCounter::new(pattern)?;
                     for (d, w) in part {
-                        c.add(&d.text, *w)?;
+                        c.add(&d.text, *w)
+                            .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
                         pb.inc(d.text.len() as u64);
                     }
                     Ok(c)
