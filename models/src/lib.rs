@@ -2,6 +2,7 @@
 //! the Candle reference language model, with small model files under `models/assets/`
 //! and the recipes that build them.
 //!
-//! Nothing here yet: the crate exists so that the dependency direction
-//! `models` <- `stages` <- `pipeline` holds from the start.
+//! So far: [`vocab_build`], which extends cl100k_base into a Qwen-style vocabulary.
 #![deny(missing_docs)]
+
+pub mod vocab_build;

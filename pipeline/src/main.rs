@@ -40,6 +40,88 @@ enum Command {
     /// Print the language of each input line: `LANG<TAB>CONFIDENCE` (`und` when
     /// undecided), or with --jsonl the JSON object with `lang` and `lang_score` added.
     Langid(LangidArgs),
+    /// Build and compare tokenizer vocabularies.
+    #[command(subcommand)]
+    Vocab(VocabCommand),
+}
+
+#[derive(Subcommand)]
+enum VocabCommand {
+    /// Extend cl100k_base as Qwen did: drop its multi-digit number tokens and continue
+    /// byte-level BPE training on corpus text until --size ordinary tokens. Writes
+    /// FILE (tiktoken format, gzip when it ends in .gz) and a sidecar NAME.json.
+    Build(VocabBuildArgs),
+    /// Bytes per token of vocabularies on the documents of JSONL/Parquet files, by
+    /// language (the `lang` field), as a Markdown table (or JSON).
+    Compare(VocabCompareArgs),
+}
+
+#[derive(clap::Args)]
+struct VocabBuildArgs {
+    /// Base vocabulary (only cl100k is supported).
+    #[arg(long, default_value = "cl100k")]
+    base: String,
+    /// Corpus files, directories or globs (JSONL or Parquet documents with `text`).
+    #[arg(long, required = true, num_args = 1..)]
+    corpus: Vec<PathBuf>,
+    /// Ordinary tokens wanted (Qwen: 151643).
+    #[arg(long, default_value_t = corpus_models::vocab_build::QWEN_ORDINARY_TOKENS)]
+    size: usize,
+    /// Pre-tokenization pattern: qwen, cl100k or a regex.
+    #[arg(long, default_value = "qwen")]
+    pattern: String,
+    /// Output vocabulary file (.tiktoken or .tiktoken.gz).
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// Stop when the best new token would occur fewer times than this.
+    #[arg(long, default_value_t = 2)]
+    min_frequency: u64,
+    /// Never add a token longer than this many bytes (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_token_bytes: usize,
+    /// Hold out this fraction of documents (by a hash of their text) from training.
+    #[arg(long, default_value_t = 0.0)]
+    holdout: f64,
+    /// Count the documents of a language this many times, e.g. `--weight zh=2`
+    /// (0 leaves them out). Repeatable.
+    #[arg(long = "weight", value_name = "LANG=N")]
+    weights: Vec<String>,
+    /// Reserved <|extra_N|> special tokens after <|endoftext|>, <|im_start|>, <|im_end|>.
+    #[arg(long, default_value_t = corpus_models::vocab_build::QWEN_EXTRA_TOKENS)]
+    extra_tokens: u32,
+    /// Worker threads for counting (0: one per core); the result does not depend on it.
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
+    /// No progress bars and no summary.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct VocabCompareArgs {
+    /// A vocabulary: `cl100k` (built in) or `[LABEL=]PATH` of a tiktoken file (its
+    /// pattern from the sidecar NAME.json when there is one, else --pattern). The first
+    /// is the reference of the ratios. Repeatable.
+    #[arg(long = "vocab", required = true)]
+    vocabs: Vec<String>,
+    /// Pattern for vocabulary files without a sidecar.
+    #[arg(long, default_value = "qwen")]
+    pattern: String,
+    /// Measure only on the documents held out by `vocab build --holdout F`.
+    #[arg(long, default_value_t = 0.0)]
+    holdout: f64,
+    /// Only these languages (comma-separated; default all).
+    #[arg(long, value_delimiter = ',')]
+    langs: Vec<String>,
+    /// JSON instead of a Markdown table.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
+    /// Documents: JSONL/Parquet files, directories or globs.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -272,6 +354,8 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
         Command::Langid(args) => langid(args),
+        Command::Vocab(VocabCommand::Build(args)) => vocab_build(args),
+        Command::Vocab(VocabCommand::Compare(args)) => vocab_compare(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -731,6 +815,135 @@ fn stages(json: bool) -> anyhow::Result<()> {
         for (name, default, doc) in info.fields {
             println!("    {name} = {default}\n        {doc}");
         }
+    }
+    Ok(())
+}
+
+fn vocab_failure(e: corpus::commands::vocab::VocabCmdError) -> Failure {
+    use corpus::commands::vocab::VocabCmdError;
+    let code = match &e {
+        VocabCmdError::Usage(_) => 2,
+        VocabCmdError::Source(corpus::source::SourceError::Config(_)) => 2,
+        _ => 1,
+    };
+    Failure {
+        code,
+        error: e.into(),
+    }
+}
+
+fn vocab_build(args: VocabBuildArgs) -> Result<(), Failure> {
+    let usage = |error| Failure { code: 2, error };
+    if args.base != "cl100k" && args.base != "cl100k_base" {
+        return Err(usage(anyhow::anyhow!(
+            "--base {}: only cl100k is supported",
+            args.base
+        )));
+    }
+    let mut lang_weights = Vec::new();
+    for spec in &args.weights {
+        let parsed = spec
+            .split_once('=')
+            .and_then(|(l, w)| Some((l.to_string(), w.parse::<u64>().ok()?)));
+        match parsed {
+            Some(lw) => lang_weights.push(lw),
+            None => {
+                return Err(usage(anyhow::anyhow!(
+                    "--weight {spec}: expected LANG=N with a whole number N"
+                )));
+            }
+        }
+    }
+    let command = std::iter::once("corpus".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let options = corpus::commands::vocab::BuildOptions {
+        corpus: args.corpus,
+        output: args.output,
+        pattern: args.pattern,
+        vocab_size: args.size,
+        min_frequency: args.min_frequency,
+        max_token_bytes: args.max_token_bytes,
+        holdout: args.holdout,
+        lang_weights,
+        extra_tokens: args.extra_tokens,
+        threads: args.threads,
+        progress: !args.quiet,
+        command,
+    };
+    let s = corpus::commands::vocab::build(&options).map_err(vocab_failure)?;
+    if !args.quiet {
+        let side = &s.sidecar;
+        let t = &side.training;
+        eprintln!(
+            "corpus vocab build: {} documents trained on ({} held out), {} distinct words; \
+             read {:.1}s, counted {:.1}s, trained {:.1}s",
+            t.documents,
+            s.heldout_docs,
+            t.distinct_words,
+            s.times[0].as_secs_f64(),
+            s.times[1].as_secs_f64(),
+            s.times[2].as_secs_f64()
+        );
+        eprintln!(
+            "  {} ordinary tokens = {} of cl100k_base ({} multi-digit tokens removed) + {} new \
+             (stopped: {}, last count {}); {} special tokens; n_vocab {}",
+            side.ordinary_tokens,
+            side.base_tokens,
+            side.removed_multi_digit,
+            side.new_tokens,
+            t.stop,
+            t.last_count,
+            side.special_tokens.len(),
+            side.n_vocab
+        );
+        eprintln!(
+            "  tiktoken check: {} of {} training words and {} of {} sampled documents \
+             encode differently from the trained segmentation",
+            t.mismatched_words, t.distinct_words, s.check.0, s.check.1
+        );
+        eprintln!(
+            "  wrote {} (sha256 {}) and {}",
+            options.output.display(),
+            side.sha256,
+            s.sidecar_path.display()
+        );
+    }
+    if s.sidecar.training.mismatched_words > 0 || s.check.0 > 0 {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "the vocabulary does not reproduce its trained segmentation under tiktoken \
+                 (a bug; the files were written for inspection)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn vocab_compare(args: VocabCompareArgs) -> Result<(), Failure> {
+    let mut encoders = Vec::new();
+    for spec in &args.vocabs {
+        encoders.push(
+            corpus::commands::vocab::Encoder::open(spec, &args.pattern).map_err(vocab_failure)?,
+        );
+    }
+    let cmp = corpus::commands::vocab::compare(
+        &encoders,
+        &args.inputs,
+        args.holdout,
+        &args.langs,
+        args.threads,
+    )
+    .map_err(vocab_failure)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&cmp).expect("serializable")
+        );
+    } else {
+        print!("{}", cmp.to_markdown());
     }
     Ok(())
 }

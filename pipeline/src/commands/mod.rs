@@ -2,3 +2,4 @@
 //! tests and benchmarks call it directly.
 
 pub mod langid;
+pub mod vocab;
