@@ -12,10 +12,11 @@
 //! (exact J >= 0.8; to the planted partner or to any other member).
 //!
 //! `cargo bench --bench minhash_accuracy [-- DOCS [EXTRA_ARGS]]`: DOCS originals (default
-//! 4000); EXTRA `verify=0.75` turns verification on at that threshold.
+//! 4000); EXTRA `verify=0.8` verifies candidates by the signatures' estimate at that
+//! threshold, `exact=0.8` by the exact Jaccard of the shingle sets.
 
 use corpus::fuzzy;
-use corpus_stages::minhash::{Config, DocKey, Signer, candidate_probability, files};
+use corpus_stages::minhash::{Config, DocKey, Signer, Verify, candidate_probability, files};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,11 @@ const BOILERPLATE: &str = "Share this article on Facebook Twitter and email. Sub
 
 /// Edits `text` at roughly `rate` of its tokens. CJK text is edited per character.
 fn edit(text: &str, rate: f64, rng: &mut Rng, vocab: &[String]) -> String {
-    let cjk = text.chars().filter(|&c| corpus_stages::normalize::is_cjk_token_char(c)).count() * 2
+    let cjk = text
+        .chars()
+        .filter(|&c| corpus_stages::normalize::is_cjk_token_char(c))
+        .count()
+        * 2
         > text.chars().count();
     let mut lines: Vec<Vec<String>> = text
         .lines()
@@ -82,28 +87,46 @@ fn edit(text: &str, rate: f64, rng: &mut Rng, vocab: &[String]) -> String {
         lines.swap(a, b);
     }
     let sep = if cjk { "" } else { " " };
-    lines.iter().map(|l| l.join(sep)).collect::<Vec<_>>().join("\n")
+    lines
+        .iter()
+        .map(|l| l.join(sep))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn shingle_set(signer: &Signer, text: &str) -> HashSet<u64> {
     let (mut k, mut ids) = (String::new(), Vec::new());
-    signer.shingles(text, &mut k, &mut ids).into_iter().collect()
+    signer
+        .shingles(text, &mut k, &mut ids)
+        .into_iter()
+        .collect()
 }
 
 fn jaccard(a: &HashSet<u64>, b: &HashSet<u64>) -> f64 {
     let inter = a.intersection(b).count();
     let union = a.len() + b.len() - inter;
-    if union == 0 { 1.0 } else { inter as f64 / union as f64 }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(4000);
     let mut config = Config::default();
     for a in &args[1.min(args.len())..] {
         if let Some(t) = a.strip_prefix("verify=") {
-            config.verify = true;
+            config.verify = Verify::Estimate;
             config.threshold = t.parse().expect("verify=THRESHOLD");
+        }
+        if let Some(t) = a.strip_prefix("exact=") {
+            config.verify = Verify::Exact;
+            config.threshold = t.parse().expect("exact=THRESHOLD");
         }
     }
     let corpus_dir = std::env::var("CORPUS_DIR")
@@ -169,7 +192,8 @@ fn main() {
     let mut removed = Vec::new();
     for f in 0..2u32 {
         let path = files::names::decisions(&work, f);
-        let (_, entries) = files::decode_decisions(&config, &std::fs::read(&path).unwrap(), &path).unwrap();
+        let (_, entries) =
+            files::decode_decisions(&config, &std::fs::read(&path).unwrap(), &path).unwrap();
         for d in entries {
             cluster_of.insert(d.key, d.cluster);
             members.entry(d.cluster).or_default().push(d.key);
@@ -179,18 +203,32 @@ fn main() {
         }
     }
     let text_of = |k: DocKey| -> &str {
-        if k.file == 0 { &originals[k.record as usize] } else { &copies[k.record as usize] }
+        if k.file == 0 {
+            &originals[k.record as usize]
+        } else {
+            &copies[k.record as usize]
+        }
     };
     // Pairs by true similarity.
     let mut bins = vec![(0usize, 0usize, 0.0f64); 20];
     let (mut pos85, mut hit85, mut pos80, mut hit80) = (0, 0, 0, 0);
     let mut sets: Vec<(HashSet<u64>, HashSet<u64>)> = Vec::new();
     for i in 0..originals.len() {
-        let (a, b) = (shingle_set(&signer, &originals[i]), shingle_set(&signer, &copies[i]));
+        let (a, b) = (
+            shingle_set(&signer, &originals[i]),
+            shingle_set(&signer, &copies[i]),
+        );
         let j = jaccard(&a, &b);
-        let ka = DocKey { file: 0, record: i as u32 };
-        let kb = DocKey { file: 1, record: i as u32 };
-        let joined = matches!((cluster_of.get(&ka), cluster_of.get(&kb)), (Some(x), Some(y)) if x == y);
+        let ka = DocKey {
+            file: 0,
+            record: i as u32,
+        };
+        let kb = DocKey {
+            file: 1,
+            record: i as u32,
+        };
+        let joined =
+            matches!((cluster_of.get(&ka), cluster_of.get(&kb)), (Some(x), Some(y)) if x == y);
         let bin = ((j * 20.0) as usize).min(19);
         bins[bin].0 += 1;
         bins[bin].1 += usize::from(joined);
@@ -212,7 +250,11 @@ fn main() {
     for &r in &removed {
         let mine = set_of(r);
         let others = &members[&cluster_of[&r]];
-        if others.iter().take(64).any(|&o| o != r && jaccard(&mine, &set_of(o)) >= 0.8) {
+        if others
+            .iter()
+            .take(64)
+            .any(|&o| o != r && jaccard(&mine, &set_of(o)) >= 0.8)
+        {
             justified += 1;
         }
     }
@@ -223,7 +265,10 @@ fn main() {
         config.bands,
         config.rows,
         config.ngram,
-        if config.verify { format!("at {}", config.threshold) } else { "off".into() }
+        match config.verify {
+            Verify::Off => "off".to_string(),
+            v => format!("{v:?} at {}", config.threshold),
+        }
     );
     println!(
         "signatures: {} docs in {:.2}s; clusters: {} holding {} docs, {} removed",

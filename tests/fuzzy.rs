@@ -26,7 +26,9 @@ fn reviews() -> Vec<Value> {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jsonl/movie_reviews-sample.jsonl"),
     )
     .unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Replaces every `every`-th word (a light edit keeps most 5-word shingles only when
@@ -89,7 +91,12 @@ fn ids(out: &Path) -> Vec<String> {
         .flat_map(|f| {
             common::gunzip(f)
                 .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -131,7 +138,11 @@ fn multi_pass(inputs: &[String], work: &Path, out: &Path, extra: &[&str]) {
 fn near_duplicates_go_and_both_modes_agree() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = inputs(dir.path());
-    for extra in [&[][..], &["--threshold", "0.7"][..]] {
+    for extra in [
+        &[][..],
+        &["--threshold", "0.7"][..],
+        &["--threshold", "0.7", "--verify", "exact"][..],
+    ] {
         let mem = dir.path().join("mem");
         let _ = std::fs::remove_dir_all(&mem);
         let mut args = vec!["dedup", "--fuzzy", "-o", mem.to_str().unwrap()];
@@ -149,7 +160,11 @@ fn near_duplicates_go_and_both_modes_agree() {
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::remove_dir_all(&multi);
         multi_pass(&inputs, &work, &multi, extra);
-        for part in ["part-00000.jsonl.gz", "part-00001.jsonl.gz", "part-00002.jsonl.gz"] {
+        for part in [
+            "part-00000.jsonl.gz",
+            "part-00001.jsonl.gz",
+            "part-00002.jsonl.gz",
+        ] {
             assert_eq!(
                 std::fs::read(mem.join("docs").join(part)).unwrap(),
                 std::fs::read(multi.join("docs").join(part)).unwrap(),
@@ -164,11 +179,22 @@ fn survivors_keep_their_fields_and_annotations_name_clusters() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = inputs(dir.path());
     let out = dir.path().join("ann");
-    let mut args = vec!["dedup", "--fuzzy", "--annotate", "--keep", "longest", "-o", out.to_str().unwrap()];
+    let mut args = vec![
+        "dedup",
+        "--fuzzy",
+        "--annotate",
+        "--keep",
+        "longest",
+        "-o",
+        out.to_str().unwrap(),
+    ];
     args.extend(inputs.iter().map(String::as_str));
     run(&args);
     let text = common::gunzip(&out.join("docs/part-00001.jsonl.gz"));
-    let docs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let docs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(docs.len(), 8, "annotate keeps every document");
     let originals = reviews();
     for (d, o) in docs.iter().zip(&originals) {
@@ -178,7 +204,10 @@ fn survivors_keep_their_fields_and_annotations_name_clusters() {
         let chars = |v: &Value| v["text"].as_str().unwrap().chars().count();
         assert_eq!(m["survivor"], chars(d) > chars(o), "{d}");
         assert!(m["cluster"].as_str().unwrap().starts_with("0:"), "{d}");
-        assert!(d["meta"]["extra"]["label"].is_number(), "extra fields survive: {d}");
+        assert!(
+            d["meta"]["extra"]["label"].is_number(),
+            "extra fields survive: {d}"
+        );
     }
 }
 
@@ -219,7 +248,10 @@ fn damaged_or_foreign_intermediate_files_are_refused() {
     let out = pass("buckets", &["--seed", "7"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("other MinHash settings") && err.contains(".band"), "{err}");
+    assert!(
+        err.contains("other MinHash settings") && err.contains(".band"),
+        "{err}"
+    );
     // A damaged band file.
     let band = work.join("bands/b000/f000001.band");
     let mut bytes = std::fs::read(&band).unwrap();
@@ -229,7 +261,10 @@ fn damaged_or_foreign_intermediate_files_are_refused() {
     let out = pass("buckets", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("f000001.band") && err.contains("damaged"), "{err}");
+    assert!(
+        err.contains("f000001.band") && err.contains("damaged"),
+        "{err}"
+    );
     // The signature pass notices the damage is not in its own files, so redo the band
     // by removing the signature file of input 1 (it is the completion mark).
     std::fs::remove_file(work.join("signatures/f000001.sig")).unwrap();
@@ -237,7 +272,15 @@ fn damaged_or_foreign_intermediate_files_are_refused() {
     assert!(pass("buckets", &[]).status.success());
     // Cluster with another input list.
     let out = corpus()
-        .args(["dedup", "--fuzzy", "--pass", "cluster", "--work-dir", w, "-q"])
+        .args([
+            "dedup",
+            "--fuzzy",
+            "--pass",
+            "cluster",
+            "--work-dir",
+            w,
+            "-q",
+        ])
         .args(&inputs[..2])
         .output()
         .unwrap();
@@ -246,7 +289,16 @@ fn damaged_or_foreign_intermediate_files_are_refused() {
     assert!(err.contains("input files"), "{err}");
     // The filter refuses to run before the cluster pass.
     let out = corpus()
-        .args(["dedup", "--fuzzy", "--pass", "filter", "--work-dir", w, "-q", "-o"])
+        .args([
+            "dedup",
+            "--fuzzy",
+            "--pass",
+            "filter",
+            "--work-dir",
+            w,
+            "-q",
+            "-o",
+        ])
         .arg(dir.path().join("o"))
         .args(&inputs)
         .output()
@@ -259,7 +311,15 @@ fn damaged_or_foreign_intermediate_files_are_refused() {
 
 #[test]
 fn explain_prints_the_curve() {
-    let out = run(&["dedup", "--fuzzy", "--explain", "--bands", "20", "--rows", "5"]);
+    let out = run(&[
+        "dedup",
+        "--fuzzy",
+        "--explain",
+        "--bands",
+        "20",
+        "--rows",
+        "5",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("100 hashes = 20 bands x 5 rows"), "{text}");
     assert!(text.contains("0.85"));

@@ -27,9 +27,9 @@ use crate::io::AtomicFile;
 use crate::shard::TaskSpec;
 use crate::source::{self, InputConfig, InputFile, SourceError};
 use corpus_stages::Document;
-use corpus_stages::minhash::cluster::{ClusterStats, Clusterer, Decisions, Lookup, add_band};
+use corpus_stages::minhash::cluster::{ClusterStats, Clusterer, Decisions, Lookup};
 use corpus_stages::minhash::files::{self, FileError, names};
-use corpus_stages::minhash::{Config, DocKey, SigRecord, Signer};
+use corpus_stages::minhash::{Config, DocKey, SigRecord, Signer, Verify};
 use serde::{Deserialize, Serialize};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -334,56 +334,120 @@ pub struct ClusterSummary {
     pub pairs_rejected: u64,
 }
 
-/// Lookups over signature records held in memory, by input file and record.
-struct MemLookup<'a>(&'a HashMap<u64, SigRecord>);
+/// Lookups over the records (and, for exact verification, shingle sets) of the
+/// documents that are in some bucket.
+struct MemLookup<'a> {
+    records: &'a HashMap<u64, SigRecord>,
+    shingles: &'a HashMap<u64, Vec<u64>>,
+}
 
 impl Lookup for MemLookup<'_> {
     type Error = FuzzyError;
     fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), FuzzyError> {
-        out.clone_from(&self.0.get(&key).ok_or_else(|| missing(key))?.hashes);
+        out.clone_from(&self.records.get(&key).ok_or_else(|| missing(key))?.hashes);
+        Ok(())
+    }
+    fn shingles(&mut self, key: u64, out: &mut Vec<u64>) -> Result<(), FuzzyError> {
+        out.clone_from(self.shingles.get(&key).ok_or_else(|| missing(key))?);
         Ok(())
     }
     fn rank(&mut self, key: u64) -> Result<(u32, f32), FuzzyError> {
-        let r = self.0.get(&key).ok_or_else(|| missing(key))?;
+        let r = self.records.get(&key).ok_or_else(|| missing(key))?;
         Ok((r.chars, r.quality))
     }
 }
 
 fn missing(key: u64) -> FuzzyError {
     FuzzyError::Usage(format!(
-        "document {} is in a bucket but has no signature record",
+        "document {} is in a bucket but has no record (were the inputs changed between passes?)",
         DocKey::unpack(key)
     ))
 }
 
-/// Lookups straight into per-file record vectors (in-memory mode).
-struct VecLookup<'a>(&'a [Vec<SigRecord>]);
-
-impl VecLookup<'_> {
-    fn get(&self, key: u64) -> Result<&SigRecord, FuzzyError> {
-        let k = DocKey::unpack(key);
-        self.0
-            .get(k.file as usize)
-            .and_then(|f| f.get(k.record as usize))
-            .ok_or_else(|| missing(key))
+/// Reads the input files again and shingles the documents in `needed` (sorted packed
+/// keys), for exact verification.
+fn load_shingles(
+    files: &[InputFile],
+    input: &InputConfig,
+    config: &Config,
+    needed: &[u64],
+) -> Result<HashMap<u64, Vec<u64>>, FuzzyError> {
+    let signer = Signer::new(config);
+    let mut out = HashMap::with_capacity(needed.len());
+    for file in files {
+        let idx = file.index as u32;
+        let lo = needed.partition_point(|&k| {
+            k < DocKey {
+                file: idx,
+                record: 0,
+            }
+            .pack()
+        });
+        let mine: HashSet<u64> = needed[lo..]
+            .iter()
+            .take_while(|&&k| DocKey::unpack(k).file == idx)
+            .copied()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut src = source::open(file, input)?;
+        loop {
+            match src.next_doc() {
+                Ok(Some(doc)) => {
+                    let key = doc.origin.unwrap_or_default().pack();
+                    if mine.contains(&key) {
+                        out.insert(key, signer.shingle_set(&doc.text));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_recoverable() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
+    Ok(out)
 }
 
-impl Lookup for VecLookup<'_> {
-    type Error = FuzzyError;
-    fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), FuzzyError> {
-        out.clone_from(&self.get(key)?.hashes);
-        Ok(())
+/// Clusters `groups` and writes the decisions; `records` holds at least every document
+/// named in a group.
+fn cluster_groups(
+    files: &[InputFile],
+    input: &InputConfig,
+    config: &Config,
+    work: &Path,
+    groups: &[Vec<u64>],
+    records: &HashMap<u64, SigRecord>,
+    needed: &[u64],
+) -> Result<ClusterSummary, FuzzyError> {
+    let shingles = if config.verify == Verify::Exact {
+        load_shingles(files, input, config, needed)?
+    } else {
+        HashMap::new()
+    };
+    let mut lookup = MemLookup {
+        records,
+        shingles: &shingles,
+    };
+    let mut clusterer = Clusterer::new(config);
+    for g in groups {
+        clusterer.add_bucket(g, &mut lookup)?;
     }
-    fn rank(&mut self, key: u64) -> Result<(u32, f32), FuzzyError> {
-        let r = self.get(key)?;
-        Ok((r.chars, r.quality))
-    }
+    let decisions = clusterer.finish(config.keep, &mut lookup)?;
+    write_decisions(files, config, work, &decisions)
+}
+
+fn needed_keys(groups: &[Vec<u64>]) -> Vec<u64> {
+    let mut needed: Vec<u64> = groups.iter().flatten().copied().collect();
+    needed.sort_unstable();
+    needed.dedup();
+    needed
 }
 
 /// Pass 3: clusters the buckets of every band and writes the decisions.
 pub fn cluster(
     files: &[InputFile],
+    input: &InputConfig,
     config: &Config,
     work: &Path,
 ) -> Result<ClusterSummary, FuzzyError> {
@@ -416,9 +480,7 @@ pub fn cluster(
         all_groups.extend(files::groups(&body, &path)?);
     }
     // The signature records of the documents in some bucket, read file by file.
-    let mut needed: Vec<u64> = all_groups.iter().flatten().copied().collect();
-    needed.sort_unstable();
-    needed.dedup();
+    let needed = needed_keys(&all_groups);
     let mut records: HashMap<u64, SigRecord> = HashMap::with_capacity(needed.len());
     let needed_files: HashSet<u32> = needed.iter().map(|&k| DocKey::unpack(k).file).collect();
     for file in files {
@@ -459,13 +521,7 @@ pub fn cluster(
             records.insert(k, rec.clone());
         }
     }
-    let mut lookup = MemLookup(&records);
-    let mut clusterer = Clusterer::new(config);
-    for g in &all_groups {
-        clusterer.add_bucket(g, &mut lookup)?;
-    }
-    let decisions = clusterer.finish(config.keep, &mut lookup)?;
-    write_decisions(files, config, work, &decisions)
+    cluster_groups(files, input, config, work, &all_groups, &records, &needed)
 }
 
 fn check_input(h: &files::SigHeader, file: &InputFile, path: &Path) -> Result<(), FuzzyError> {
@@ -564,8 +620,9 @@ pub fn in_memory(
         all.push(sign_file(file, input, &signer, threads, &mut summary)?);
         summary.done += 1;
     }
-    let mut clusterer = Clusterer::new(config);
-    let mut lookup = VecLookup(&all);
+    // The same buckets the bucket pass writes: per band, equal band hashes, members
+    // in input order.
+    let mut groups: Vec<Vec<u64>> = Vec::new();
     let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(summary.signed as usize);
     for band in 0..config.bands {
         pairs.clear();
@@ -580,10 +637,23 @@ pub fn in_memory(
                 }
             }
         }
-        add_band(&mut clusterer, &mut pairs, &mut lookup)?;
+        pairs.sort_unstable();
+        for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() >= 2 {
+                groups.push(run.iter().map(|p| p.1).collect());
+            }
+        }
     }
-    let decisions = clusterer.finish(config.keep, &mut lookup)?;
-    let cluster = write_decisions(files, config, work, &decisions)?;
+    let needed = needed_keys(&groups);
+    let records: HashMap<u64, SigRecord> = needed
+        .iter()
+        .map(|&k| {
+            let d = DocKey::unpack(k);
+            (k, all[d.file as usize][d.record as usize].clone())
+        })
+        .collect();
+    drop(all);
+    let cluster = cluster_groups(files, input, config, work, &groups, &records, &needed)?;
     summary.elapsed = start.elapsed();
     Ok((summary, cluster))
 }

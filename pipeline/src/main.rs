@@ -193,10 +193,14 @@ struct DedupArgs {
     /// Fuzzy: seed of the hash permutations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Fuzzy: verify candidate pairs against this estimated Jaccard similarity
+    /// Fuzzy: join a candidate pair only when its Jaccard similarity reaches this
     /// (default: join every candidate pair).
     #[arg(long)]
     threshold: Option<f64>,
+    /// Fuzzy, with --threshold: compare the signatures' estimate (fast) or the exact
+    /// shingle sets (reads the candidate documents again).
+    #[arg(long, value_enum, default_value = "estimate", requires = "threshold")]
+    verify: VerifyArg,
     /// Fuzzy: which document of a cluster survives.
     #[arg(long, value_enum, default_value = "first")]
     keep: KeepArg,
@@ -260,6 +264,12 @@ enum PassArg {
     Buckets,
     Cluster,
     Filter,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum VerifyArg {
+    Estimate,
+    Exact,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -425,13 +435,17 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
 
 fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
     use corpus::fuzzy;
-    use corpus::stages::minhash::{Action, Config, Keep};
+    use corpus::stages::minhash::{Action, Config, Keep, Verify};
     let mut config = Config {
         ngram: args.ngram,
         bands: args.bands,
         rows: args.rows,
         seed: args.seed,
-        verify: args.threshold.is_some(),
+        verify: match (args.threshold, args.verify) {
+            (None, _) => Verify::Off,
+            (Some(_), VerifyArg::Estimate) => Verify::Estimate,
+            (Some(_), VerifyArg::Exact) => Verify::Exact,
+        },
         threshold: args.threshold.unwrap_or(0.8),
         keep: match args.keep {
             KeepArg::First => Keep::First,
@@ -537,7 +551,7 @@ fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
                 }
                 return Ok(());
             }
-            let c = fuzzy::cluster(&files, &config, &work).map_err(fail)?;
+            let c = fuzzy::cluster(&files, &input, &config, &work).map_err(fail)?;
             report_clusters(&c);
             return Ok(());
         }

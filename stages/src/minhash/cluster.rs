@@ -3,12 +3,12 @@
 //! Both execution modes feed the same [`Clusterer`] with the same buckets (documents
 //! that agree on one band, in input order), so they reach the same clusters. The
 //! clusters are the connected components of the graph whose edges are the candidate
-//! pairs (with `verify`, only the pairs whose estimated Jaccard similarity reaches the
-//! threshold); a pair whose documents are already in one cluster is not verified again,
+//! pairs (with `verify`, only the pairs whose Jaccard similarity, estimated or exact,
+//! reaches the threshold); a pair whose documents are already in one cluster is not verified again,
 //! which changes no component, so the result does not depend on the order buckets
 //! arrive in.
 
-use super::{Config, DocKey, Keep, estimated_jaccard};
+use super::{Config, DocKey, Keep, Verify, estimated_jaccard, exact_jaccard};
 use std::collections::HashMap;
 
 /// Union-find over packed [`DocKey`]s, holding only documents that were in some
@@ -78,6 +78,9 @@ pub trait Lookup {
     type Error;
     /// Copies the signature of `key` into `out`.
     fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), Self::Error>;
+    /// Copies the shingle set of `key` (sorted, no repeats) into `out`; needed only with
+    /// [`Verify::Exact`].
+    fn shingles(&mut self, key: u64, out: &mut Vec<u64>) -> Result<(), Self::Error>;
     /// Length in characters and quality score (NaN when absent) of `key`.
     fn rank(&mut self, key: u64) -> Result<(u32, f32), Self::Error>;
 }
@@ -85,19 +88,23 @@ pub trait Lookup {
 /// Joins candidate buckets into clusters.
 pub struct Clusterer {
     uf: UnionFind,
-    verify: Option<f64>,
+    verify: Verify,
+    threshold: f64,
     stats: ClusterStats,
     sigs: Vec<Vec<u32>>,
+    sets: Vec<Vec<u64>>,
 }
 
 impl Clusterer {
-    /// A clusterer for `config` (verification on when `config.verify`).
+    /// A clusterer for `config`.
     pub fn new(config: &Config) -> Clusterer {
         Clusterer {
             uf: UnionFind::default(),
-            verify: config.verify.then_some(config.threshold),
+            verify: config.verify,
+            threshold: config.threshold,
             stats: ClusterStats::default(),
             sigs: Vec::new(),
+            sets: Vec::new(),
         }
     }
 
@@ -111,16 +118,18 @@ impl Clusterer {
             return Ok(());
         }
         self.stats.buckets += 1;
-        let Some(threshold) = self.verify else {
+        if self.verify == Verify::Off {
             for &m in &members[1..] {
                 if self.uf.union(members[0], m) {
                     self.stats.joins += 1;
                 }
             }
             return Ok(());
-        };
-        // Signatures are fetched once per bucket, only when a pair needs them.
+        }
+        // Signatures or shingle sets are fetched once per bucket, only when a pair
+        // needs them.
         self.sigs.resize_with(members.len(), Vec::new);
+        self.sets.resize_with(members.len(), Vec::new);
         let mut fetched = vec![false; members.len()];
         for j in 1..members.len() {
             for i in 0..j {
@@ -129,12 +138,19 @@ impl Clusterer {
                 }
                 for k in [i, j] {
                     if !fetched[k] {
-                        lookup.hashes(members[k], &mut self.sigs[k])?;
+                        match self.verify {
+                            Verify::Exact => lookup.shingles(members[k], &mut self.sets[k])?,
+                            _ => lookup.hashes(members[k], &mut self.sigs[k])?,
+                        }
                         fetched[k] = true;
                     }
                 }
                 self.stats.pairs_verified += 1;
-                if estimated_jaccard(&self.sigs[i], &self.sigs[j]) >= threshold {
+                let similarity = match self.verify {
+                    Verify::Exact => exact_jaccard(&self.sets[i], &self.sets[j]),
+                    _ => estimated_jaccard(&self.sigs[i], &self.sigs[j]),
+                };
+                if similarity >= self.threshold {
                     self.uf.union(members[i], members[j]);
                     self.stats.joins += 1;
                 } else {
@@ -241,31 +257,6 @@ impl Decisions {
     }
 }
 
-/// Groups `(band hash, key)` pairs of one band into buckets and feeds the buckets of
-/// two or more to `clusterer`. Sorts `pairs`.
-pub fn add_band<L: Lookup>(
-    clusterer: &mut Clusterer,
-    pairs: &mut [(u64, u64)],
-    lookup: &mut L,
-) -> Result<(), L::Error> {
-    pairs.sort_unstable();
-    let mut members = Vec::new();
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i + 1;
-        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
-            j += 1;
-        }
-        if j - i >= 2 {
-            members.clear();
-            members.extend(pairs[i..j].iter().map(|p| p.1));
-            clusterer.add_bucket(&members, lookup)?;
-        }
-        i = j;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +268,14 @@ mod tests {
         type Error = Infallible;
         fn hashes(&mut self, key: u64, out: &mut Vec<u32>) -> Result<(), Infallible> {
             out.clone_from(&self.0[&key].0);
+            Ok(())
+        }
+        fn shingles(&mut self, key: u64, out: &mut Vec<u64>) -> Result<(), Infallible> {
+            // The signature values as a set: exact Jaccard of these small sets.
+            out.clear();
+            out.extend(self.0[&key].0.iter().map(|&v| u64::from(v)));
+            out.sort_unstable();
+            out.dedup();
             Ok(())
         }
         fn rank(&mut self, key: u64) -> Result<(u32, f32), Infallible> {
@@ -342,7 +341,7 @@ mod tests {
         t.0.insert(2, (vec![1, 2, 3, 9], 1, 0.0)); // 0.75 with 1
         t.0.insert(3, (vec![1, 7, 8, 9], 1, 0.0)); // 0.25 with 1, 0.5 with 2
         let config = Config {
-            verify: true,
+            verify: Verify::Estimate,
             threshold: 0.7,
             ..Config::default()
         };
@@ -358,23 +357,13 @@ mod tests {
         let keys: Vec<u64> = da.entries.iter().map(|e| e.key.pack()).collect();
         assert_eq!(keys, [1, 2]);
         assert_eq!(da.stats.pairs_rejected, 2);
-    }
-
-    #[test]
-    fn band_grouping_finds_equal_hashes() {
-        let mut t = Table(HashMap::new());
-        let mut c = Clusterer::new(&Config::default());
-        let mut pairs = vec![(7, 5), (3, 1), (7, 2), (9, 4), (3, 6)];
-        add_band(&mut c, &mut pairs, &mut t).unwrap();
-        let d = c.finish(Keep::First, &mut t).unwrap();
-        let got: Vec<(u64, u64, bool)> = d
-            .entries
-            .iter()
-            .map(|e| (e.key.pack(), e.cluster.pack(), e.survivor))
-            .collect();
-        assert_eq!(
-            got,
-            [(1, 1, true), (2, 2, true), (5, 2, false), (6, 1, false)]
-        );
+        // Exact: {1,2,3,4} vs {1,2,3,9} is 3/5 = 0.6 < 0.7, so nothing joins.
+        let exact = Config {
+            verify: Verify::Exact,
+            ..config
+        };
+        let mut c = Clusterer::new(&exact);
+        c.add_bucket(&[1, 2, 3], &mut t).unwrap();
+        assert!(c.finish(Keep::First, &mut t).unwrap().entries.is_empty());
     }
 }

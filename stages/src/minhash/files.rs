@@ -393,7 +393,7 @@ pub fn groups(body: &[u8], path: &Path) -> Result<Vec<Vec<u64>>, FileError> {
 /// survivor rule.
 pub fn decision_fingerprint(config: &Config) -> u64 {
     let text = format!(
-        "{:016x} verify={} threshold={} keep={:?}",
+        "{:016x} verify={:?} threshold={} keep={:?}",
         config.signature_fingerprint(),
         config.verify,
         config.threshold,

@@ -57,6 +57,19 @@ pub enum Action {
     Annotate,
 }
 
+/// How candidate pairs are checked before they are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verify {
+    /// Every candidate pair is joined (FineWeb's way).
+    Off,
+    /// Joined when the signatures' estimated Jaccard similarity reaches `threshold`.
+    Estimate,
+    /// Joined when the exact Jaccard similarity of the two shingle sets reaches
+    /// `threshold`; the documents in some bucket are read again to shingle them.
+    Exact,
+}
+
 /// Settings of MinHash dedup, shared by `corpus dedup --fuzzy` and every pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -70,10 +83,10 @@ pub struct Config {
     /// Seed of the hash permutations. Documents hashed with different seeds cannot be
     /// compared.
     pub seed: u64,
-    /// Verify each candidate pair: join it only when the estimated Jaccard similarity of
-    /// the two signatures is at least `threshold`.
-    pub verify: bool,
-    /// Jaccard threshold used by `verify` (and shown by `--explain`).
+    /// Check each candidate pair against `threshold` before joining it: `off`,
+    /// `estimate` (from the signatures) or `exact` (from the shingle sets).
+    pub verify: Verify,
+    /// Jaccard threshold used by `verify`.
     pub threshold: f64,
     /// Which member of a cluster survives.
     pub keep: Keep,
@@ -91,7 +104,7 @@ impl Default for Config {
             bands: 14,
             rows: 8,
             seed: 1,
-            verify: false,
+            verify: Verify::Off,
             threshold: 0.8,
             keep: Keep::First,
             action: Action::Drop,
@@ -152,13 +165,22 @@ impl Config {
             half_point(self.bands, self.rows),
             (1.0 / self.bands as f64).powf(1.0 / self.rows as f64)
         ));
-        if self.verify {
-            out.push_str(&format!(
-                "candidates verified: estimated Jaccard >= {}\n",
+        match self.verify {
+            Verify::Off => {
+                out.push_str("candidates not verified (every candidate pair is joined)\n")
+            }
+            Verify::Estimate => out.push_str(&format!(
+                "candidates verified: estimated Jaccard >= {} (signature of {} values: \
+                 standard error {:.3} at J = {})\n",
+                self.threshold,
+                self.num_hashes(),
+                (self.threshold * (1.0 - self.threshold) / self.num_hashes() as f64).sqrt(),
                 self.threshold
-            ));
-        } else {
-            out.push_str("candidates not verified (every candidate pair is joined)\n");
+            )),
+            Verify::Exact => out.push_str(&format!(
+                "candidates verified: exact Jaccard of the shingle sets >= {}\n",
+                self.threshold
+            )),
         }
         out.push_str("Jaccard  P(candidate)\n");
         for j in [
@@ -193,7 +215,7 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     },
     crate::FieldDoc {
         name: "verify",
-        doc: "join a candidate pair only when its estimated Jaccard similarity reaches threshold",
+        doc: "check candidate pairs before joining them: off, estimate (signatures) or exact (shingle sets, reads candidates again)",
     },
     crate::FieldDoc {
         name: "threshold",
@@ -288,6 +310,15 @@ impl Signer {
         ngram_hashes(ids, self.config.ngram).collect()
     }
 
+    /// The shingle set of a text: sorted, without repeats.
+    pub fn shingle_set(&self, text: &str) -> Vec<u64> {
+        let (mut key, mut ids) = (String::new(), Vec::new());
+        let mut set = self.shingles(text, &mut key, &mut ids);
+        set.sort_unstable();
+        set.dedup();
+        set
+    }
+
     /// The signature of a document.
     pub fn sign(&self, doc: &crate::Document) -> SigRecord {
         let mut key = String::new();
@@ -334,6 +365,28 @@ pub fn band_hash(hashes: &[u32], band: usize, rows: usize) -> u64 {
     } else {
         let buf: Vec<u8> = values.iter().flat_map(|h| h.to_le_bytes()).collect();
         xxhash_rust::xxh3::xxh3_64_with_seed(&buf, band as u64)
+    }
+}
+
+/// The Jaccard similarity of two sorted, de-duplicated sets.
+pub fn exact_jaccard(a: &[u64], b: &[u64]) -> f64 {
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - inter;
+    if union == 0 {
+        0.0
+    } else {
+        inter as f64 / union as f64
     }
 }
 
