@@ -118,7 +118,12 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(4000);
-    let mut config = Config::default();
+    // Default settings except verification, which the arguments choose (off by
+    // default here, to show the raw LSH curve).
+    let mut config = Config {
+        verify: Verify::Off,
+        ..Config::default()
+    };
     for a in &args[1.min(args.len())..] {
         if let Some(t) = a.strip_prefix("verify=") {
             config.verify = Verify::Estimate;

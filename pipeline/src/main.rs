@@ -193,13 +193,14 @@ struct DedupArgs {
     /// Fuzzy: seed of the hash permutations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Fuzzy: join a candidate pair only when its Jaccard similarity reaches this
-    /// (default: join every candidate pair).
-    #[arg(long)]
-    threshold: Option<f64>,
-    /// Fuzzy, with --threshold: compare the signatures' estimate (fast) or the exact
-    /// shingle sets (reads the candidate documents again).
-    #[arg(long, value_enum, default_value = "estimate", requires = "threshold")]
+    /// Fuzzy: join a candidate pair only when its Jaccard similarity reaches this.
+    #[arg(long, default_value_t = 0.8)]
+    threshold: f64,
+    /// Fuzzy: how candidate pairs are checked against --threshold: exact (Jaccard of
+    /// the shingle sets; the candidates are read again), estimate (from the
+    /// signatures, no second read, less precise) or off (join every candidate pair, as
+    /// FineWeb does).
+    #[arg(long, value_enum, default_value = "exact")]
     verify: VerifyArg,
     /// Fuzzy: which document of a cluster survives.
     #[arg(long, value_enum, default_value = "first")]
@@ -268,6 +269,7 @@ enum PassArg {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum VerifyArg {
+    Off,
     Estimate,
     Exact,
 }
@@ -441,12 +443,12 @@ fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
         bands: args.bands,
         rows: args.rows,
         seed: args.seed,
-        verify: match (args.threshold, args.verify) {
-            (None, _) => Verify::Off,
-            (Some(_), VerifyArg::Estimate) => Verify::Estimate,
-            (Some(_), VerifyArg::Exact) => Verify::Exact,
+        verify: match args.verify {
+            VerifyArg::Off => Verify::Off,
+            VerifyArg::Estimate => Verify::Estimate,
+            VerifyArg::Exact => Verify::Exact,
         },
-        threshold: args.threshold.unwrap_or(0.8),
+        threshold: args.threshold,
         keep: match args.keep {
             KeepArg::First => Keep::First,
             KeepArg::Longest => Keep::Longest,

@@ -104,7 +104,7 @@ impl Default for Config {
             bands: 14,
             rows: 8,
             seed: 1,
-            verify: Verify::Off,
+            verify: Verify::Exact,
             threshold: 0.8,
             keep: Keep::First,
             action: Action::Drop,
