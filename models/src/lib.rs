@@ -2,6 +2,8 @@
 //! the Candle reference language model, with small model files under `models/assets/`
 //! and the recipes that build them.
 //!
-//! Nothing here yet: the crate exists so that the dependency direction
-//! `models` <- `stages` <- `pipeline` holds from the start.
+//! [`tokenizer`]: byte-level BPE with tiktoken-format vocabularies (cl100k_base built in,
+//! Qwen's `qwen.tiktoken` or any other file by path).
 #![deny(missing_docs)]
+
+pub mod tokenizer;
