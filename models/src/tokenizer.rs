@@ -172,14 +172,23 @@ pub enum TokenizerError {
 }
 
 /// A loaded vocabulary with its pattern and special tokens.
+///
+/// Cloning is cheap (the vocabulary is shared): give each thread its own clone, since the
+/// regex engine's scratch space belongs to a clone and sharing one across threads
+/// contends on it.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
+    vocab: std::sync::Arc<Vocab>,
+    regex: Regex,
+}
+
+#[derive(Debug)]
+struct Vocab {
     encoder: FxHashMap<Vec<u8>, Rank>,
     /// Token bytes by rank; empty for ranks the vocabulary does not use.
     decoder: Vec<Vec<u8>>,
     specials: Vec<String>,
     n_base: Rank,
-    regex: Regex,
     pattern: Pattern,
     source: VocabSource,
     hash: String,
@@ -264,14 +273,16 @@ impl Tokenizer {
         }
         let hash = format!("xxh3-128:{:032x}", xxhash_rust::xxh3::xxh3_128(&h));
         Ok(Tokenizer {
-            encoder,
-            decoder,
-            specials,
-            n_base: max_rank + 1,
+            vocab: std::sync::Arc::new(Vocab {
+                encoder,
+                decoder,
+                specials,
+                n_base: max_rank + 1,
+                pattern: pattern.clone(),
+                source,
+                hash,
+            }),
             regex,
-            pattern: pattern.clone(),
-            source,
-            hash,
         })
     }
 
@@ -314,7 +325,7 @@ impl Tokenizer {
             return end + text[end..].chars().next().map_or(1, char::len_utf8);
         }
         let piece = &text.as_bytes()[start..end];
-        match self.encoder.get(piece) {
+        match self.vocab.encoder.get(piece) {
             Some(&rank) => out.push(rank),
             None => self.merge(piece, out),
         }
@@ -372,11 +383,11 @@ impl Tokenizer {
     /// Byte-pair merges of one piece, appended to `out`.
     fn merge(&self, piece: &[u8], out: &mut Vec<Rank>) {
         if piece.len() == 1 {
-            out.push(self.encoder[piece]);
+            out.push(self.vocab.encoder[piece]);
         } else if piece.len() <= LONG_PIECE {
-            merge_small(&self.encoder, piece, out);
+            merge_small(&self.vocab.encoder, piece, out);
         } else {
-            merge_large(&self.encoder, piece, out);
+            merge_large(&self.vocab.encoder, piece, out);
         }
     }
 
@@ -384,7 +395,7 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[Rank]) -> Result<Vec<u8>, TokenizerError> {
         let mut out = Vec::with_capacity(ids.len() * 4);
         for &id in ids {
-            match self.decoder.get(id as usize) {
+            match self.vocab.decoder.get(id as usize) {
                 Some(bytes) if !bytes.is_empty() => out.extend_from_slice(bytes),
                 _ => match self.special_name(id) {
                     Some(name) => out.extend_from_slice(name.as_bytes()),
@@ -403,64 +414,66 @@ impl Tokenizer {
 
     /// Ids in use: the highest rank + 1 + the special tokens.
     pub fn vocab_size(&self) -> usize {
-        self.n_base as usize + self.specials.len()
+        self.vocab.n_base as usize + self.vocab.specials.len()
     }
 
     /// The first special token's id (the highest rank + 1).
     pub fn n_base(&self) -> Rank {
-        self.n_base
+        self.vocab.n_base
     }
 
     /// Number of ranks the vocabulary file defines (less than [`Tokenizer::n_base`] when
     /// it has gaps).
     pub fn n_tokens(&self) -> usize {
-        self.encoder.len()
+        self.vocab.encoder.len()
     }
 
     /// The id of `<|endoftext|>`.
     pub fn eot(&self) -> Rank {
-        self.n_base
+        self.vocab.n_base
     }
 
     /// The id of a special token by its text.
     pub fn special_id(&self, name: &str) -> Option<Rank> {
-        self.specials
+        self.vocab
+            .specials
             .iter()
             .position(|s| s == name)
-            .map(|i| self.n_base + i as Rank)
+            .map(|i| self.vocab.n_base + i as Rank)
     }
 
     /// The text of a special token id.
     pub fn special_name(&self, id: Rank) -> Option<&str> {
-        let i = id.checked_sub(self.n_base)? as usize;
-        self.specials.get(i).map(String::as_str)
+        let i = id.checked_sub(self.vocab.n_base)? as usize;
+        self.vocab.specials.get(i).map(String::as_str)
     }
 
     /// The special tokens in id order.
     pub fn specials(&self) -> &[String] {
-        &self.specials
+        &self.vocab.specials
     }
 
     /// The pre-tokenization pattern.
     pub fn pattern(&self) -> &Pattern {
-        &self.pattern
+        &self.vocab.pattern
     }
 
     /// Where the vocabulary came from.
     pub fn source(&self) -> &VocabSource {
-        &self.source
+        &self.vocab.source
     }
 
     /// A stable hash of the vocabulary file bytes, the pattern and the special tokens,
     /// `xxh3-128:` and 32 hex digits.
     pub fn hash(&self) -> &str {
-        &self.hash
+        &self.vocab.hash
     }
 
     /// The vocabulary in tiktoken's file format, ranks in increasing order.
     pub fn to_tiktoken(&self) -> Vec<u8> {
         write_tiktoken(
-            self.decoder
+            self.vocab
+                .decoder
                 .iter()
                 .enumerate()
                 .filter(|(_, t)| !t.is_empty())
@@ -731,8 +744,8 @@ mod tests {
                 s.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
             }
             let (mut small, mut large) = (Vec::new(), Vec::new());
-            merge_small(&t.encoder, s.as_bytes(), &mut small);
-            merge_large(&t.encoder, s.as_bytes(), &mut large);
+            merge_small(&t.vocab.encoder, s.as_bytes(), &mut small);
+            merge_large(&t.vocab.encoder, s.as_bytes(), &mut large);
             assert_eq!(small, large, "{s:?}");
             assert_eq!(t.decode(&large).unwrap(), s);
         }

@@ -2,3 +2,5 @@
 //! tests and benchmarks call it directly.
 
 pub mod langid;
+pub mod pack;
+pub mod tokens;
