@@ -48,7 +48,8 @@ def need(module):
 
 def read_docs(paths):
     docs = []
-    for path in paths:
+    # corpus reads its inputs in sorted path order.
+    for path in sorted(paths):
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as f:
             for line in f:
