@@ -173,13 +173,30 @@ pub enum TokenizerError {
 
 /// A loaded vocabulary with its pattern and special tokens.
 ///
-/// Cloning is cheap (the vocabulary is shared): give each thread its own clone, since the
-/// regex engine's scratch space belongs to a clone and sharing one across threads
-/// contends on it.
-#[derive(Debug, Clone)]
+/// Cloning shares the vocabulary and compiles the pattern anew: give each thread its own
+/// clone. (A clone of a fancy-regex `Regex` shares its compiled program, and with it the
+/// scratch-space pool of the regex engine, which threads then contend on.)
+#[derive(Debug)]
 pub struct Tokenizer {
     vocab: std::sync::Arc<Vocab>,
     regex: Regex,
+}
+
+impl Clone for Tokenizer {
+    fn clone(&self) -> Tokenizer {
+        Tokenizer {
+            vocab: self.vocab.clone(),
+            // The pattern compiled when the tokenizer was made, so it compiles again.
+            regex: build_regex(self.vocab.pattern.regex()).expect("the pattern compiled before"),
+        }
+    }
+}
+
+fn build_regex(pattern: &str) -> Result<Regex, TokenizerError> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .build()
+        .map_err(|e| TokenizerError::Pattern(e.to_string()))
 }
 
 #[derive(Debug)]
@@ -226,10 +243,7 @@ impl Tokenizer {
     ) -> Result<Tokenizer, TokenizerError> {
         let path = PathBuf::from(source.describe());
         let ranks = parse_tiktoken(bytes, &path)?;
-        let regex = fancy_regex::RegexBuilder::new(pattern.regex())
-            .backtrack_limit(BACKTRACK_LIMIT)
-            .build()
-            .map_err(|e| TokenizerError::Pattern(e.to_string()))?;
+        let regex = build_regex(pattern.regex())?;
         let max_rank = ranks
             .iter()
             .map(|(_, r)| *r)
