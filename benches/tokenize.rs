@@ -69,7 +69,10 @@ fn main() {
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .sum::<usize>()
             });
             best = best.min(start.elapsed().as_secs_f64());
         }
@@ -81,5 +84,8 @@ fn main() {
             bytes as f64 / 1e6 / best
         );
     }
-    assert!(counts.windows(2).all(|w| w[0] == w[1]), "token counts differ");
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "token counts differ"
+    );
 }

@@ -126,19 +126,35 @@ fn qwen_ids_match_tiktoken() {
     ];
     py.extend(names.iter().map(String::as_str));
     let report = python(&py).unwrap_or_default();
-    assert!(report.is_empty() || report.contains("identical"), "{report}");
+    assert!(
+        report.is_empty() || report.contains("identical"),
+        "{report}"
+    );
 }
 
 #[test]
 fn cl100k_ids_match_tiktoken() {
     let dir = tempfile::tempdir().unwrap();
     let vocab = dir.path().join("cl100k_base.tiktoken");
-    ok(&["tokens", "vocab-dump", "cl100k", "-o", vocab.to_str().unwrap()]);
+    ok(&[
+        "tokens",
+        "vocab-dump",
+        "cl100k",
+        "-o",
+        vocab.to_str().unwrap(),
+    ]);
     let mut inputs = texts();
     inputs.push(edge_cases(dir.path()));
     let names = strs(&inputs);
     let out = dir.path().join("ids.jsonl");
-    let mut args = vec!["tokens", "encode", "--vocab", "cl100k", "--pattern", "cl100k"];
+    let mut args = vec![
+        "tokens",
+        "encode",
+        "--vocab",
+        "cl100k",
+        "--pattern",
+        "cl100k",
+    ];
     args.extend(names.iter().map(String::as_str));
     args.extend(["-o", out.to_str().unwrap()]);
     ok(&args);
@@ -299,7 +315,15 @@ fn reports_of_a_pack_and_of_documents_agree() {
     ]);
     let packed: Value = serde_json::from_str(&json).unwrap();
     let names = strs(&texts());
-    let mut args = vec!["tokens", "report", "--vocab", "cl100k", "--pattern", "qwen", "--json"];
+    let mut args = vec![
+        "tokens",
+        "report",
+        "--vocab",
+        "cl100k",
+        "--pattern",
+        "qwen",
+        "--json",
+    ];
     args.extend(names.iter().map(String::as_str));
     let docs: Value = serde_json::from_str(&ok(&args)).unwrap();
     assert_eq!(packed["total"], docs["total"]);
@@ -315,14 +339,21 @@ fn reports_of_a_pack_and_of_documents_agree() {
     assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
 
     let table = ok(&["tokens", "report", out.to_str().unwrap()]);
-    assert!(table.contains("source") && table.contains("train-00000.parquet"), "{table}");
+    assert!(
+        table.contains("source") && table.contains("train-00000.parquet"),
+        "{table}"
+    );
 }
 
 #[test]
 fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"id\":\"a\",\"text\":\"fine\"}\n{\"id\": \"b\", \"text\": 7}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"id\":\"a\",\"text\":\"fine\"}\n{\"id\": \"b\", \"text\": 7}\n",
+    )
+    .unwrap();
     let out = corpus(&[
         "tokens",
         "encode",
@@ -334,7 +365,10 @@ fn bad_input_names_file_and_line() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.jsonl") && err.contains("record 1"), "{err}");
+    assert!(
+        err.contains("bad.jsonl") && err.contains("record 1"),
+        "{err}"
+    );
     assert!(!dir.path().join("o.jsonl").exists());
 
     let vocab = dir.path().join("v.tiktoken");
@@ -348,4 +382,84 @@ fn bad_input_names_file_and_line() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("v.tiktoken: line 2"), "{err}");
+}
+
+#[test]
+fn export_megatron_and_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pack");
+    pack("cl100k", &out, &["--format", "arrow"]);
+    let prefix = dir.path().join("mg");
+    ok(&[
+        "export",
+        "megatron",
+        out.to_str().unwrap(),
+        "-o",
+        prefix.to_str().unwrap(),
+    ]);
+    let idx = std::fs::read(dir.path().join("mg.idx")).unwrap();
+    let bin = std::fs::read(dir.path().join("mg.bin")).unwrap();
+    assert_eq!(&idx[..9], b"MMIDIDX\x00\x00");
+    assert_eq!(u64::from_le_bytes(idx[9..17].try_into().unwrap()), 1);
+    assert_eq!(idx[17], 4, "int32 for a vocabulary over 65,500 ids");
+    let n = u64::from_le_bytes(idx[18..26].try_into().unwrap()) as usize;
+    assert_eq!(
+        u64::from_le_bytes(idx[26..34].try_into().unwrap()) as usize,
+        n + 1
+    );
+    assert_eq!(idx.len(), 34 + n * 4 + n * 8 + (n + 1) * 8);
+    let sizes: u64 = (0..n)
+        .map(|k| {
+            u64::from(u32::from_le_bytes(
+                idx[34 + 4 * k..38 + 4 * k].try_into().unwrap(),
+            ))
+        })
+        .sum();
+    assert_eq!(sizes * 4, bin.len() as u64);
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let train = &m["splits"]["train"];
+    assert_eq!(n as u64, train["docs"].as_u64().unwrap());
+    assert_eq!(
+        sizes,
+        train["tokens"].as_u64().unwrap() + train["eot_tokens"].as_u64().unwrap()
+    );
+    // Every document ends with <|endoftext|> (cl100k here: 100256).
+    let last = u32::from_le_bytes(bin[bin.len() - 4..].try_into().unwrap());
+    assert_eq!(last, 100_256);
+    python(&["megatron", prefix.to_str().unwrap(), out.to_str().unwrap()]);
+
+    let names = strs(&texts());
+    let jsonl = dir.path().join("docs.jsonl");
+    let mut args = vec!["export", "docs", "--fields", "id,lang,label,nope"];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(["-o", jsonl.to_str().unwrap()]);
+    ok(&args);
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(text.lines().count(), 478);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            r#"{"id":"movie-review-neg-cv000_29416","lang":"en","label":"neg","nope":null}"#
+        ),
+        "{first}"
+    );
+    let parquet = dir.path().join("docs.parquet");
+    let mut args = vec![
+        "export",
+        "docs",
+        "--format",
+        "parquet",
+        "--fields",
+        "id,text,lang",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(["-o", parquet.to_str().unwrap()]);
+    ok(&args);
+    let batches = corpus::commands::export::read_batches(&parquet).unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 478);
+    let schema = batches[0].schema();
+    let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(cols, ["id", "text", "lang"]);
 }

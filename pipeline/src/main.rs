@@ -43,6 +43,43 @@ enum Command {
     /// Tokenize documents: encode to ids, pack training shards, report token counts.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Export for trainers: token shards to Megatron `.bin`/`.idx`, documents to
+    /// JSONL/Parquet with chosen fields.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// A split of a `tokens pack` output as Megatron-LM's indexed dataset
+    /// (PREFIX.bin + PREFIX.idx, one sequence per document with its <|endoftext|>).
+    Megatron {
+        /// The `tokens pack` output directory.
+        dir: PathBuf,
+        /// Output prefix (writes PREFIX.bin and PREFIX.idx).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Which split.
+        #[arg(long, default_value = "train")]
+        split: String,
+    },
+    /// Documents (JSONL/Parquet) with only the chosen fields: `id`, `text`, `source`,
+    /// any meta field (`lang`, `url`...), input fields kept in meta.extra, or dotted paths
+    /// (`scores.quality`).
+    Docs {
+        /// JSONL or Parquet documents: files, directories or globs.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        /// Output file (`-`: standard output, JSONL only).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Fields, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "id,text")]
+        fields: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FormatArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -343,6 +380,10 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract(args),
         Command::Stages { json } => stages(json).map_err(|error| Failure { code: 1, error }),
         Command::Langid(args) => langid(args),
+        Command::Export(cmd) => export(cmd).map_err(|e| Failure {
+            code: if e.is_usage() { 2 } else { 1 },
+            error: e.into(),
+        }),
         Command::Tokens(cmd) => tokens(cmd).map_err(|e| Failure {
             code: if e.is_usage() { 2 } else { 1 },
             error: e.into(),
@@ -757,4 +798,34 @@ fn tokens(cmd: TokensCommand) -> Result<(), corpus::commands::tokens::TokensErro
             tokens::write_output(&output, &tokenizer.to_tiktoken())
         }
     }
+}
+
+fn export(cmd: ExportCommand) -> Result<(), corpus::commands::tokens::TokensError> {
+    use corpus::commands::export;
+    match cmd {
+        ExportCommand::Megatron { dir, output, split } => {
+            let s = export::megatron(&dir, &split, &output)?;
+            eprintln!(
+                "corpus export megatron: {} documents, {} tokens (dtype code {}) -> {}.bin/.idx",
+                s.docs,
+                s.tokens,
+                s.dtype_code,
+                output.display()
+            );
+        }
+        ExportCommand::Docs {
+            inputs,
+            output,
+            fields,
+            format,
+        } => {
+            let format = match format {
+                FormatArg::Jsonl => export::DocFormat::Jsonl,
+                FormatArg::Parquet => export::DocFormat::Parquet,
+            };
+            let n = export::documents(&inputs, &fields, format, &output)?;
+            eprintln!("corpus export docs: {n} documents -> {}", output.display());
+        }
+    }
+    Ok(())
 }

@@ -388,7 +388,7 @@ fn write_split(
             }
             shard.tokens.push(id);
             pos += 1;
-            if pos % seq_len as u64 == 0 {
+            if pos.is_multiple_of(seq_len as u64) {
                 shard.start_offsets.push(shard.starts.len() as i32);
                 info.sequences += 1;
                 flush(&mut shard, &mut info, false)?;
