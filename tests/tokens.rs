@@ -463,3 +463,31 @@ fn export_megatron_and_documents() {
     let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(cols, ["id", "text", "lang"]);
 }
+
+#[test]
+fn pack_reads_the_kept_documents_of_a_pipeline_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let names = strs(&texts());
+    // A run that drops nothing but writes dropped/, stats and markers next to docs/.
+    let mut args = vec!["dedup", "--exact", "--dropped", "-q", "-o"];
+    args.push(run.to_str().unwrap());
+    args.extend(names.iter().map(String::as_str));
+    ok(&args);
+    assert!(run.join("docs").is_dir() && run.join("stats.json").is_file());
+    let out = dir.path().join("pack");
+    let mut args = vec!["tokens", "pack", "--vocab", "cl100k", "-q", "-o"];
+    args.push(out.to_str().unwrap());
+    args.push(run.to_str().unwrap());
+    ok(&args);
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let docs = m["splits"]["train"]["docs"].as_u64().unwrap()
+        + m["splits"]["validation"]["docs"].as_u64().unwrap();
+    // The kept documents only (exact dedup drops one repeated review), not dropped/.
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(run.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(docs, stats["docs_out"].as_u64().unwrap());
+    assert_eq!(docs, 477);
+    assert_eq!(m["inputs"].as_array().unwrap().len(), 3);
+}

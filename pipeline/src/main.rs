@@ -693,9 +693,7 @@ fn tokens(cmd: TokensCommand) -> Result<(), corpus::commands::tokens::TokensErro
             let tokenizer = args.tokenizer.spec().load()?;
             let files = tokens::expand(&args.inputs)?;
             let start = std::time::Instant::now();
-            let mut buf = Vec::new();
-            let summary = tokens::encode_jsonl(&files, &tokenizer, args.threads, &mut buf)?;
-            tokens::write_output(&args.output, &buf)?;
+            let summary = tokens::encode_to_path(&files, &tokenizer, args.threads, &args.output)?;
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             eprintln!(
                 "corpus tokens encode: {} documents, {} tokens, {:.1} MB of text in {:.2}s ({:.2} M tokens/s, {:.1} MB/s)",

@@ -105,10 +105,23 @@ pub struct DocTokens {
     pub ids: Vec<Rank>,
 }
 
-/// Expands input paths (files, directories, globs) to JSONL/Parquet files.
+/// Expands input paths (files, directories, globs) to JSONL/Parquet files. The output
+/// directory of a pipeline run (`corpus run`, `dedup`, `decontam`: it has `docs/` and
+/// `done/`) stands for its kept documents, `docs/`.
 pub fn expand(inputs: &[String]) -> Result<Vec<InputFile>, TokensError> {
+    let paths = inputs
+        .iter()
+        .map(|p| {
+            let dir = Path::new(p);
+            if dir.join("docs").is_dir() && dir.join("done").is_dir() {
+                dir.join("docs").display().to_string()
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
     let config = InputConfig {
-        paths: inputs.to_vec(),
+        paths,
         ..Default::default()
     };
     let files = source::expand_inputs(&config, Path::new(""))?;
@@ -274,6 +287,32 @@ pub fn encode_jsonl(
     })?;
     out.flush()
         .map_err(|e| TokensError::file(Path::new("<output>"), e))?;
+    Ok(summary)
+}
+
+/// `corpus tokens encode` into a file, written atomically (`-`: standard output).
+pub fn encode_to_path(
+    files: &[InputFile],
+    tokenizer: &Tokenizer,
+    threads: usize,
+    path: &Path,
+) -> Result<EncodeSummary, TokensError> {
+    if path == Path::new("-") {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        return encode_jsonl(files, tokenizer, threads, &mut out);
+    }
+    let file = crate::io::AtomicFile::new(path);
+    let f = std::fs::File::create(file.tmp_path()).map_err(|e| TokensError::file(path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+    let summary = encode_jsonl(files, tokenizer, threads, &mut out).map_err(|e| match e {
+        TokensError::File { message, .. } => TokensError::File {
+            path: path.to_path_buf(),
+            message,
+        },
+        e => e,
+    })?;
+    drop(out);
+    file.commit().map_err(|e| TokensError::file(path, e))?;
     Ok(summary)
 }
 
