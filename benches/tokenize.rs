@@ -12,6 +12,21 @@ use corpus_models::tokenizer::{Pattern, Tokenizer, VocabSource};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// CPU time of this process so far (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 14th field
+    // of the line, the 12th after the closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut vocab, mut pattern) = ("cl100k".to_string(), "qwen".to_string());
@@ -49,9 +64,11 @@ fn main() {
     let mut counts = Vec::new();
     for t in [1, threads] {
         let mut best = f64::MAX;
+        let mut best_cpu = f64::MAX;
         let mut tokens = 0;
         for _ in 0..runs {
             let start = Instant::now();
+            let cpu = cpu_seconds();
             tokens = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..t)
                     .map(|k| {
@@ -75,10 +92,11 @@ fn main() {
                     .sum::<usize>()
             });
             best = best.min(start.elapsed().as_secs_f64());
+            best_cpu = best_cpu.min(cpu_seconds() - cpu);
         }
         counts.push(tokens);
         println!(
-            "corpus threads={t} docs={} tokens={tokens} bytes={bytes} seconds={best:.3} tokens_per_s={:.0} mb_per_s={:.2}",
+            "corpus threads={t} docs={} tokens={tokens} bytes={bytes} seconds={best:.3} cpu_seconds={best_cpu:.2} tokens_per_s={:.0} mb_per_s={:.2}",
             texts.len(),
             tokens as f64 / best,
             bytes as f64 / 1e6 / best

@@ -32,18 +32,18 @@ for pattern in qwen cl100k; do
     --runs "$runs" --threads "$threads" "$data" | sed "s/^/$pattern /" | tee -a "$out"
 done
 echo
-echo "| vocabulary + pattern | threads | corpus tokens/s | corpus MB/s | tiktoken tokens/s | tiktoken MB/s | corpus / tiktoken |"
-echo "|---|---|---|---|---|---|---|"
+echo "| vocabulary + pattern | threads | corpus tokens/s | corpus MB/s | corpus CPU s | tiktoken tokens/s | tiktoken MB/s | tiktoken CPU s | corpus / tiktoken |"
+echo "|---|---|---|---|---|---|---|---|---|"
 awk '{
   key = $1 " " $3; split($3, t, "=");
   for (i = 4; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-  if ($2 == "corpus") { ct[key] = v["tokens_per_s"]; cm[key] = v["mb_per_s"]; ctok[key] = v["tokens"] }
-  else { tt[key] = v["tokens_per_s"]; tm[key] = v["mb_per_s"]; ttok[key] = v["tokens"]; order[++n] = key; thr[key] = t[2]; pat[key] = $1 }
+  if ($2 == "corpus") { ct[key] = v["tokens_per_s"]; cm[key] = v["mb_per_s"]; ctok[key] = v["tokens"]; cc[key] = v["cpu_seconds"] }
+  else { tt[key] = v["tokens_per_s"]; tm[key] = v["mb_per_s"]; ttok[key] = v["tokens"]; tc[key] = v["cpu_seconds"]; order[++n] = key; thr[key] = t[2]; pat[key] = $1 }
 } END {
   for (i = 1; i <= n; i++) {
     k = order[i];
     if (ctok[k] != ttok[k]) { print "token counts differ for " k ": " ctok[k] " vs " ttok[k] > "/dev/stderr"; bad = 1 }
-    printf "| %s | %s | %.2fM | %.2f | %.2fM | %.2f | %.2fx |\n", pat[k], thr[k], ct[k] / 1e6, cm[k], tt[k] / 1e6, tm[k], ct[k] / tt[k]
+    printf "| %s | %s | %.2fM | %.2f | %.2f | %.2fM | %.2f | %.2f | %.2fx |\n", pat[k], thr[k], ct[k] / 1e6, cm[k], cc[k], tt[k] / 1e6, tm[k], tc[k], ct[k] / tt[k]
   }
   exit bad
 }' "$out"
