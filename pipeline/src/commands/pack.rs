@@ -640,6 +640,86 @@ mod tests {
         assert_eq!(a, (0..1000).collect::<Vec<_>>());
     }
 
+    /// Packs documents of every length around a tiny sequence length and reads the
+    /// shards back: each document's tokens sit where the document table says, followed
+    /// by <|endoftext|>, and `doc_starts`/`first_doc` agree with the table.
+    #[test]
+    fn boundaries_for_every_length_around_the_sequence_length() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{UInt32Type, UInt64Type};
+        const EOT: Rank = 99;
+        let docs: Vec<DocTokens> = [0usize, 1, 2, 3, 4, 0, 0, 7, 3, 2, 9, 1]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| DocTokens {
+                file: 0,
+                id: format!("d{k}"),
+                source: if k % 2 == 0 { "a" } else { "b" }.into(),
+                lang: (k % 3 == 0).then(|| "en".to_string()),
+                bytes: n as u64,
+                ids: (0..n as Rank).map(|i| 1000 * k as Rank + i).collect(),
+            })
+            .collect();
+        for format in [ShardFormat::Parquet, ShardFormat::Arrow] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = PackConfig {
+                seq_len: 4,
+                shard_sequences: 3,
+                format,
+                ..Default::default()
+            };
+            let info = write_split("train", &docs, EOT, &config, dir.path()).unwrap();
+            let total: usize = docs.iter().map(|d| d.ids.len() + 1).sum();
+            assert_eq!(info.sequences as usize, total.div_ceil(4));
+            assert_eq!(
+                info.pad_tokens as usize,
+                info.sequences as usize * 4 - total
+            );
+            assert_eq!(info.shards.len(), (info.sequences as usize).div_ceil(3));
+            let (mut flat, mut starts, mut first): (Vec<u32>, Vec<u64>, Vec<u64>) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for shard in &info.shards {
+                for b in super::super::export::read_batches(&dir.path().join(&shard.file)).unwrap()
+                {
+                    let t = b.column(0).as_fixed_size_list();
+                    flat.extend(t.values().as_primitive::<UInt32Type>().values().iter());
+                    let s = b.column(1).as_list::<i32>();
+                    for row in 0..b.num_rows() {
+                        let seq = first.len() as u64;
+                        for o in s.value(row).as_primitive::<UInt32Type>().values() {
+                            starts.push(seq * 4 + u64::from(*o));
+                        }
+                        first.push(b.column(2).as_primitive::<UInt64Type>().value(row));
+                    }
+                }
+            }
+            let table =
+                super::super::export::read_batches(&dir.path().join(&info.docs_file)).unwrap();
+            let seq = table[0].column(4).as_primitive::<UInt64Type>();
+            let off = table[0].column(5).as_primitive::<UInt32Type>();
+            let mut pos = 0u64;
+            for (k, d) in docs.iter().enumerate() {
+                let start = seq.value(k) * 4 + u64::from(off.value(k));
+                assert_eq!(start, pos, "document {k}");
+                assert_eq!(starts[k], start);
+                let s = start as usize;
+                assert_eq!(&flat[s..s + d.ids.len()], d.ids.as_slice());
+                assert_eq!(flat[s + d.ids.len()], EOT);
+                // Every sequence this document covers names it or an earlier one first.
+                for q in s / 4..=(s + d.ids.len()) / 4 {
+                    assert!(first[q] <= k as u64);
+                }
+                if s % 4 == 0 {
+                    assert_eq!(first[s / 4], k as u64);
+                }
+                pos += d.ids.len() as u64 + 1;
+            }
+            assert!(flat[pos as usize..].iter().all(|&t| t == EOT));
+            assert_eq!(info.by_lang["en"].docs, 4);
+            assert_eq!(info.by_source["b"].docs, 6);
+        }
+    }
+
     #[test]
     fn split_fraction_is_close_and_stable() {
         let n = 100_000;
