@@ -491,3 +491,34 @@ fn pack_reads_the_kept_documents_of_a_pipeline_run() {
     assert_eq!(docs, 477);
     assert_eq!(m["inputs"].as_array().unwrap().len(), 3);
 }
+
+/// A reader that stops early (`| head`) ends the run cleanly: workers and reader stop
+/// instead of waiting on each other.
+#[test]
+fn encode_stops_when_its_reader_goes_away() {
+    use std::io::Read;
+    let names = strs(&texts());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corpus"))
+        .args(["tokens", "encode", "--vocab", "cl100k", "-t", "2"])
+        .args(&names)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // stdout is closed here; the output (over 1 MB) cannot fit in the pipe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("corpus tokens encode hangs after its reader went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(&head, b"{\"id\":\"movie-rev");
+}

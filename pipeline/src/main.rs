@@ -693,7 +693,16 @@ fn tokens(cmd: TokensCommand) -> Result<(), corpus::commands::tokens::TokensErro
             let tokenizer = args.tokenizer.spec().load()?;
             let files = tokens::expand(&args.inputs)?;
             let start = std::time::Instant::now();
-            let summary = tokens::encode_to_path(&files, &tokenizer, args.threads, &args.output)?;
+            let summary =
+                match tokens::encode_to_path(&files, &tokenizer, args.threads, &args.output) {
+                    // A closed pipe (`| head`) is how a reader says it has seen enough.
+                    Err(tokens::TokensError::Write(e))
+                        if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                    {
+                        return Ok(());
+                    }
+                    r => r?,
+                };
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             eprintln!(
                 "corpus tokens encode: {} documents, {} tokens, {:.1} MB of text in {:.2}s ({:.2} M tokens/s, {:.1} MB/s)",

@@ -63,6 +63,9 @@ pub enum TokensError {
         /// What went wrong.
         message: String,
     },
+    /// Writing the output stream failed (a closed pipe included).
+    #[error("writing output: {0}")]
+    Write(#[source] std::io::Error),
     /// Bad options.
     #[error("{0}")]
     Usage(String),
@@ -163,6 +166,9 @@ pub fn encode_documents(
     let (out_tx, out_rx) =
         crossbeam_channel::bounded::<(u64, Result<Vec<DocTokens>, TokensError>)>(threads * 2);
     std::thread::scope(|scope| {
+        // Owned here, so that returning early (an error) drops it: the workers' sends
+        // then fail and they stop, and so does the reader, before the scope joins them.
+        let out_rx = out_rx;
         for _ in 0..threads {
             let rx = batch_rx.clone();
             let tx = out_tx.clone();
@@ -278,15 +284,13 @@ pub fn encode_jsonl(
             line.extend_from_slice(id.to_string().as_bytes());
         }
         line.extend_from_slice(b"]}\n");
-        out.write_all(&line)
-            .map_err(|e| TokensError::file(Path::new("<output>"), e))?;
+        out.write_all(&line).map_err(TokensError::Write)?;
         summary.docs += 1;
         summary.tokens += d.ids.len() as u64;
         summary.bytes += d.bytes;
         Ok(())
     })?;
-    out.flush()
-        .map_err(|e| TokensError::file(Path::new("<output>"), e))?;
+    out.flush().map_err(TokensError::Write)?;
     Ok(summary)
 }
 
@@ -305,10 +309,7 @@ pub fn encode_to_path(
     let f = std::fs::File::create(file.tmp_path()).map_err(|e| TokensError::file(path, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
     let summary = encode_jsonl(files, tokenizer, threads, &mut out).map_err(|e| match e {
-        TokensError::File { message, .. } => TokensError::File {
-            path: path.to_path_buf(),
-            message,
-        },
+        TokensError::Write(e) => TokensError::file(path, e),
         e => e,
     })?;
     drop(out);
