@@ -706,10 +706,12 @@ mod tests {
                 assert_eq!(&flat[s..s + d.ids.len()], d.ids.as_slice());
                 assert_eq!(flat[s + d.ids.len()], EOT);
                 // Every sequence this document covers names it or an earlier one first.
-                for q in s / 4..=(s + d.ids.len()) / 4 {
-                    assert!(first[q] <= k as u64);
-                }
-                if s % 4 == 0 {
+                assert!(
+                    first[s / 4..=(s + d.ids.len()) / 4]
+                        .iter()
+                        .all(|&f| f <= k as u64)
+                );
+                if s.is_multiple_of(4) {
                     assert_eq!(first[s / 4], k as u64);
                 }
                 pos += d.ids.len() as u64 + 1;
