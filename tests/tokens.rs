@@ -279,7 +279,21 @@ fn pack_is_deterministic_resumable_and_pyarrow_reads_it() {
     assert_eq!(before, after);
     let msg = pack("cl100k", &a, &["--format", "arrow"]);
     assert!(!msg.contains("nothing to do"), "{msg}");
-    assert!(a.join("train-00000.arrow").is_file());
+    // The Parquet files of the earlier settings are gone.
+    let names: Vec<String> = files(&a).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "docs-train.arrow",
+            "docs-validation.arrow",
+            "manifest.json",
+            "train-00000.arrow",
+            "train-00001.arrow",
+            "train-00002.arrow",
+            "train-00003.arrow",
+            "validation-00000.arrow"
+        ]
+    );
 
     let Some(vocab) = qwen_vocab() else { return };
     let names = strs(&texts());
@@ -469,11 +483,20 @@ fn pack_reads_the_kept_documents_of_a_pipeline_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let names = strs(&texts());
-    // A run that drops nothing but writes dropped/, stats and markers next to docs/.
-    let mut args = vec!["dedup", "--exact", "--dropped", "-q", "-o"];
+    // A run that writes dropped/, stats and markers next to docs/, in Parquet.
+    let mut args = vec![
+        "dedup",
+        "--exact",
+        "--dropped",
+        "-q",
+        "--format",
+        "parquet",
+        "-o",
+    ];
     args.push(run.to_str().unwrap());
     args.extend(names.iter().map(String::as_str));
     ok(&args);
+    assert!(run.join("docs/part-00000.parquet").is_file());
     assert!(run.join("docs").is_dir() && run.join("stats.json").is_file());
     let out = dir.path().join("pack");
     let mut args = vec!["tokens", "pack", "--vocab", "cl100k", "-q", "-o"];

@@ -232,6 +232,17 @@ pub fn pack(
         _ => {}
     }
 
+    // Shards of an earlier run that this one might not overwrite (fewer shards, the
+    // other format) must not stay next to the new ones.
+    let entries = std::fs::read_dir(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| TokensError::file(out_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_pack_file(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| TokensError::file(&entry.path(), e))?;
+        }
+    }
+
     let mut splits: [Vec<DocTokens>; 2] = [Vec::new(), Vec::new()];
     encode_documents(&files, tokenizer, threads, |d| {
         splits[usize::from(is_validation(&d.id, config.val_fraction))].push(d);
@@ -258,6 +269,24 @@ pub fn pack(
     Ok(PackSummary {
         manifest,
         skipped: false,
+    })
+}
+
+/// True for the names of shard and document files: `{split}-NNNNN.{ext}` and
+/// `docs-{split}.{ext}`.
+fn is_pack_file(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".parquet")
+        .or_else(|| name.strip_suffix(".arrow"))
+    else {
+        return false;
+    };
+    SPLITS.iter().any(|split| {
+        stem.strip_prefix("docs-") == Some(*split)
+            || stem
+                .strip_prefix(split)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
@@ -719,6 +748,27 @@ mod tests {
             assert!(flat[pos as usize..].iter().all(|&t| t == EOT));
             assert_eq!(info.by_lang["en"].docs, 4);
             assert_eq!(info.by_source["b"].docs, 6);
+        }
+    }
+
+    #[test]
+    fn pack_file_names() {
+        for yes in [
+            "train-00000.parquet",
+            "validation-00012.arrow",
+            "docs-train.parquet",
+            "docs-validation.arrow",
+        ] {
+            assert!(is_pack_file(yes), "{yes}");
+        }
+        for no in [
+            "manifest.json",
+            "train-0000.parquet",
+            "train-00000.jsonl",
+            "notes-train.parquet",
+            "train-0000x.arrow",
+        ] {
+            assert!(!is_pack_file(no), "{no}");
         }
     }
 
