@@ -23,8 +23,9 @@
 //!
 //! All files are written under temporary names and renamed when complete. A rerun over
 //! an output whose manifest matches the inputs, tokenizer and config does nothing; any
-//! other rerun rewrites everything (the output is a function of inputs and config, the
-//! same for any thread count).
+//! other rerun removes the manifest and the shard and document files there and writes
+//! everything anew (the output is a function of inputs and config, the same for any
+//! thread count).
 
 use super::tokens::{Count, DocTokens, TokenReport, TokensError, encode_documents, expand};
 use crate::io::AtomicFile;
