@@ -2,7 +2,10 @@
 //! the Candle reference language model, with small model files under `models/assets/`
 //! and the recipes that build them.
 //!
-//! So far: [`vocab_build`], which extends cl100k_base into a Qwen-style vocabulary.
+//! [`tokenizer`]: byte-level BPE with tiktoken-format vocabularies (cl100k_base built in,
+//! Qwen's `qwen.tiktoken` or any other file by path); [`vocab_build`], which extends
+//! cl100k_base into a Qwen-style vocabulary.
 #![deny(missing_docs)]
 
+pub mod tokenizer;
 pub mod vocab_build;

@@ -40,6 +40,13 @@ enum Command {
     /// Print the language of each input line: `LANG<TAB>CONFIDENCE` (`und` when
     /// undecided), or with --jsonl the JSON object with `lang` and `lang_score` added.
     Langid(LangidArgs),
+    /// Tokenize documents: encode to ids, pack training shards, report token counts.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Export for trainers: token shards to Megatron `.bin`/`.idx`, documents to
+    /// JSONL/Parquet with chosen fields.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Build and compare tokenizer vocabularies.
     #[command(subcommand)]
     Vocab(VocabCommand),
@@ -97,6 +104,132 @@ struct VocabBuildArgs {
     quiet: bool,
 }
 
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// A split of a `tokens pack` output as Megatron-LM's indexed dataset
+    /// (PREFIX.bin + PREFIX.idx, one sequence per document with its <|endoftext|>).
+    Megatron {
+        /// The `tokens pack` output directory.
+        dir: PathBuf,
+        /// Output prefix (writes PREFIX.bin and PREFIX.idx).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Which split.
+        #[arg(long, default_value = "train")]
+        split: String,
+    },
+    /// Documents (JSONL/Parquet) with only the chosen fields: `id`, `text`, `source`,
+    /// any meta field (`lang`, `url`...), input fields kept in meta.extra, or dotted paths
+    /// (`scores.quality`).
+    Docs {
+        /// JSONL or Parquet documents: files, directories or globs.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        /// Output file (`-`: standard output, JSONL only).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Fields, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "id,text")]
+        fields: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Write `{"id": ..., "ids": [...]}` per document (no special tokens), in input order.
+    Encode(EncodeArgs),
+    /// Pack documents into shuffled sequences of token ids (Parquet or Arrow shards with
+    /// document boundaries, a document table and manifest.json), split train/validation.
+    Pack(PackArgs),
+    /// Token counts by source, language and shard: of a pack output directory, or of
+    /// documents (JSONL/Parquet, with --vocab).
+    Report(ReportArgs),
+    /// Write a vocabulary (`cl100k` or a file) in tiktoken's file format.
+    VocabDump {
+        /// `cl100k` or a tiktoken-format file.
+        vocab: String,
+        /// Output file, `-` for standard output.
+        #[arg(long, short = 'o', default_value = "-")]
+        output: PathBuf,
+    },
+}
+
+/// Tokenizer flags.
+#[derive(clap::Args)]
+struct TokenizerArgs {
+    /// Vocabulary: `cl100k` (built in) or a tiktoken-format file (`BASE64TOKEN RANK` lines),
+    /// such as Qwen's qwen.tiktoken.
+    #[arg(long)]
+    vocab: String,
+    /// Pre-tokenization: `qwen` (digits one by one), `cl100k`, or a regex.
+    #[arg(long, default_value = "qwen")]
+    pattern: String,
+    /// Reserved `<|extra_N|>` tokens after `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`.
+    #[arg(long, default_value_t = corpus_models::tokenizer::QWEN_EXTRA_TOKENS)]
+    extra_tokens: u32,
+}
+
+impl TokenizerArgs {
+    fn spec(&self) -> corpus::commands::tokens::TokenizerSpec {
+        corpus::commands::tokens::TokenizerSpec {
+            vocab: self.vocab.clone(),
+            pattern: self.pattern.clone(),
+            extras: self.extra_tokens,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct EncodeArgs {
+    #[command(flatten)]
+    tokenizer: TokenizerArgs,
+    /// JSONL or Parquet documents: files, directories or globs.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Output JSONL file, `-` for standard output.
+    #[arg(long, short = 'o', default_value = "-")]
+    output: PathBuf,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+struct PackArgs {
+    #[command(flatten)]
+    tokenizer: TokenizerArgs,
+    /// JSONL or Parquet documents: files, directories or globs.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Output directory.
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+    /// Tokens per sequence (context length).
+    #[arg(long, default_value_t = 2048)]
+    seq_len: usize,
+    /// Share of documents (by hash of id) in the validation split.
+    #[arg(long, default_value_t = 0.01)]
+    val_fraction: f64,
+    /// Shuffle seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Shard format.
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: ShardFormatArg,
+    /// Sequences per shard file.
+    #[arg(long, default_value_t = 8192)]
+    shard_sequences: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
+    /// No summary.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
 #[derive(clap::Args)]
 struct VocabCompareArgs {
     /// A vocabulary: `cl100k` (built in) or `[LABEL=]PATH` of a tiktoken file (its
@@ -122,6 +255,34 @@ struct VocabCompareArgs {
     /// Documents: JSONL/Parquet files, directories or globs.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ShardFormatArg {
+    Parquet,
+    Arrow,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A pack output directory (with manifest.json), or JSONL/Parquet documents.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Vocabulary for documents: `cl100k` or a tiktoken file.
+    #[arg(long)]
+    vocab: Option<String>,
+    /// Pre-tokenization for documents: `qwen`, `cl100k` or a regex.
+    #[arg(long, default_value = "qwen")]
+    pattern: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML page with SVG charts of the mix.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Worker threads (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -368,6 +529,14 @@ fn main() -> ExitCode {
         Command::Langid(args) => langid(args),
         Command::Vocab(VocabCommand::Build(args)) => vocab_build(args),
         Command::Vocab(VocabCommand::Compare(args)) => vocab_compare(args),
+        Command::Export(cmd) => export(cmd).map_err(|e| Failure {
+            code: if e.is_usage() { 2 } else { 1 },
+            error: e.into(),
+        }),
+        Command::Tokens(cmd) => tokens(cmd).map_err(|e| Failure {
+            code: if e.is_usage() { 2 } else { 1 },
+            error: e.into(),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -960,6 +1129,157 @@ fn vocab_compare(args: VocabCompareArgs) -> Result<(), Failure> {
         );
     } else {
         print!("{}", cmp.to_markdown());
+    }
+    Ok(())
+}
+
+fn tokens(cmd: TokensCommand) -> Result<(), corpus::commands::tokens::TokensError> {
+    use corpus::commands::{pack, tokens};
+    match cmd {
+        TokensCommand::Encode(args) => {
+            let tokenizer = args.tokenizer.spec().load()?;
+            let files = tokens::expand(&args.inputs)?;
+            let start = std::time::Instant::now();
+            let summary =
+                match tokens::encode_to_path(&files, &tokenizer, args.threads, &args.output) {
+                    // A closed pipe (`| head`) is how a reader says it has seen enough.
+                    Err(tokens::TokensError::Write(e))
+                        if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                    {
+                        return Ok(());
+                    }
+                    r => r?,
+                };
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            eprintln!(
+                "corpus tokens encode: {} documents, {} tokens, {:.1} MB of text in {:.2}s ({:.2} M tokens/s, {:.1} MB/s)",
+                summary.docs,
+                summary.tokens,
+                summary.bytes as f64 / 1e6,
+                secs,
+                summary.tokens as f64 / 1e6 / secs,
+                summary.bytes as f64 / 1e6 / secs
+            );
+            Ok(())
+        }
+        TokensCommand::Pack(args) => {
+            let tokenizer = args.tokenizer.spec().load()?;
+            let config = pack::PackConfig {
+                seq_len: args.seq_len,
+                val_fraction: args.val_fraction,
+                seed: args.seed,
+                format: match args.format {
+                    ShardFormatArg::Parquet => pack::ShardFormat::Parquet,
+                    ShardFormatArg::Arrow => pack::ShardFormat::Arrow,
+                },
+                shard_sequences: args.shard_sequences,
+            };
+            let start = std::time::Instant::now();
+            let summary = pack::pack(
+                &args.inputs,
+                &tokenizer,
+                &config,
+                &args.output,
+                args.threads,
+            )?;
+            if !args.quiet {
+                if summary.skipped {
+                    eprintln!(
+                        "corpus tokens pack: {} is complete for these inputs and settings; nothing to do",
+                        args.output.display()
+                    );
+                }
+                for (name, s) in &summary.manifest.splits {
+                    eprintln!(
+                        "  {name:<10} {:>9} docs {:>12} tokens {:>8} sequences of {} in {} shard(s)",
+                        s.docs,
+                        s.tokens,
+                        s.sequences,
+                        config.seq_len,
+                        s.shards.len()
+                    );
+                }
+                if !summary.skipped {
+                    eprintln!(
+                        "corpus tokens pack: wrote {} in {:.2}s",
+                        args.output.display(),
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Ok(())
+        }
+        TokensCommand::Report(args) => {
+            let dir = std::path::Path::new(&args.inputs[0]);
+            let report = if args.inputs.len() == 1 && dir.join(pack::MANIFEST).is_file() {
+                pack::report(dir)?
+            } else {
+                let Some(vocab) = args.vocab else {
+                    return Err(tokens::TokensError::Usage(
+                        "documents need --vocab (or give a pack output directory)".into(),
+                    ));
+                };
+                let spec = tokens::TokenizerSpec {
+                    vocab,
+                    pattern: args.pattern,
+                    extras: corpus_models::tokenizer::QWEN_EXTRA_TOKENS,
+                };
+                let tokenizer = spec.load()?;
+                let files = tokens::expand(&args.inputs)?;
+                tokens::report_documents(&files, &tokenizer, args.threads)?
+            };
+            if let Some(path) = &args.html {
+                tokens::write_output(path, tokens::report_html(&report).as_bytes())?;
+            }
+            if args.json {
+                let mut json = serde_json::to_vec_pretty(&report)
+                    .map_err(|e| tokens::TokensError::Usage(e.to_string()))?;
+                json.push(b'\n');
+                tokens::write_output(std::path::Path::new("-"), &json)
+            } else {
+                tokens::write_output(
+                    std::path::Path::new("-"),
+                    tokens::report_table(&report).as_bytes(),
+                )
+            }
+        }
+        TokensCommand::VocabDump { vocab, output } => {
+            let tokenizer = corpus_models::tokenizer::Tokenizer::load(
+                &corpus_models::tokenizer::VocabSource::parse(&vocab),
+                &corpus_models::tokenizer::Pattern::Cl100k,
+                0,
+            )?;
+            tokens::write_output(&output, &tokenizer.to_tiktoken())
+        }
+    }
+}
+
+fn export(cmd: ExportCommand) -> Result<(), corpus::commands::tokens::TokensError> {
+    use corpus::commands::export;
+    match cmd {
+        ExportCommand::Megatron { dir, output, split } => {
+            let s = export::megatron(&dir, &split, &output)?;
+            eprintln!(
+                "corpus export megatron: {} documents, {} tokens (dtype code {}) -> {}.bin/.idx",
+                s.docs,
+                s.tokens,
+                s.dtype_code,
+                output.display()
+            );
+        }
+        ExportCommand::Docs {
+            inputs,
+            output,
+            fields,
+            format,
+        } => {
+            let format = match format {
+                FormatArg::Jsonl => export::DocFormat::Jsonl,
+                FormatArg::Parquet => export::DocFormat::Parquet,
+            };
+            let n = export::documents(&inputs, &fields, format, &output)?;
+            eprintln!("corpus export docs: {n} documents -> {}", output.display());
+        }
     }
     Ok(())
 }

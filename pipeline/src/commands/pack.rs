@@ -1,0 +1,785 @@
+//! `corpus tokens pack`: token shards as Qwen trains on them.
+//!
+//! Every document is encoded (no special tokens) and put in a split by a hash of its id:
+//! `validation` when `xxh3_64(id) / 2^64 < val_fraction`, else `train`, so a document
+//! keeps its split whatever else changes. In each split the documents are shuffled with
+//! a seeded Fisher-Yates shuffle (SplitMix64, seed `seed` for train and `seed + 1` for
+//! validation), their ids are concatenated with `<|endoftext|>` after each document and
+//! cut into sequences of `seq_len` tokens; the last sequence is filled up with
+//! `<|endoftext|>` (counted as `pad_tokens`).
+//!
+//! Output directory:
+//! - `{split}-{NNNNN}.parquet` (zstd) or `.arrow` (Arrow IPC file): `shard_sequences`
+//!   sequences each, columns `tokens` (fixed-size list of `seq_len` u32),
+//!   `doc_starts` (list of u32: offsets in the sequence where a document's first token
+//!   is) and `first_doc` (u64: position in the split's document order of the document
+//!   the sequence starts in).
+//! - `docs-{split}.parquet` / `.arrow`: one row per document in split order: `id`,
+//!   `source`, `lang` (nullable), `n_tokens` (u32, without the `<|endoftext|>`),
+//!   `sequence` (u64) and `offset` (u32) of its first token.
+//! - `manifest.json`, written last: tokenizer (vocabulary, hash, pattern), config,
+//!   inputs, and per split the counts of documents, tokens and sequences, by source and
+//!   by language, and the shard files.
+//!
+//! All files are written under temporary names and renamed when complete. A rerun over
+//! an output whose manifest matches the inputs, tokenizer and config does nothing; any
+//! other rerun removes the manifest and the shard and document files there and writes
+//! everything anew (the output is a function of inputs and config, the same for any
+//! thread count).
+
+use super::tokens::{Count, DocTokens, TokenReport, TokensError, encode_documents, expand};
+use crate::io::AtomicFile;
+use arrow::array::{
+    ArrayRef, FixedSizeListArray, ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Schema};
+use corpus_models::tokenizer::{Rank, Tokenizer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Shard file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardFormat {
+    /// Parquet, zstd.
+    Parquet,
+    /// Arrow IPC file format.
+    Arrow,
+}
+
+impl ShardFormat {
+    /// File extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            ShardFormat::Parquet => "parquet",
+            ShardFormat::Arrow => "arrow",
+        }
+    }
+}
+
+/// Packing options (recorded in the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackConfig {
+    /// Tokens per sequence (the context length).
+    pub seq_len: usize,
+    /// Share of documents in the validation split (0..1).
+    pub val_fraction: f64,
+    /// Shuffle seed.
+    pub seed: u64,
+    /// Shard format.
+    pub format: ShardFormat,
+    /// Sequences per shard file.
+    pub shard_sequences: usize,
+}
+
+impl Default for PackConfig {
+    fn default() -> Self {
+        PackConfig {
+            seq_len: 2048,
+            val_fraction: 0.01,
+            seed: 0,
+            format: ShardFormat::Parquet,
+            shard_sequences: 8192,
+        }
+    }
+}
+
+/// The tokenizer part of a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestTokenizer {
+    /// `cl100k_base` or the vocabulary path as given.
+    pub vocab: String,
+    /// Hash of the vocabulary bytes, pattern and special tokens.
+    pub hash: String,
+    /// `cl100k`, `qwen` or `regex`.
+    pub pattern_name: String,
+    /// The pattern's regex.
+    pub pattern: String,
+    /// Ids in use (vocabulary + special tokens).
+    pub vocab_size: usize,
+    /// Id of `<|endoftext|>`.
+    pub eot_id: Rank,
+}
+
+/// One shard file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// File name in the output directory.
+    pub file: String,
+    /// Sequences in it.
+    pub sequences: u64,
+    /// Documents starting in it.
+    pub doc_starts: u64,
+}
+
+/// Counts of one split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// Documents.
+    pub docs: u64,
+    /// Tokens of the documents (no special tokens).
+    pub tokens: u64,
+    /// UTF-8 bytes of the documents' text.
+    pub bytes: u64,
+    /// `<|endoftext|>` tokens after documents (one per document).
+    pub eot_tokens: u64,
+    /// `<|endoftext|>` tokens filling up the last sequence.
+    pub pad_tokens: u64,
+    /// Sequences.
+    pub sequences: u64,
+    /// By source.
+    pub by_source: BTreeMap<String, Count>,
+    /// By language (`und` when none).
+    pub by_lang: BTreeMap<String, Count>,
+    /// Document table file.
+    pub docs_file: String,
+    /// Shard files in order.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// `manifest.json` of a pack output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version of this directory.
+    pub format_version: u32,
+    /// The tokenizer.
+    pub tokenizer: ManifestTokenizer,
+    /// Packing options.
+    pub config: PackConfig,
+    /// Input files with their sizes in bytes.
+    pub inputs: Vec<(String, u64)>,
+    /// `train` and `validation`.
+    pub splits: BTreeMap<String, SplitInfo>,
+}
+
+/// Name of the manifest file.
+pub const MANIFEST: &str = "manifest.json";
+/// The splits, in the order they are written.
+pub const SPLITS: [&str; 2] = ["train", "validation"];
+
+/// What a pack run did.
+#[derive(Debug, Clone)]
+pub struct PackSummary {
+    /// The manifest (read back when the output was already complete).
+    pub manifest: Manifest,
+    /// True when the output was complete and nothing was done.
+    pub skipped: bool,
+}
+
+/// Tokenizes `inputs` and writes shards to `out_dir`.
+pub fn pack(
+    inputs: &[String],
+    tokenizer: &Tokenizer,
+    config: &PackConfig,
+    out_dir: &Path,
+    threads: usize,
+) -> Result<PackSummary, TokensError> {
+    if config.seq_len == 0 || config.seq_len > u32::MAX as usize {
+        return Err(TokensError::Usage(format!(
+            "--seq-len {}: must be at least 1",
+            config.seq_len
+        )));
+    }
+    if !(0.0..1.0).contains(&config.val_fraction) {
+        return Err(TokensError::Usage(format!(
+            "--val-fraction {}: must be in 0..1",
+            config.val_fraction
+        )));
+    }
+    if config.shard_sequences == 0 {
+        return Err(TokensError::Usage(
+            "--shard-sequences must be at least 1".into(),
+        ));
+    }
+    let files = expand(inputs)?;
+    let mut input_list = Vec::new();
+    for f in &files {
+        let size = std::fs::metadata(&f.path)
+            .map_err(|e| TokensError::file(&f.path, e))?
+            .len();
+        input_list.push((f.path.display().to_string(), size));
+    }
+    let tok_info = ManifestTokenizer {
+        vocab: tokenizer.source().describe(),
+        hash: tokenizer.hash().to_string(),
+        pattern_name: tokenizer.pattern().name().to_string(),
+        pattern: tokenizer.pattern().regex().to_string(),
+        vocab_size: tokenizer.vocab_size(),
+        eot_id: tokenizer.eot(),
+    };
+    let manifest_path = out_dir.join(MANIFEST);
+    if let Ok(bytes) = std::fs::read(&manifest_path)
+        && let Ok(old) = serde_json::from_slice::<Manifest>(&bytes)
+        && old.tokenizer == tok_info
+        && old.config == *config
+        && old.inputs == input_list
+        && all_present(out_dir, &old)
+    {
+        return Ok(PackSummary {
+            manifest: old,
+            skipped: true,
+        });
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
+    crate::io::remove_stale_tmp(out_dir, "").map_err(|e| TokensError::file(out_dir, e))?;
+    // A manifest of another run must not describe the files about to be replaced.
+    match std::fs::remove_file(&manifest_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(TokensError::file(&manifest_path, e));
+        }
+        _ => {}
+    }
+
+    // Shards of an earlier run that this one might not overwrite (fewer shards, the
+    // other format) must not stay next to the new ones.
+    let entries = std::fs::read_dir(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| TokensError::file(out_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_pack_file(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| TokensError::file(&entry.path(), e))?;
+        }
+    }
+
+    let mut splits: [Vec<DocTokens>; 2] = [Vec::new(), Vec::new()];
+    encode_documents(&files, tokenizer, threads, |d| {
+        splits[usize::from(is_validation(&d.id, config.val_fraction))].push(d);
+        Ok(())
+    })?;
+
+    let mut manifest = Manifest {
+        format_version: 1,
+        tokenizer: tok_info,
+        config: config.clone(),
+        inputs: input_list,
+        splits: BTreeMap::new(),
+    };
+    for (k, docs) in splits.iter_mut().enumerate() {
+        let name = SPLITS[k];
+        shuffle(docs, config.seed.wrapping_add(k as u64));
+        let info = write_split(name, docs, tokenizer.eot(), config, out_dir)?;
+        manifest.splits.insert(name.to_string(), info);
+    }
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| TokensError::file(&manifest_path, e))?;
+    AtomicFile::write_all(&manifest_path, &json)
+        .map_err(|e| TokensError::file(&manifest_path, e))?;
+    Ok(PackSummary {
+        manifest,
+        skipped: false,
+    })
+}
+
+/// True for the names of shard and document files: `{split}-NNNNN.{ext}` and
+/// `docs-{split}.{ext}`.
+fn is_pack_file(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".parquet")
+        .or_else(|| name.strip_suffix(".arrow"))
+    else {
+        return false;
+    };
+    SPLITS.iter().any(|split| {
+        stem.strip_prefix("docs-") == Some(*split)
+            || stem
+                .strip_prefix(split)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+fn all_present(dir: &Path, m: &Manifest) -> bool {
+    m.splits.values().all(|s| {
+        dir.join(&s.docs_file).is_file() && s.shards.iter().all(|f| dir.join(&f.file).is_file())
+    })
+}
+
+/// True when the document with this id goes to the validation split.
+pub fn is_validation(id: &str, val_fraction: f64) -> bool {
+    let h = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+    (h as f64) < val_fraction * 18_446_744_073_709_551_616.0
+}
+
+/// SplitMix64: a small, well-mixed generator, enough for a reproducible shuffle.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-40 for n < 2^24).
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}
+
+/// Seeded Fisher-Yates shuffle.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = SplitMix64(seed);
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i + 1);
+        items.swap(i, j);
+    }
+}
+
+/// Sequences of one shard being built.
+struct ShardBuf {
+    tokens: Vec<u32>,
+    starts: Vec<u32>,
+    start_offsets: Vec<i32>,
+    first_doc: Vec<u64>,
+}
+
+impl ShardBuf {
+    fn new() -> ShardBuf {
+        ShardBuf {
+            tokens: Vec::new(),
+            starts: Vec::new(),
+            start_offsets: vec![0],
+            first_doc: Vec::new(),
+        }
+    }
+    fn sequences(&self) -> usize {
+        self.first_doc.len()
+    }
+}
+
+fn write_split(
+    name: &str,
+    docs: &[DocTokens],
+    eot: Rank,
+    config: &PackConfig,
+    dir: &Path,
+) -> Result<SplitInfo, TokensError> {
+    let seq_len = config.seq_len;
+    let ext = config.format.ext();
+    let mut info = SplitInfo {
+        docs_file: format!("docs-{name}.{ext}"),
+        ..Default::default()
+    };
+    let mut shard = ShardBuf::new();
+    // Position of the next token in the split's stream, and the document it belongs to.
+    let mut pos: u64 = 0;
+    let mut doc_seq = Vec::with_capacity(docs.len());
+    let mut doc_off = Vec::with_capacity(docs.len());
+    let mut current_doc = 0u64;
+    let flush = |shard: &mut ShardBuf, info: &mut SplitInfo, force: bool| {
+        if shard.sequences() >= config.shard_sequences || (force && shard.sequences() > 0) {
+            let file = format!("{name}-{:05}.{ext}", info.shards.len());
+            let full = std::mem::replace(shard, ShardBuf::new());
+            let doc_starts = full.starts.len() as u64;
+            let sequences = full.sequences() as u64;
+            write_shard(&dir.join(&file), full, seq_len, config.format)?;
+            info.shards.push(ShardInfo {
+                file,
+                sequences,
+                doc_starts,
+            });
+        }
+        Ok::<(), TokensError>(())
+    };
+    for (k, d) in docs.iter().enumerate() {
+        let (t, b) = (d.ids.len() as u64, d.bytes);
+        info.docs += 1;
+        info.tokens += t;
+        info.bytes += b;
+        info.eot_tokens += 1;
+        info.by_source
+            .entry(d.source.clone())
+            .or_default()
+            .add(t, b);
+        info.by_lang
+            .entry(d.lang.clone().unwrap_or_else(|| "und".into()))
+            .or_default()
+            .add(t, b);
+        doc_seq.push(pos / seq_len as u64);
+        doc_off.push((pos % seq_len as u64) as u32);
+        let mut first = true;
+        for &id in d.ids.iter().chain(std::iter::once(&eot)) {
+            let off = (pos % seq_len as u64) as usize;
+            if off == 0 {
+                // A new sequence starts; it belongs to the document being written.
+                shard
+                    .first_doc
+                    .push(if first { k as u64 } else { current_doc });
+            }
+            if first {
+                shard.starts.push(off as u32);
+                current_doc = k as u64;
+                first = false;
+            }
+            shard.tokens.push(id);
+            pos += 1;
+            if pos.is_multiple_of(seq_len as u64) {
+                shard.start_offsets.push(shard.starts.len() as i32);
+                info.sequences += 1;
+                flush(&mut shard, &mut info, false)?;
+            }
+        }
+    }
+    let off = (pos % seq_len as u64) as usize;
+    if off != 0 {
+        let pad = seq_len - off;
+        shard.tokens.extend(std::iter::repeat_n(eot, pad));
+        info.pad_tokens = pad as u64;
+        shard.start_offsets.push(shard.starts.len() as i32);
+        info.sequences += 1;
+    }
+    flush(&mut shard, &mut info, true)?;
+    write_docs(
+        &dir.join(&info.docs_file),
+        docs,
+        &doc_seq,
+        &doc_off,
+        config.format,
+    )?;
+    Ok(info)
+}
+
+fn shard_schema(seq_len: usize) -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "tokens",
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::UInt32, false)),
+                seq_len as i32,
+            ),
+            false,
+        ),
+        Field::new(
+            "doc_starts",
+            DataType::List(Arc::new(Field::new("item", DataType::UInt32, false))),
+            false,
+        ),
+        Field::new("first_doc", DataType::UInt64, false),
+    ]))
+}
+
+/// Sequences per record batch (Parquet row group).
+const BATCH_SEQUENCES: usize = 1024;
+
+fn write_shard(
+    path: &Path,
+    shard: ShardBuf,
+    seq_len: usize,
+    format: ShardFormat,
+) -> Result<(), TokensError> {
+    let schema = shard_schema(seq_len);
+    let n = shard.sequences();
+    let mut batches = Vec::new();
+    for lo in (0..n).step_by(BATCH_SEQUENCES) {
+        let hi = (lo + BATCH_SEQUENCES).min(n);
+        let tokens = UInt32Array::from(shard.tokens[lo * seq_len..hi * seq_len].to_vec());
+        let tokens = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::UInt32, false)),
+            seq_len as i32,
+            Arc::new(tokens),
+            None,
+        )
+        .map_err(|e| TokensError::file(path, e))?;
+        let (a, b) = (
+            shard.start_offsets[lo] as usize,
+            shard.start_offsets[hi] as usize,
+        );
+        let offsets: Vec<i32> = shard.start_offsets[lo..=hi]
+            .iter()
+            .map(|o| o - a as i32)
+            .collect();
+        let starts = ListArray::try_new(
+            Arc::new(Field::new("item", DataType::UInt32, false)),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(UInt32Array::from(shard.starts[a..b].to_vec())),
+            None,
+        )
+        .map_err(|e| TokensError::file(path, e))?;
+        let first = UInt64Array::from(shard.first_doc[lo..hi].to_vec());
+        let columns: Vec<ArrayRef> = vec![Arc::new(tokens), Arc::new(starts), Arc::new(first)];
+        batches.push(
+            RecordBatch::try_new(schema.clone(), columns)
+                .map_err(|e| TokensError::file(path, e))?,
+        );
+    }
+    write_batches(path, schema, &batches, format)
+}
+
+fn write_docs(
+    path: &Path,
+    docs: &[DocTokens],
+    seq: &[u64],
+    off: &[u32],
+    format: ShardFormat,
+) -> Result<(), TokensError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("lang", DataType::Utf8, true),
+        Field::new("n_tokens", DataType::UInt32, false),
+        Field::new("sequence", DataType::UInt64, false),
+        Field::new("offset", DataType::UInt32, false),
+    ]));
+    let mut batches = Vec::new();
+    for lo in (0..docs.len()).step_by(1 << 16) {
+        let hi = (lo + (1 << 16)).min(docs.len());
+        let part = &docs[lo..hi];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(part.iter().map(|d| &d.id))),
+            Arc::new(StringArray::from_iter_values(
+                part.iter().map(|d| &d.source),
+            )),
+            Arc::new(StringArray::from_iter(
+                part.iter().map(|d| d.lang.as_deref()),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                part.iter().map(|d| d.ids.len() as u32),
+            )),
+            Arc::new(UInt64Array::from(seq[lo..hi].to_vec())),
+            Arc::new(UInt32Array::from(off[lo..hi].to_vec())),
+        ];
+        batches.push(
+            RecordBatch::try_new(schema.clone(), columns)
+                .map_err(|e| TokensError::file(path, e))?,
+        );
+    }
+    write_batches(path, schema, &batches, format)
+}
+
+/// Writes record batches to `path` atomically (an empty file keeps its schema).
+pub fn write_batches(
+    path: &Path,
+    schema: Arc<Schema>,
+    batches: &[RecordBatch],
+    format: ShardFormat,
+) -> Result<(), TokensError> {
+    let file = AtomicFile::new(path);
+    let f = std::fs::File::create(file.tmp_path()).map_err(|e| TokensError::file(path, e))?;
+    let w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let err = |e: &dyn std::fmt::Display| TokensError::file(path, e);
+    match format {
+        ShardFormat::Parquet => {
+            use parquet::basic::{Compression, ZstdLevel};
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(Compression::ZSTD(
+                    ZstdLevel::try_new(3).map_err(|e| err(&e))?,
+                ))
+                .set_max_row_group_row_count(None)
+                .set_max_row_group_bytes(None)
+                .build();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(w, schema, Some(props))
+                .map_err(|e| err(&e))?;
+            for b in batches {
+                writer.write(b).map_err(|e| err(&e))?;
+                writer.flush().map_err(|e| err(&e))?;
+            }
+            writer.close().map_err(|e| err(&e))?;
+        }
+        ShardFormat::Arrow => {
+            let mut writer =
+                arrow::ipc::writer::FileWriter::try_new(w, &schema).map_err(|e| err(&e))?;
+            for b in batches {
+                writer.write(b).map_err(|e| err(&e))?;
+            }
+            writer.finish().map_err(|e| err(&e))?;
+            writer
+                .into_inner()
+                .map_err(|e| err(&e))?
+                .into_inner()
+                .map_err(|e| err(&e))?;
+        }
+    }
+    file.commit().map_err(|e| TokensError::file(path, e))
+}
+
+/// Reads the manifest of a pack output.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, TokensError> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).map_err(|e| TokensError::file(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| TokensError::file(&path, e))
+}
+
+/// The token report of a pack output (from its manifest): by split, source, language
+/// and shard file (shard tokens count every position, padding included; shard docs
+/// count the documents starting in the shard).
+pub fn report(dir: &Path) -> Result<TokenReport, TokensError> {
+    let m = read_manifest(dir)?;
+    let mut r = TokenReport {
+        tokenizer: format!(
+            "{} (pattern {}, {})",
+            m.tokenizer.vocab, m.tokenizer.pattern_name, m.tokenizer.hash
+        ),
+        ..Default::default()
+    };
+    for (name, s) in &m.splits {
+        let c = Count {
+            docs: s.docs,
+            tokens: s.tokens,
+            bytes: s.bytes,
+        };
+        r.total += c;
+        r.by_split.insert(name.clone(), c);
+        for (k, c) in &s.by_source {
+            *r.by_source.entry(k.clone()).or_default() += *c;
+        }
+        for (k, c) in &s.by_lang {
+            *r.by_lang.entry(k.clone()).or_default() += *c;
+        }
+        for sh in &s.shards {
+            r.by_shard.insert(
+                sh.file.clone(),
+                Count {
+                    docs: sh.doc_starts,
+                    tokens: sh.sequences * m.config.seq_len as u64,
+                    bytes: 0,
+                },
+            );
+        }
+    }
+    Ok(r)
+}
+
+/// Paths of the shard files of a split, in order.
+pub fn shard_paths(dir: &Path, m: &Manifest, split: &str) -> Vec<PathBuf> {
+    m.splits
+        .get(split)
+        .map(|s| s.shards.iter().map(|f| dir.join(&f.file)).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let mut a: Vec<u32> = (0..1000).collect();
+        let mut b = a.clone();
+        shuffle(&mut a, 7);
+        shuffle(&mut b, 7);
+        assert_eq!(a, b);
+        let mut c: Vec<u32> = (0..1000).collect();
+        shuffle(&mut c, 8);
+        assert_ne!(a, c);
+        a.sort_unstable();
+        assert_eq!(a, (0..1000).collect::<Vec<_>>());
+    }
+
+    /// Packs documents of every length around a tiny sequence length and reads the
+    /// shards back: each document's tokens sit where the document table says, followed
+    /// by <|endoftext|>, and `doc_starts`/`first_doc` agree with the table.
+    #[test]
+    fn boundaries_for_every_length_around_the_sequence_length() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{UInt32Type, UInt64Type};
+        const EOT: Rank = 99;
+        let docs: Vec<DocTokens> = [0usize, 1, 2, 3, 4, 0, 0, 7, 3, 2, 9, 1]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| DocTokens {
+                file: 0,
+                id: format!("d{k}"),
+                source: if k % 2 == 0 { "a" } else { "b" }.into(),
+                lang: (k % 3 == 0).then(|| "en".to_string()),
+                bytes: n as u64,
+                ids: (0..n as Rank).map(|i| 1000 * k as Rank + i).collect(),
+            })
+            .collect();
+        for format in [ShardFormat::Parquet, ShardFormat::Arrow] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = PackConfig {
+                seq_len: 4,
+                shard_sequences: 3,
+                format,
+                ..Default::default()
+            };
+            let info = write_split("train", &docs, EOT, &config, dir.path()).unwrap();
+            let total: usize = docs.iter().map(|d| d.ids.len() + 1).sum();
+            assert_eq!(info.sequences as usize, total.div_ceil(4));
+            assert_eq!(
+                info.pad_tokens as usize,
+                info.sequences as usize * 4 - total
+            );
+            assert_eq!(info.shards.len(), (info.sequences as usize).div_ceil(3));
+            let (mut flat, mut starts, mut first): (Vec<u32>, Vec<u64>, Vec<u64>) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for shard in &info.shards {
+                for b in super::super::export::read_batches(&dir.path().join(&shard.file)).unwrap()
+                {
+                    let t = b.column(0).as_fixed_size_list();
+                    flat.extend(t.values().as_primitive::<UInt32Type>().values().iter());
+                    let s = b.column(1).as_list::<i32>();
+                    for row in 0..b.num_rows() {
+                        let seq = first.len() as u64;
+                        for o in s.value(row).as_primitive::<UInt32Type>().values() {
+                            starts.push(seq * 4 + u64::from(*o));
+                        }
+                        first.push(b.column(2).as_primitive::<UInt64Type>().value(row));
+                    }
+                }
+            }
+            let table =
+                super::super::export::read_batches(&dir.path().join(&info.docs_file)).unwrap();
+            let seq = table[0].column(4).as_primitive::<UInt64Type>();
+            let off = table[0].column(5).as_primitive::<UInt32Type>();
+            let mut pos = 0u64;
+            for (k, d) in docs.iter().enumerate() {
+                let start = seq.value(k) * 4 + u64::from(off.value(k));
+                assert_eq!(start, pos, "document {k}");
+                assert_eq!(starts[k], start);
+                let s = start as usize;
+                assert_eq!(&flat[s..s + d.ids.len()], d.ids.as_slice());
+                assert_eq!(flat[s + d.ids.len()], EOT);
+                // Every sequence this document covers names it or an earlier one first.
+                assert!(
+                    first[s / 4..=(s + d.ids.len()) / 4]
+                        .iter()
+                        .all(|&f| f <= k as u64)
+                );
+                if s.is_multiple_of(4) {
+                    assert_eq!(first[s / 4], k as u64);
+                }
+                pos += d.ids.len() as u64 + 1;
+            }
+            assert!(flat[pos as usize..].iter().all(|&t| t == EOT));
+            assert_eq!(info.by_lang["en"].docs, 4);
+            assert_eq!(info.by_source["b"].docs, 6);
+        }
+    }
+
+    #[test]
+    fn pack_file_names() {
+        for yes in [
+            "train-00000.parquet",
+            "validation-00012.arrow",
+            "docs-train.parquet",
+            "docs-validation.arrow",
+        ] {
+            assert!(is_pack_file(yes), "{yes}");
+        }
+        for no in [
+            "manifest.json",
+            "train-0000.parquet",
+            "train-00000.jsonl",
+            "notes-train.parquet",
+            "train-0000x.arrow",
+        ] {
+            assert!(!is_pack_file(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn split_fraction_is_close_and_stable() {
+        let n = 100_000;
+        let val = (0..n)
+            .filter(|i| is_validation(&format!("doc-{i}"), 0.05))
+            .count();
+        assert!((4_500..5_500).contains(&val), "{val}");
+        assert!(!(0..n).any(|i| is_validation(&format!("doc-{i}"), 0.0)));
+    }
+}
