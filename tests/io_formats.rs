@@ -231,7 +231,17 @@ batch_rows = 4
     );
     assert_eq!(bare[1].meta.extra["text"], "t");
 
-    let (back, _) = drain(corpus::source::open(&files[1], &config).unwrap());
+    let (mut back, _) = drain(corpus::source::open(&files[1], &config).unwrap());
+    // Opened as input file 1: every document carries its position in it.
+    for (i, d) in back.iter_mut().enumerate() {
+        assert_eq!(
+            d.origin.take(),
+            Some(corpus_stages::Origin {
+                file: 1,
+                record: i as u32
+            })
+        );
+    }
     assert_eq!(back, docs[..10]);
 }
 

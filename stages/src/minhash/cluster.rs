@@ -312,7 +312,11 @@ mod tests {
             (Keep::Longest, k(0, 3)),
             (Keep::BestQualityScore, k(1, 1)),
         ] {
-            let mut c = Clusterer::new(&Config::default());
+            let off = Config {
+                verify: Verify::Off,
+                ..Config::default()
+            };
+            let mut c = Clusterer::new(&off);
             c.add_bucket(&[k(0, 0), k(0, 3)], &mut t).unwrap();
             c.add_bucket(&[k(0, 3), k(1, 1)], &mut t).unwrap();
             let d = c.finish(keep, &mut t).unwrap();
