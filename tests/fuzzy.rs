@@ -324,3 +324,57 @@ fn explain_prints_the_curve() {
     assert!(text.contains("100 hashes = 20 bands x 5 rows"), "{text}");
     assert!(text.contains("0.85"));
 }
+
+#[test]
+fn a_run_with_minhash_dedup_matches_the_dedup_command_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs(dir.path());
+    let cfg = dir.path().join("run.toml");
+    let paths: Vec<String> = inputs.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
+             [[stages]]\nkind = \"minhash_dedup\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n",
+            paths.join(", ")
+        ),
+    )
+    .unwrap();
+    let run_out = dir.path().join("out");
+    run(&["run", cfg.to_str().unwrap()]);
+    let cmd_out = dir.path().join("cmd");
+    let mut args = vec!["dedup", "--fuzzy", "-o", cmd_out.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    run(&args);
+    assert_eq!(ids(&run_out), ids(&cmd_out));
+    // One funnel: the stage before, the dedup, the stage after.
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(run_out.join("stats.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = stats["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["length", "minhash_dedup", "length"]);
+    assert_eq!(stats["stages"][1]["drops"]["near_duplicate"], 8);
+    // A rerun with --resume redoes nothing and changes nothing.
+    let before = std::fs::read(run_out.join("docs/part-00001.jsonl.gz")).unwrap();
+    let out = corpus()
+        .args(["run", cfg.to_str().unwrap(), "--resume"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 done, 3 skipped"));
+    assert_eq!(
+        before,
+        std::fs::read(run_out.join("docs/part-00001.jsonl.gz")).unwrap()
+    );
+    // In-run dedup needs the whole input: a multi-task run is refused.
+    let out = corpus()
+        .args(["run", cfg.to_str().unwrap(), "--task-count", "2", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one task"));
+}

@@ -26,7 +26,7 @@ use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{RunStats, StageStats};
-use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
+use corpus_stages::{AnyStage, Document, StageConfig, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -100,6 +100,9 @@ pub enum RunError {
     /// Encoding a document for output failed.
     #[error("encoding output: {0}")]
     Encode(String),
+    /// In-run fuzzy dedup failed.
+    #[error("minhash_dedup: {0}")]
+    Dedup(#[from] crate::fuzzy::FuzzyError),
 }
 
 impl RunError {
@@ -238,7 +241,128 @@ struct Done {
 }
 
 /// Runs a pipeline: this task's shards, from sources through stages to sinks.
+///
+/// A `minhash_dedup` stage without a `work_dir` needs every document before it can
+/// decide about any, so the run goes in three steps: the stages before it write their
+/// output to `OUT/minhash/pre/`; fuzzy dedup clusters those documents in memory
+/// (decisions in `OUT/minhash/clusters/`); the rest of the pipeline, starting with the
+/// `minhash_dedup` filter, reads `OUT/minhash/pre/docs/` and writes `OUT`. Each step
+/// resumes like a plain run.
 pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let at = config.stages.iter().position(
+        |s| matches!(s, StageConfig::MinhashFilter(c) if c.work_dir.as_os_str().is_empty()),
+    );
+    match at {
+        None => run_plain(config, options),
+        Some(k) => run_with_fuzzy_dedup(config, options, k),
+    }
+}
+
+fn run_with_fuzzy_dedup(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    k: usize,
+) -> Result<RunSummary, RunError> {
+    let StageConfig::MinhashFilter(dedup) = &config.stages[k] else {
+        unreachable!("checked by the caller")
+    };
+    if let Some(i) = config.stages[k + 1..].iter().position(
+        |s| matches!(s, StageConfig::MinhashFilter(c) if c.work_dir.as_os_str().is_empty()),
+    ) {
+        return Err(ConfigError::Invalid(format!(
+            "stages[{}]: only one in-run minhash_dedup per pipeline",
+            k + 1 + i
+        ))
+        .into());
+    }
+    if options.task.count != 1 {
+        return Err(ConfigError::Invalid(
+            "minhash_dedup without work_dir dedups a run in memory and needs the whole \
+             input: run it as one task, or run `corpus dedup --fuzzy --pass ...` over the \
+             output of a multi-task run"
+                .into(),
+        )
+        .into());
+    }
+    dedup
+        .validate()
+        .map_err(|e| ConfigError::Invalid(format!("stages[{k}]: {e}")))?;
+    let root = options
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| config.output_dir());
+    let work = root.join("minhash");
+    let pre_dir = work.join("pre");
+
+    // 1. The stages before dedup.
+    let mut before = config.clone();
+    before.stages.truncate(k);
+    let pre = run_plain(
+        &before,
+        &RunOptions {
+            output_dir: Some(pre_dir.clone()),
+            ..options.clone()
+        },
+    )?;
+    if !pre.failed.is_empty() {
+        return Ok(pre);
+    }
+
+    // 2. Clusters, unless a finished run with the same settings left them.
+    let docs = pre_dir.join("docs").to_string_lossy().into_owned();
+    let (input, files) = crate::fuzzy::input_files(&[docs.clone()])?;
+    let mut dedup = dedup.clone();
+    dedup.work_dir = work.clone();
+    if crate::fuzzy::finished_cluster(&files, &dedup, &work).is_none() {
+        let threads = options
+            .threads
+            .filter(|&t| t > 0)
+            .or(Some(config.executor.threads).filter(|&t| t > 0))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        crate::fuzzy::in_memory(&files, &input, &dedup, &work, threads)?;
+    }
+
+    // 3. The filter and the stages after it, over the documents of step 1.
+    let mut after = config.clone();
+    after.input = crate::source::InputConfig {
+        paths: vec![docs],
+        ..Default::default()
+    };
+    after.stages = std::iter::once(StageConfig::MinhashFilter(dedup))
+        .chain(config.stages[k + 1..].iter().cloned())
+        .collect();
+    let mut post = run_plain(&after, options)?;
+
+    // One funnel: the input and stages of step 1, then those of step 3.
+    post.stats = chain_stats(&pre.stats, &post.stats);
+    post.total = chain_stats(&pre.total, &post.total);
+    AtomicFile::write_all(
+        &root.join("stats.json"),
+        serde_json::to_string_pretty(&post.total)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(output_err(&root))?;
+    post.elapsed += pre.elapsed;
+    post.skipped = post.skipped.min(pre.skipped);
+    Ok(post)
+}
+
+/// The statistics of two runs in a row: the first's input, both runs' stages, the
+/// second's output.
+fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
+    RunStats {
+        shards: second.shards,
+        failed_shards: first.failed_shards + second.failed_shards,
+        input: first.input.clone(),
+        stages: first.stages.iter().chain(&second.stages).cloned().collect(),
+        docs_out: second.docs_out,
+        bytes_out: second.bytes_out,
+        seconds: first.seconds + second.seconds,
+    }
+}
+
+fn run_plain(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     config.validate_settings()?;
     let stages: Vec<AnyStage> = config.build_stages()?;

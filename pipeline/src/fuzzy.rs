@@ -10,7 +10,7 @@
 //! 3. [`cluster`] (one task): union-find over the buckets, one survivor per cluster;
 //!    `clusters/fNNNNNN.dec` per input and `clusters/summary.json`. Memory: the
 //!    documents that are in some bucket.
-//! 4. filter (sharded over input files): the executor with the `minhash_filter` stage,
+//! 4. filter (sharded over input files): the executor with the `minhash_dedup` stage,
 //!    writing survivors with all their fields, in input order. Memory: one input file's
 //!    decisions.
 //!

@@ -79,7 +79,7 @@ pub fn catalog() -> Vec<StageInfo> {
             ),
             StageConfig::MinhashFilter(_) => describe::<crate::minhash::Config>(
                 crate::minhash::KIND,
-                "apply MinHash/LSH near-duplicate decisions of `corpus dedup --fuzzy` (drop or annotate non-survivors)",
+                "MinHash/LSH near-duplicate dedup: in memory at this point of a run, or applying a multi-pass `corpus dedup --fuzzy` job's decisions (drop or annotate non-survivors)",
                 crate::minhash::FIELDS,
             ),
             StageConfig::Quality(_) => describe::<crate::quality::Config>(

@@ -25,7 +25,8 @@ pub enum StageConfig {
     Normalize(crate::normalize::Config),
     /// Drop documents whose text (or URL) was seen earlier in the input.
     ExactDedup(crate::exact_dedup::Config),
-    /// Apply MinHash dedup decisions made by `corpus dedup --fuzzy` passes.
+    /// MinHash/LSH near-duplicate dedup (in a run), or applying the decisions of
+    /// `corpus dedup --fuzzy` passes.
     MinhashFilter(crate::minhash::Config),
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
     Quality(crate::quality::Config),

@@ -1,4 +1,4 @@
-//! The `minhash_filter` stage: applies the cluster pass's decisions to documents read
+//! The `minhash_dedup` stage: applies the cluster pass's decisions to documents read
 //! again from the same inputs, finding each by its [`Origin`](crate::Origin).
 
 use super::cluster::Decision;
@@ -46,7 +46,7 @@ impl Filter {
         let mut loaded = self
             .loaded
             .lock()
-            .map_err(|_| StageError::Fatal("minhash_filter: a worker panicked".into()))?;
+            .map_err(|_| StageError::Fatal("minhash_dedup: a worker panicked".into()))?;
         if let Some(d) = loaded.get(&file) {
             return Ok(d.clone());
         }
@@ -74,7 +74,7 @@ impl Stage for Filter {
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let Some(origin) = doc.origin else {
             return Err(StageError::Fatal(format!(
-                "minhash_filter: document {} has no input position; it must be read from the \
+                "minhash_dedup: document {} has no input position; it must be read from the \
                  inputs of the signature pass",
                 doc.id
             )));

@@ -1,5 +1,5 @@
 //! MinHash/LSH fuzzy dedup: shingling, signatures, banding, clustering and the
-//! `minhash_filter` stage that applies the decisions.
+//! `minhash_dedup` stage that applies the decisions.
 //!
 //! The pieces, in the order the passes use them:
 //! - [`Signer`]: the shared dedup key ([`crate::normalize::dedup_key`]) split into tokens
@@ -30,8 +30,10 @@ use crate::normalize::{dedup_key, key_tokens};
 use gaoya::minhash::{MinHasher, MinHasher32};
 use serde::{Deserialize, Serialize};
 
-/// The stage kind of the filter that applies dedup decisions.
-pub const KIND: &str = "minhash_filter";
+/// The stage kind. In a `corpus run` config with `work_dir` empty, the run does the
+/// whole in-memory dedup at this point (see `corpus::executor::run`); with `work_dir`
+/// set, the stage applies the decisions a multi-pass job left there.
+pub const KIND: &str = "minhash_dedup";
 
 /// Which member of a cluster survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +94,9 @@ pub struct Config {
     pub keep: Keep,
     /// Drop the non-survivors or only annotate.
     pub action: Action,
-    /// Work directory of the multi-pass mode; the `minhash_filter` stage reads the
-    /// cluster pass's decisions from `<work_dir>/clusters/`.
+    /// Work directory of the multi-pass mode; the `minhash_dedup` stage reads the
+    /// cluster pass's decisions from `<work_dir>/clusters/`. Empty in a `corpus run`
+    /// config: the run dedups in memory at the stage's place.
     pub work_dir: std::path::PathBuf,
 }
 
@@ -231,7 +234,7 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     },
     crate::FieldDoc {
         name: "work_dir",
-        doc: "work directory of `corpus dedup --fuzzy`; decisions are read from its clusters/ folder",
+        doc: "empty (default): `corpus run` dedups in memory here; else the work directory of a multi-pass `corpus dedup --fuzzy` job whose decisions to apply",
     },
 ];
 
