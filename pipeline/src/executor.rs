@@ -310,7 +310,7 @@ fn run_with_fuzzy_dedup(
 
     // 2. Clusters, unless a finished run with the same settings left them.
     let docs = pre_dir.join("docs").to_string_lossy().into_owned();
-    let (input, files) = crate::fuzzy::input_files(&[docs.clone()])?;
+    let (input, files) = crate::fuzzy::input_files(std::slice::from_ref(&docs))?;
     let mut dedup = dedup.clone();
     dedup.work_dir = work.clone();
     if crate::fuzzy::finished_cluster(&files, &dedup, &work).is_none() {
