@@ -3,6 +3,7 @@
 //! SOURCE.md), with a small target size so that it runs in seconds in debug builds.
 
 use corpus::commands::vocab::{Sidecar, is_heldout, read_docs};
+use corpus_models::tokenizer::{Pattern, QWEN_PATTERN, Tokenizer, VocabSource};
 use corpus_models::vocab_build::{Vocabulary, cl100k_without_multi_digit};
 use serde_json::Value;
 use std::io::Write;
@@ -274,18 +275,29 @@ fn the_shipped_vocabulary_matches_its_sidecar() {
     assert_eq!(side.n_vocab, 151_851);
     assert_eq!(side.special_tokens["<|endoftext|>"], 151_643);
     assert_eq!(side.special_tokens["<|extra_204|>"], 151_850);
-    assert_eq!(
-        side.pattern,
-        corpus_models::vocab_build::QWEN_PATTERN,
-        "Qwen's pattern"
-    );
+    assert_eq!(side.pattern, QWEN_PATTERN, "Qwen's pattern");
     let base = cl100k_without_multi_digit();
     assert_eq!(vocab.tokens()[..99_156], base.tokens[..]);
-    // Encoding real Chinese takes far fewer tokens than cl100k, and decodes back.
-    let special: Vec<(String, u32)> = side.special_tokens.clone().into_iter().collect();
-    let bpe = vocab.core_bpe(&side.pattern, &special).unwrap();
+    // The tokenizer reads the .gz file itself, with the sidecar's pattern and special
+    // tokens.
+    let extras = side.special_tokens.len() as u32 - 3;
+    let tokenizer = Tokenizer::load(
+        &VocabSource::File(file.clone()),
+        &Pattern::from_regex(&side.pattern),
+        extras,
+    )
+    .unwrap();
+    assert_eq!(tokenizer.pattern(), &Pattern::Qwen);
+    assert_eq!(tokenizer.vocab_size(), side.n_vocab);
+    for (name, &id) in &side.special_tokens {
+        assert_eq!(tokenizer.special_id(name), Some(id), "{name}");
+    }
+    // Encoding real Chinese takes far fewer tokens than cl100k, decodes back, and gives
+    // tiktoken's ids for the same ranks and pattern.
     let text = "北京大学创办于1898年，初名京师大学堂，是中国第一所国立综合性大学。";
-    let ids = bpe.encode_ordinary(text);
+    let ids = tokenizer.encode(text).unwrap();
+    let bpe = tiktoken_rs::CoreBPE::new(vocab.ranks(), Default::default(), &side.pattern).unwrap();
+    assert_eq!(ids, bpe.encode_ordinary(text));
     let cl = tiktoken_rs::cl100k_base_singleton().encode_ordinary(text);
     assert!(
         ids.len() * 3 < cl.len() * 2,
@@ -293,7 +305,6 @@ fn the_shipped_vocabulary_matches_its_sidecar() {
         ids.len(),
         cl.len()
     );
-    assert_eq!(bpe.decode(&ids).unwrap(), text);
-    let with_special = bpe.encode_with_special_tokens("你好<|endoftext|>");
-    assert_eq!(with_special.last(), Some(&151_643));
+    assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+    assert_eq!(tokenizer.eot(), 151_643);
 }

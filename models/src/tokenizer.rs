@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 /// Token id.
 pub type Rank = u32;
 
+/// Token bytes -> rank, the map BPE merges look ranks up in.
+pub type Ranks = FxHashMap<Vec<u8>, Rank>;
+
 /// tiktoken's cl100k_base pre-tokenization pattern (its current, possessive form).
 pub const CL100K_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
 
@@ -42,6 +45,29 @@ pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_en
 
 /// Reserved `<|extra_N|>` tokens Qwen defines after its three named specials.
 pub const QWEN_EXTRA_TOKENS: u32 = 205;
+
+/// Ranks above this are refused when a vocabulary file is read: a real vocabulary is far
+/// smaller, and a typo would otherwise allocate a table of billions of entries.
+pub const MAX_RANK: Rank = 100_000_000;
+
+/// The special tokens in id order: [`SPECIAL_TOKENS`], then `<|extra_0|>` ..
+/// `<|extra_{extras-1}|>`.
+pub fn special_token_names(extras: u32) -> Vec<String> {
+    SPECIAL_TOKENS
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..extras).map(|i| format!("<|extra_{i}|>")))
+        .collect()
+}
+
+/// [`special_token_names`] with their ids, numbered from `first_id` (the first id after
+/// the ordinary tokens) as Qwen numbers them.
+pub fn special_tokens(first_id: Rank, extras: u32) -> Vec<(String, Rank)> {
+    special_token_names(extras)
+        .into_iter()
+        .zip(first_id..)
+        .collect()
+}
 
 /// Window of the fallback matching of [`Tokenizer::encode_into`] (bytes).
 const WINDOW: usize = 256 << 10;
@@ -109,6 +135,16 @@ impl Pattern {
             Pattern::Cl100k => CL100K_PATTERN,
             Pattern::Qwen => QWEN_PATTERN,
             Pattern::Regex(r) => r,
+        }
+    }
+
+    /// A pattern given as a regex (as recorded in a vocabulary's sidecar): the built-in
+    /// pattern when the text is exactly one of theirs, so that it gets their fast path.
+    pub fn from_regex(regex: &str) -> Pattern {
+        match regex {
+            CL100K_PATTERN => Pattern::Cl100k,
+            QWEN_PATTERN => Pattern::Qwen,
+            regex => Pattern::Regex(regex.to_string()),
         }
     }
 
@@ -230,7 +266,7 @@ fn build_regex(pattern: &str) -> Result<Regex, TokenizerError> {
 
 #[derive(Debug)]
 struct Vocab {
-    encoder: FxHashMap<Vec<u8>, Rank>,
+    encoder: Ranks,
     /// Token bytes by rank; empty for ranks the vocabulary does not use.
     decoder: Vec<Vec<u8>>,
     specials: Vec<String>,
@@ -242,7 +278,8 @@ struct Vocab {
 
 impl Tokenizer {
     /// Loads a vocabulary with a pattern and `extras` reserved `<|extra_N|>` tokens
-    /// ([`QWEN_EXTRA_TOKENS`] as Qwen).
+    /// ([`QWEN_EXTRA_TOKENS`] as Qwen). A file may be gzip-compressed
+    /// ([`read_tiktoken_file`]).
     pub fn load(
         source: &VocabSource,
         pattern: &Pattern,
@@ -254,16 +291,14 @@ impl Tokenizer {
                 Tokenizer::from_bytes(&bytes, source.clone(), pattern, extras)
             }
             VocabSource::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| TokenizerError::Read {
-                    path: path.clone(),
-                    source: e,
-                })?;
+                let bytes = read_tiktoken_file(path)?;
                 Tokenizer::from_bytes(&bytes, source.clone(), pattern, extras)
             }
         }
     }
 
     /// Parses tiktoken-format bytes (`source` names them in errors and the manifest).
+    /// [`Tokenizer::hash`] is computed over these (uncompressed) bytes.
     pub fn from_bytes(
         bytes: &[u8],
         source: VocabSource,
@@ -271,40 +306,18 @@ impl Tokenizer {
         extras: u32,
     ) -> Result<Tokenizer, TokenizerError> {
         let path = PathBuf::from(source.describe());
-        let ranks = parse_tiktoken(bytes, &path)?;
+        let (decoder, encoder) = parse_tiktoken_ranks(bytes, &path)?;
         let regex = build_regex(pattern.regex())?;
-        let max_rank = ranks
-            .iter()
-            .map(|(_, r)| *r)
-            .max()
-            .ok_or_else(|| TokenizerError::Empty(path.clone()))?;
-        let mut decoder = vec![Vec::new(); max_rank as usize + 1];
-        let mut encoder = FxHashMap::default();
-        encoder.reserve(ranks.len());
-        for (line, (token, rank)) in ranks.into_iter().enumerate() {
-            if !decoder[rank as usize].is_empty() {
-                return Err(TokenizerError::Format {
-                    path,
-                    line: line + 1,
-                    message: format!("rank {rank} is used twice"),
-                });
-            }
-            decoder[rank as usize] = token.clone();
-            if encoder.insert(token, rank).is_some() {
-                return Err(TokenizerError::Format {
-                    path,
-                    line: line + 1,
-                    message: "token listed twice".into(),
-                });
-            }
+        if decoder.is_empty() {
+            return Err(TokenizerError::Empty(path));
         }
+        let max_rank = (decoder.len() - 1) as Rank;
         for byte in 0..=255u8 {
             if !encoder.contains_key(&[byte][..]) {
                 return Err(TokenizerError::MissingByte { path, byte });
             }
         }
-        let mut specials: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
-        specials.extend((0..extras).map(|i| format!("<|extra_{i}|>")));
+        let specials = special_token_names(extras);
         let mut h = Vec::with_capacity(bytes.len() + 4096);
         h.extend_from_slice(bytes);
         h.extend_from_slice(b"\0pattern\0");
@@ -567,30 +580,101 @@ pub fn write_tiktoken<'a>(tokens: impl Iterator<Item = (&'a [u8], Rank)>) -> Vec
     out
 }
 
-/// The cl100k_base vocabulary as tiktoken file bytes (from the copy `tiktoken-rs` ships),
-/// identical to OpenAI's `cl100k_base.tiktoken`.
-pub fn cl100k_file_bytes() -> Vec<u8> {
-    // tiktoken-rs keeps the ranks private; every rank of cl100k (0..=100255) decodes to
-    // its bytes, which rebuilds the file.
-    let bpe = tiktoken_rs::cl100k_base().expect("the vocabulary shipped in tiktoken-rs loads");
-    let tokens: Vec<(Vec<u8>, Rank)> = (0..CL100K_RANKS)
+/// [`write_tiktoken`]'s text gzip-compressed, deterministically: level 9, no file name
+/// and a zero time stamp in the header, so the same vocabulary gives the same bytes.
+pub fn gzip_tiktoken(text: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    enc.write_all(text).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+/// Reads a tiktoken file, plain or gzip-compressed (told by its first two bytes, not
+/// its name), and returns the uncompressed text.
+pub fn read_tiktoken_file(path: &Path) -> Result<Vec<u8>, TokenizerError> {
+    use std::io::Read;
+    let err = |source| TokenizerError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(err)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() * 3);
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .map_err(err)?;
+    Ok(out)
+}
+
+/// Ordinary tokens of cl100k_base by rank (the copy `tiktoken-rs` ships).
+pub fn cl100k_tokens() -> Vec<Vec<u8>> {
+    // tiktoken-rs keeps the ranks private; every rank of cl100k (0..=100255, no gaps; the
+    // special tokens start at 100257) decodes to its bytes, which rebuilds the table.
+    let bpe = tiktoken_rs::cl100k_base_singleton();
+    (0..CL100K_RANKS)
         .map(|r| {
-            (
-                bpe.decode_bytes(&[r])
-                    .expect("cl100k_base defines every rank below 100256"),
-                r,
-            )
+            bpe.decode_bytes(&[r])
+                .expect("cl100k_base defines every rank below 100256")
         })
-        .collect();
-    write_tiktoken(tokens.iter().map(|(t, r)| (t.as_slice(), *r)))
+        .collect()
+}
+
+/// The cl100k_base vocabulary as tiktoken file bytes, identical to OpenAI's
+/// `cl100k_base.tiktoken`.
+pub fn cl100k_file_bytes() -> Vec<u8> {
+    let tokens = cl100k_tokens();
+    write_tiktoken(tokens.iter().zip(0..).map(|(t, r)| (t.as_slice(), r)))
 }
 
 /// Ranks of cl100k_base (0..100256).
-const CL100K_RANKS: Rank = 100_256;
+pub const CL100K_RANKS: Rank = 100_256;
 
 /// Parses tiktoken-format bytes into `(token, rank)` pairs in file order. Blank lines
-/// are skipped.
+/// are skipped; a rank above [`MAX_RANK`] is an error.
 pub fn parse_tiktoken(bytes: &[u8], path: &Path) -> Result<Vec<(Vec<u8>, Rank)>, TokenizerError> {
+    Ok(parse_lines(bytes, path)?
+        .into_iter()
+        .map(|(_, token, rank)| (token, rank))
+        .collect())
+}
+
+/// Token bytes by rank (empty for a rank the file does not use) and the bytes -> rank
+/// map of tiktoken-format bytes; a rank or a token listed twice is an error naming the
+/// line.
+pub fn parse_tiktoken_ranks(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Vec<Vec<u8>>, Ranks), TokenizerError> {
+    let lines = parse_lines(bytes, path)?;
+    let max_rank = lines.iter().map(|(_, _, r)| *r).max();
+    let mut decoder = vec![Vec::new(); max_rank.map_or(0, |r| r as usize + 1)];
+    let mut encoder = FxHashMap::default();
+    encoder.reserve(lines.len());
+    for (line, token, rank) in lines {
+        let err = |message| TokenizerError::Format {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        if !decoder[rank as usize].is_empty() {
+            return Err(err(format!("rank {rank} is used twice")));
+        }
+        decoder[rank as usize] = token.clone();
+        if let Some(other) = encoder.insert(token, rank) {
+            return Err(err(format!(
+                "token of rank {rank} is the same bytes as rank {other}"
+            )));
+        }
+    }
+    Ok((decoder, encoder))
+}
+
+/// The lines of tiktoken-format bytes as (1-based line number, token, rank).
+fn parse_lines(bytes: &[u8], path: &Path) -> Result<Vec<(usize, Vec<u8>, Rank)>, TokenizerError> {
     use base64::Engine;
     let mut out = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -620,21 +704,23 @@ pub fn parse_tiktoken(bytes: &[u8], path: &Path) -> Result<Vec<(Vec<u8>, Rank)>,
         let rank: Rank = rank
             .parse()
             .map_err(|_| err(format!("bad rank `{rank}`")))?;
-        if rank == Rank::MAX {
-            return Err(err(format!("rank {rank} is too large")));
+        if rank > MAX_RANK {
+            return Err(err(format!(
+                "rank {rank} is too large (at most {MAX_RANK})"
+            )));
         }
-        out.push((token, rank));
+        out.push((i + 1, token, rank));
     }
     Ok(out)
 }
 
-fn rank_of(ranks: &FxHashMap<Vec<u8>, Rank>, bytes: &[u8]) -> Rank {
+fn rank_of(ranks: &Ranks, bytes: &[u8]) -> Rank {
     ranks.get(bytes).copied().unwrap_or(Rank::MAX)
 }
 
 /// tiktoken's merge: repeatedly join the adjacent pair whose joined bytes have the
 /// lowest rank (the leftmost among equals). `O(n^2)`, fast for short pieces.
-fn merge_small(ranks: &FxHashMap<Vec<u8>, Rank>, piece: &[u8], out: &mut Vec<Rank>) {
+fn merge_small(ranks: &Ranks, piece: &[u8], out: &mut Vec<Rank>) {
     // (start of part, rank of this part joined with the next).
     let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(piece.len() + 1);
     for i in 0..piece.len() - 1 {
@@ -673,7 +759,7 @@ fn merge_small(ranks: &FxHashMap<Vec<u8>, Rank>, piece: &[u8], out: &mut Vec<Ran
 /// The same merges as [`merge_small`] in `O(n log n)`: candidate pairs in a min-heap by
 /// (rank, start), parts in a linked list; a popped candidate is used only if its two
 /// parts are still the current ones.
-fn merge_large(ranks: &FxHashMap<Vec<u8>, Rank>, piece: &[u8], out: &mut Vec<Rank>) {
+fn merge_large(ranks: &Ranks, piece: &[u8], out: &mut Vec<Rank>) {
     use std::cmp::Reverse;
     let n = piece.len();
     // For each part start: end of the part (0 when the start is no longer a part) and
@@ -779,6 +865,19 @@ mod tests {
         );
         let err = Tokenizer::from_bytes(b"YQ== 0\nYg== x\n", src(), &p, 0).unwrap_err();
         assert!(err.to_string().contains("line 2: bad rank `x`"), "{err}");
+        // Line numbers count blank lines.
+        let err = Tokenizer::from_bytes(b"YQ== 0\n\nYg== 0\n", src(), &p, 0).unwrap_err();
+        assert_eq!(err.to_string(), "v.tiktoken: line 3: rank 0 is used twice");
+        let err = Tokenizer::from_bytes(b"YQ== 0\n\nYQ== 1\n", src(), &p, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("line 3: token of rank 1 is the same bytes as rank 0")
+        );
+        let err = Tokenizer::from_bytes(b"YQ== 4000000000\n", src(), &p, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 1: rank 4000000000 is too large")
+        );
         let err = Tokenizer::from_bytes(b"YQ== 0\n", src(), &p, 0).unwrap_err();
         assert!(matches!(err, TokenizerError::MissingByte { byte: 0, .. }));
         let err = Tokenizer::from_bytes(b"\n", src(), &p, 0).unwrap_err();
@@ -786,6 +885,62 @@ mod tests {
         let err = Tokenizer::from_bytes(&cl100k_file_bytes(), src(), &Pattern::parse("("), 0)
             .unwrap_err();
         assert!(matches!(err, TokenizerError::Pattern(_)));
+    }
+
+    #[test]
+    fn special_tokens_follow_the_ordinary_ones() {
+        let s = special_tokens(151_643, QWEN_EXTRA_TOKENS);
+        assert_eq!(s.len(), 208);
+        assert_eq!(s[0], ("<|endoftext|>".to_string(), 151_643));
+        assert_eq!(s[2], ("<|im_end|>".to_string(), 151_645));
+        assert_eq!(s[207], ("<|extra_204|>".to_string(), 151_850));
+        let t = cl100k();
+        let names: Vec<String> = s.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(t.specials(), &names[..]);
+    }
+
+    #[test]
+    fn patterns_by_name_and_by_regex() {
+        for p in [Pattern::Cl100k, Pattern::Qwen] {
+            assert_eq!(Pattern::parse(p.name()), p);
+            assert_eq!(Pattern::from_regex(p.regex()), p);
+        }
+        assert_eq!(Pattern::parse("cl100k_base"), Pattern::Cl100k);
+        assert_eq!(Pattern::from_regex("qwen"), Pattern::Regex("qwen".into()));
+        assert_eq!(Pattern::parse(r"\S+"), Pattern::Regex(r"\S+".into()));
+    }
+
+    #[test]
+    fn gzip_files_load_like_plain_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = cl100k_file_bytes();
+        let gz = gzip_tiktoken(&bytes);
+        assert!(gz.starts_with(&[0x1f, 0x8b]) && gz.len() < bytes.len() / 2);
+        assert_eq!(gz, gzip_tiktoken(&bytes), "deterministic");
+        let (plain_path, gz_path) = (dir.path().join("c.tiktoken"), dir.path().join("c.gz"));
+        std::fs::write(&plain_path, &bytes).unwrap();
+        std::fs::write(&gz_path, &gz).unwrap();
+        assert_eq!(read_tiktoken_file(&gz_path).unwrap(), bytes);
+        let load =
+            |p: &Path| Tokenizer::load(&VocabSource::File(p.into()), &Pattern::Qwen, 3).unwrap();
+        let (a, b) = (load(&plain_path), load(&gz_path));
+        assert_eq!(a.hash(), b.hash(), "the hash is of the uncompressed text");
+        assert_eq!(b.to_tiktoken(), bytes);
+        assert_eq!(
+            a.encode("gzip 2024").unwrap(),
+            b.encode("gzip 2024").unwrap()
+        );
+        let err = read_tiktoken_file(&dir.path().join("missing.gz")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing.gz: cannot read vocabulary")
+        );
+        // The shipped vocabulary, as `corpus tokens --vocab` reads it.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpus152k.tiktoken.gz");
+        let t = load(&shipped);
+        assert_eq!((t.n_base(), t.n_tokens()), (151_643, 151_643));
+        let text = "北京大学创办于1898年。";
+        assert_eq!(t.decode(&t.encode(text).unwrap()).unwrap(), text);
     }
 
     #[test]

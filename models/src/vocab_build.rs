@@ -3,9 +3,11 @@
 //! Qwen's vocabulary is cl100k_base's ordinary tokens in cl100k's order, minus its 1,100
 //! multi-digit number tokens (`00`..`999`: tokens that are two or three ASCII digits),
 //! followed by 52,487 new tokens learned on Qwen's data, for 151,643 ordinary tokens;
-//! its pre-tokenization pattern ([`QWEN_PATTERN`]) is cl100k's with `\p{N}{1,3}` replaced
-//! by `\p{N}`, so numbers are split into single digits. This module does the same on a
-//! corpus:
+//! its pre-tokenization pattern ([`QWEN_PATTERN`](crate::tokenizer::QWEN_PATTERN)) is
+//! cl100k's with `\p{N}{1,3}` replaced by `\p{N}`, so numbers are split into single
+//! digits. This module does the same on a corpus; the patterns, the special tokens, the
+//! cl100k rank table and the tiktoken file format are those of [`crate::tokenizer`],
+//! which encodes with the result:
 //!
 //! 1. [`cl100k_without_multi_digit`]: the base vocabulary (99,156 tokens), renumbered in
 //!    cl100k's order.
@@ -34,38 +36,15 @@
 //! hold it; candidates live in a max-heap with lazy deletion. A merge touches only the
 //! words that hold one of the merged pairs, and only the neighbourhood of each merge.
 
-use base64::Engine;
+use crate::tokenizer::{
+    Pattern, Rank, Ranks, Tokenizer, TokenizerError, VocabSource, cl100k_tokens, gzip_tiktoken,
+    parse_tiktoken_ranks, read_tiktoken_file, write_tiktoken,
+};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use tiktoken_rs::{CoreBPE, Rank};
-
-/// Qwen's pre-tokenization pattern (`PAT_STR` of Qwen's `tokenization_qwen.py`):
-/// cl100k's pattern with each number character matched alone.
-pub const QWEN_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// cl100k_base's pre-tokenization pattern as tiktoken published it (numbers in runs of
-/// up to three digits).
-pub const CL100K_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// The pattern for a built-in name (`qwen`, `cl100k`), or `name` itself taken as a regex.
-pub fn pattern_by_name(name: &str) -> &str {
-    match name {
-        "qwen" => QWEN_PATTERN,
-        "cl100k" => CL100K_PATTERN,
-        other => other,
-    }
-}
-
-/// Special tokens Qwen numbers right after its ordinary tokens, in this order, followed
-/// by the reserved `<|extra_0|>`, `<|extra_1|>`...
-pub const QWEN_SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-
-/// Reserved `<|extra_N|>` tokens in Qwen's vocabulary.
-pub const QWEN_EXTRA_TOKENS: u32 = 205;
 
 /// Qwen's count of ordinary (BPE) tokens, the default target size.
 pub const QWEN_ORDINARY_TOKENS: usize = 151_643;
@@ -73,45 +52,15 @@ pub const QWEN_ORDINARY_TOKENS: usize = 151_643;
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum VocabError {
-    /// A file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A line of a tiktoken file is malformed.
-    #[error("{}: line {line}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+    /// Reading a tiktoken file, or loading or running the tokenizer, failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
     /// The pre-tokenization pattern does not compile or failed on a text.
     #[error("pre-tokenization pattern: {0}")]
     Pattern(String),
     /// Anything else that makes the request impossible (named in the message).
     #[error("{0}")]
     Invalid(String),
-}
-
-/// Ordinary tokens of tiktoken's cl100k_base (as shipped by `tiktoken-rs`), by rank.
-pub fn cl100k_tokens() -> Vec<Vec<u8>> {
-    let bpe = tiktoken_rs::cl100k_base_singleton();
-    let mut tokens = Vec::with_capacity(100_256);
-    // cl100k's ordinary ranks are 0..=100255 without gaps; the special tokens start at
-    // 100257. `decode_bytes` is the only public way to read tiktoken-rs's rank table.
-    for rank in 0..100_256 {
-        match bpe.decode_bytes(&[rank]) {
-            Ok(bytes) => tokens.push(bytes),
-            Err(_) => break,
-        }
-    }
-    tokens
 }
 
 /// Whether `token`, stripped of one leading space, is two or more ASCII digits: the
@@ -379,7 +328,7 @@ struct Cand {
 
 struct Trainer {
     tokens: Vec<Vec<u8>>,
-    ids: FxHashMap<Vec<u8>, Rank>,
+    ids: Ranks,
     /// Sorted by text.
     words: Vec<Word>,
     pairs: FxHashMap<Pair, PairInfo>,
@@ -391,7 +340,7 @@ struct Trainer {
 }
 
 /// tiktoken's encoding of one pre-token with `ranks`.
-fn tiktoken_encode(piece: &[u8], ranks: &FxHashMap<Vec<u8>, Rank>) -> Vec<u32> {
+fn tiktoken_encode(piece: &[u8], ranks: &Ranks) -> Vec<u32> {
     if let Some(&id) = ranks.get(piece) {
         return vec![id];
     }
@@ -407,7 +356,7 @@ impl Trainer {
         words: Vec<(String, u64)>,
         options: &TrainOptions,
     ) -> Result<Trainer, VocabError> {
-        let mut ids: FxHashMap<Vec<u8>, Rank> = FxHashMap::default();
+        let mut ids: Ranks = FxHashMap::default();
         for (i, t) in base.iter().enumerate() {
             if t.is_empty() {
                 return Err(VocabError::Invalid(format!("base token {i} is empty")));
@@ -723,7 +672,7 @@ impl Vocabulary {
     }
 
     /// The bytes -> rank map tiktoken works with.
-    pub fn ranks(&self) -> FxHashMap<Vec<u8>, Rank> {
+    pub fn ranks(&self) -> Ranks {
         self.tokens
             .iter()
             .enumerate()
@@ -731,122 +680,56 @@ impl Vocabulary {
             .collect()
     }
 
-    /// The vocabulary in tiktoken's file format: `base64(token) rank` per line, by rank.
+    /// The vocabulary in tiktoken's file format ([`write_tiktoken`]), by rank.
     pub fn to_tiktoken(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.tokens.len() * 16);
-        let b64 = base64::engine::general_purpose::STANDARD;
-        for (i, t) in self.tokens.iter().enumerate() {
-            out.extend_from_slice(b64.encode(t).as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(i.to_string().as_bytes());
-            out.push(b'\n');
-        }
-        out
+        write_tiktoken(self.tokens.iter().zip(0..).map(|(t, r)| (t.as_slice(), r)))
     }
 
-    /// [`Vocabulary::to_tiktoken`], gzip-compressed (level 9, no name or time stamp in
-    /// the header, so the same vocabulary gives the same bytes).
+    /// [`Vocabulary::to_tiktoken`], gzip-compressed deterministically ([`gzip_tiktoken`]).
     pub fn to_tiktoken_gz(&self) -> Vec<u8> {
-        let mut enc = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::best());
-        enc.write_all(&self.to_tiktoken())
-            .expect("writing to memory");
-        enc.finish().expect("writing to memory")
+        gzip_tiktoken(&self.to_tiktoken())
     }
 
-    /// Reads a tiktoken file, plain or gzip-compressed (told by its first bytes). Ranks
+    /// Reads a tiktoken file, plain or gzip-compressed ([`read_tiktoken_file`]). Ranks
     /// must run from 0 without gaps (any line order).
     pub fn load(path: &Path) -> Result<Vocabulary, VocabError> {
-        let io = |source| VocabError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let raw = std::fs::read(path).map_err(io)?;
-        let text = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .map_err(io)?;
-            out
-        } else {
-            raw
-        };
-        Vocabulary::parse(&text, path)
+        Vocabulary::parse(&read_tiktoken_file(path)?, path)
     }
 
-    /// Parses tiktoken's file format; `path` names the source in errors.
+    /// Parses tiktoken's file format ([`parse_tiktoken_ranks`]); `path` names the source
+    /// in errors.
     pub fn parse(text: &[u8], path: &Path) -> Result<Vocabulary, VocabError> {
-        let err = |line: usize, message: String| VocabError::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut slots: Vec<Option<Vec<u8>>> = Vec::new();
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
-            }
-            let n = i + 1;
-            let line = std::str::from_utf8(line).map_err(|_| err(n, "not UTF-8".into()))?;
-            let mut parts = line.split(' ');
-            let (Some(token), Some(rank), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(err(n, format!("expected `BASE64 RANK`, got {line:?}")));
-            };
-            let token = b64
-                .decode(token)
-                .map_err(|e| err(n, format!("bad base64 {token:?}: {e}")))?;
-            let rank: usize = rank
-                .parse()
-                .map_err(|_| err(n, format!("bad rank {rank:?}")))?;
-            if rank > 100_000_000 {
-                return Err(err(n, format!("rank {rank} is implausibly large")));
-            }
-            if slots.len() <= rank {
-                slots.resize(rank + 1, None);
-            }
-            if slots[rank].is_some() {
-                return Err(err(n, format!("rank {rank} appears twice")));
-            }
-            slots[rank] = Some(token);
+        let (tokens, _) = parse_tiktoken_ranks(text, path)?;
+        if let Some(rank) = tokens.iter().position(Vec::is_empty) {
+            return Err(VocabError::Invalid(format!(
+                "{}: rank {rank} is missing",
+                path.display()
+            )));
         }
-        let mut tokens = Vec::with_capacity(slots.len());
-        for (rank, t) in slots.into_iter().enumerate() {
-            tokens.push(t.ok_or_else(|| err(0, format!("rank {rank} is missing")))?);
-        }
-        Vocabulary::new(tokens).map_err(|e| err(0, e.to_string()))
+        Ok(Vocabulary { tokens })
     }
 
-    /// A tiktoken encoder of this vocabulary with `pattern` and `special` tokens.
-    pub fn core_bpe(
+    /// A [`Tokenizer`] of this vocabulary with `pattern` and `extras` reserved
+    /// `<|extra_N|>` tokens; `source` names it in errors and manifests.
+    pub fn tokenizer(
         &self,
-        pattern: &str,
-        special: &[(String, Rank)],
-    ) -> Result<CoreBPE, VocabError> {
-        CoreBPE::new(self.ranks(), special.iter().cloned().collect(), pattern)
-            .map_err(|e| VocabError::Pattern(e.to_string()))
+        source: VocabSource,
+        pattern: &Pattern,
+        extras: u32,
+    ) -> Result<Tokenizer, VocabError> {
+        Ok(Tokenizer::from_bytes(
+            &self.to_tiktoken(),
+            source,
+            pattern,
+            extras,
+        )?)
     }
-}
-
-/// Qwen's special tokens for a vocabulary of `ordinary` tokens: `<|endoftext|>`,
-/// `<|im_start|>`, `<|im_end|>` and `<|extra_0|>`..`<|extra_{extras-1}|>`, numbered
-/// from `ordinary` on.
-pub fn qwen_special_tokens(ordinary: usize, extras: u32) -> Vec<(String, Rank)> {
-    let names = QWEN_SPECIAL_TOKENS
-        .iter()
-        .map(|s| s.to_string())
-        .chain((0..extras).map(|i| format!("<|extra_{i}|>")));
-    names
-        .enumerate()
-        .map(|(i, s)| (s, (ordinary + i) as Rank))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenizer::QWEN_PATTERN;
 
     fn bytes_base() -> Vec<Vec<u8>> {
         (0u8..=255).map(|b| vec![b]).collect()
@@ -1038,11 +921,15 @@ mod tests {
         for tok in &t.vocab.tokens()[base.tokens.len()..] {
             assert!(!tok.iter().any(u8::is_ascii_digit), "{tok:?}");
         }
-        // tiktoken with the new ranks gives the trained segmentation of every piece.
-        let bpe = t
+        // tiktoken with the new ranks, and the project's tokenizer, give the trained
+        // segmentation of every piece.
+        let bpe =
+            tiktoken_rs::CoreBPE::new(ranks.clone(), Default::default(), QWEN_PATTERN).unwrap();
+        let tokenizer = t
             .vocab
-            .core_bpe(QWEN_PATTERN, &qwen_special_tokens(t.vocab.len(), 2))
+            .tokenizer(VocabSource::File("trained".into()), &Pattern::Qwen, 2)
             .unwrap();
+        assert_eq!(tokenizer.n_base() as usize, t.vocab.len());
         let regex = fancy_regex::Regex::new(QWEN_PATTERN).unwrap();
         for text in texts {
             let mut expected = Vec::new();
@@ -1055,7 +942,8 @@ mod tests {
             }
             let ids = bpe.encode_ordinary(text);
             assert_eq!(ids, expected, "{text}");
-            assert_eq!(bpe.decode(&ids).unwrap(), text);
+            assert_eq!(tokenizer.encode(text).unwrap(), expected, "{text}");
+            assert_eq!(tokenizer.decode(&ids).unwrap(), text);
         }
         // And Chinese got shorter than with cl100k.
         let cl = tiktoken_rs::cl100k_base_singleton();
@@ -1085,7 +973,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("bad.tiktoken: line 2") && e.contains("BASE64 RANK"),
+            e.contains("bad.tiktoken: line 2") && e.contains("BASE64TOKEN RANK"),
             "{e}"
         );
         let e = Vocabulary::parse(b"YQ== 0\n!!! 1\n", p)
@@ -1099,21 +987,18 @@ mod tests {
         let e = Vocabulary::parse(b"YQ== 0\nYg== 2\n", p)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("rank 1 is missing"), "{e}");
+        assert!(e.contains("bad.tiktoken: rank 1 is missing"), "{e}");
         let e = Vocabulary::parse(b"YQ== 0\nYQ== 1\n", p)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("same bytes"), "{e}");
+        assert!(e.contains("line 2") && e.contains("same bytes"), "{e}");
         let e = Vocabulary::load(Path::new("/nonexistent/v.tiktoken")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/v.tiktoken"), "{e}");
-    }
-
-    #[test]
-    fn qwen_special_tokens_follow_the_ordinary_ones() {
-        let s = qwen_special_tokens(151_643, QWEN_EXTRA_TOKENS);
-        assert_eq!(s.len(), 208);
-        assert_eq!(s[0], ("<|endoftext|>".to_string(), 151_643));
-        assert_eq!(s[2], ("<|im_end|>".to_string(), 151_645));
-        assert_eq!(s[207], ("<|extra_204|>".to_string(), 151_850));
+        let e = Vocabulary::parse(b"YQ== 100000001\n", p).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("line 1: rank 100000001 is too large"),
+            "{e}"
+        );
     }
 }

@@ -94,7 +94,7 @@ struct VocabBuildArgs {
     #[arg(long = "weight", value_name = "LANG=N")]
     weights: Vec<String>,
     /// Reserved <|extra_N|> special tokens after <|endoftext|>, <|im_start|>, <|im_end|>.
-    #[arg(long, default_value_t = corpus_models::vocab_build::QWEN_EXTRA_TOKENS)]
+    #[arg(long, default_value_t = corpus_models::tokenizer::QWEN_EXTRA_TOKENS)]
     extra_tokens: u32,
     /// Worker threads for counting (0: one per core); the result does not depend on it.
     #[arg(long, short = 't', default_value_t = 0)]
@@ -149,7 +149,7 @@ enum TokensCommand {
     Report(ReportArgs),
     /// Write a vocabulary (`cl100k` or a file) in tiktoken's file format.
     VocabDump {
-        /// `cl100k` or a tiktoken-format file.
+        /// `cl100k` or a tiktoken-format file (plain or gzip).
         vocab: String,
         /// Output file, `-` for standard output.
         #[arg(long, short = 'o', default_value = "-")]
@@ -160,8 +160,8 @@ enum TokensCommand {
 /// Tokenizer flags.
 #[derive(clap::Args)]
 struct TokenizerArgs {
-    /// Vocabulary: `cl100k` (built in) or a tiktoken-format file (`BASE64TOKEN RANK` lines),
-    /// such as Qwen's qwen.tiktoken.
+    /// Vocabulary: `cl100k` (built in) or a tiktoken-format file (`BASE64TOKEN RANK` lines,
+    /// plain or gzip), such as Qwen's qwen.tiktoken or models/assets/corpus152k.tiktoken.gz.
     #[arg(long)]
     vocab: String,
     /// Pre-tokenization: `qwen` (digits one by one), `cl100k`, or a regex.
@@ -268,7 +268,7 @@ struct ReportArgs {
     /// A pack output directory (with manifest.json), or JSONL/Parquet documents.
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// Vocabulary for documents: `cl100k` or a tiktoken file.
+    /// Vocabulary for documents: `cl100k` or a tiktoken file (plain or gzip).
     #[arg(long)]
     vocab: Option<String>,
     /// Pre-tokenization for documents: `qwen`, `cl100k` or a regex.

@@ -17,9 +17,20 @@
 //! tokens as Qwen does), sizes, SHA-256 hashes, the training settings, the corpus files
 //! and the command. Both are written atomically. Same corpus and settings give the same
 //! bytes, for any thread count.
+//!
+//! **Patterns.** `--pattern qwen` and `cl100k` are [`corpus_models::tokenizer`]'s
+//! patterns, the ones `corpus tokens` encodes with; `cl100k` is tiktoken's current
+//! (possessive) form, which differs from the form tiktoken first published only on text
+//! that ends in a run of whitespace with a line break followed by other whitespace
+//! (`"a\n "`: one piece `"\n "`, not `"\n"`, `" "`), and each document is cut as a
+//! whole text, so training sees the pieces that encoding makes. Vocabularies are encoded
+//! for `compare` with the project's [`Tokenizer`], with the pattern of their sidecar.
 
 use crate::io::AtomicFile;
 use crate::source::{self, Format, InputConfig, SourceError};
+use corpus_models::tokenizer::{
+    self, Pattern, QWEN_EXTRA_TOKENS, Rank, Tokenizer, TokenizerError, VocabSource,
+};
 use corpus_models::vocab_build::{
     self, QWEN_ORDINARY_TOKENS, TrainOptions, VocabError, Vocabulary, WordCounter,
 };
@@ -29,7 +40,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tiktoken_rs::CoreBPE;
 
 /// What stopped a vocabulary command.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +53,9 @@ pub enum VocabCmdError {
     /// Training, loading or encoding failed.
     #[error(transparent)]
     Vocab(#[from] VocabError),
+    /// Loading a vocabulary or encoding a document failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
     /// Writing an output failed.
     #[error("writing {}: {source}", path.display())]
     Write {
@@ -187,7 +200,7 @@ impl Default for BuildOptions {
             max_token_bytes: 0,
             holdout: 0.0,
             lang_weights: Vec::new(),
-            extra_tokens: vocab_build::QWEN_EXTRA_TOKENS,
+            extra_tokens: QWEN_EXTRA_TOKENS,
             threads: 0,
             progress: false,
             command: String::new(),
@@ -307,7 +320,8 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
             base.tokens.len()
         )));
     }
-    let pattern = vocab_build::pattern_by_name(&options.pattern).to_string();
+    let pattern_spec = Pattern::parse(&options.pattern);
+    let pattern = pattern_spec.regex().to_string();
     WordCounter::new(&pattern)?; // fail early on a bad pattern
     let threads = threads_or_default(options.threads);
     let weights: BTreeMap<String, u64> = options.lang_weights.iter().cloned().collect();
@@ -409,9 +423,13 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
     pb.finish_and_clear();
     let t_train = t2.elapsed();
 
-    // Check tiktoken's encoding of a sample of training documents against the trained
-    // segmentation of their pre-tokens.
-    let bpe = trained.vocab.core_bpe(&pattern, &[])?;
+    // Check the tokenizer's encoding of a sample of training documents against the
+    // trained segmentation of their pre-tokens (the training words themselves were
+    // checked against tiktoken's merge function: `mismatched_words`).
+    let tokenizer =
+        trained
+            .vocab
+            .tokenizer(VocabSource::File(options.output.clone()), &pattern_spec, 0)?;
     let regex = fancy_regex::Regex::new(&pattern)
         .map_err(|e| VocabCmdError::Vocab(VocabError::Pattern(e.to_string())))?;
     let ranks = trained.vocab.ranks();
@@ -433,7 +451,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
                 },
             }
         }
-        if bpe.encode_ordinary(&doc.text) != expected {
+        if tokenizer.encode(&doc.text)? != expected {
             differ += 1;
         }
     }
@@ -450,10 +468,10 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
         text.clone()
     };
     let ordinary = trained.vocab.len();
-    let special = vocab_build::qwen_special_tokens(ordinary, options.extra_tokens);
-    let pattern_name = match options.pattern.as_str() {
-        "qwen" | "cl100k" => options.pattern.clone(),
-        _ => "custom".into(),
+    let special = tokenizer::special_tokens(ordinary as Rank, options.extra_tokens);
+    let pattern_name = match &pattern_spec {
+        Pattern::Regex(_) => "custom".into(),
+        builtin => builtin.name().to_string(),
     };
     let sidecar = Sidecar {
         format: "tiktoken".into(),
@@ -509,30 +527,30 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
     })
 }
 
-/// A vocabulary to compare: a label and its encoder.
+/// A vocabulary to compare: a label and its tokenizer.
+#[derive(Clone)]
 pub struct Encoder {
     /// Name in reports.
     pub label: String,
     /// Ordinary tokens.
     pub ordinary_tokens: usize,
-    /// Pattern name or regex.
-    pub pattern: String,
-    bpe: CoreBPE,
+    /// The pre-tokenization pattern.
+    pub pattern: Pattern,
+    tokenizer: Tokenizer,
 }
 
 impl Encoder {
-    /// Opens `spec`: `cl100k` (tiktoken-rs's own cl100k_base), or `[LABEL=]PATH` of a
-    /// tiktoken file whose pattern is taken from its sidecar, else `default_pattern`.
+    /// Opens `spec`: `cl100k` (the built-in cl100k_base with its pattern), or
+    /// `[LABEL=]PATH` of a tiktoken file (plain or gzip) whose pattern is taken from its
+    /// sidecar, else `default_pattern` (`qwen`, `cl100k` or a regex).
     pub fn open(spec: &str, default_pattern: &str) -> Result<Encoder, VocabCmdError> {
-        if spec == "cl100k" || spec == "cl100k_base" {
-            let bpe = tiktoken_rs::cl100k_base().map_err(|e| {
-                VocabCmdError::Vocab(VocabError::Invalid(format!("cl100k_base: {e}")))
-            })?;
+        if VocabSource::parse(spec) == VocabSource::Cl100k {
+            let tokenizer = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, 0)?;
             return Ok(Encoder {
                 label: "cl100k_base".into(),
-                ordinary_tokens: 100_256,
-                pattern: "cl100k".into(),
-                bpe,
+                ordinary_tokens: tokenizer.n_tokens(),
+                pattern: Pattern::Cl100k,
+                tokenizer,
             });
         }
         let (label, path) = match spec.split_once('=') {
@@ -556,22 +574,22 @@ impl Encoder {
                         side.display()
                     ))
                 })?;
-                s.pattern
+                Pattern::from_regex(&s.pattern)
             }
-            Err(_) => vocab_build::pattern_by_name(default_pattern).to_string(),
+            Err(_) => Pattern::parse(default_pattern),
         };
-        let bpe = vocab.core_bpe(&pattern, &[])?;
+        let tokenizer = vocab.tokenizer(VocabSource::File(path), &pattern, 0)?;
         Ok(Encoder {
             label,
             ordinary_tokens: vocab.len(),
             pattern,
-            bpe,
+            tokenizer,
         })
     }
 
     /// Tokens of `text` (no special tokens).
-    pub fn count(&self, text: &str) -> usize {
-        self.bpe.encode_ordinary(text).len()
+    pub fn count(&self, text: &str) -> Result<usize, TokenizerError> {
+        Ok(self.tokenizer.encode(text)?.len())
     }
 }
 
@@ -621,11 +639,13 @@ pub fn compare(
     }
     let threads = threads_or_default(threads);
     let chunk = docs.len().div_ceil(threads).max(1);
-    let parts: Vec<BTreeMap<String, LangRow>> = std::thread::scope(|s| {
+    let parts: Vec<Result<BTreeMap<String, LangRow>, VocabCmdError>> = std::thread::scope(|s| {
         let handles: Vec<_> = docs
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || {
+                    // A clone per thread: tokenizers should not share their regex.
+                    let encoders: Vec<Encoder> = encoders.iter().map(Encoder::clone).collect();
                     let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
                     for d in part {
                         let row = rows.entry(d.lang.clone()).or_insert_with(|| LangRow {
@@ -636,10 +656,13 @@ pub fn compare(
                         row.docs += 1;
                         row.bytes += d.text.len() as u64;
                         for (i, e) in encoders.iter().enumerate() {
-                            row.tokens[i] += e.count(&d.text) as u64;
+                            let n = e.count(&d.text).map_err(|e| {
+                                VocabError::Invalid(format!("document {}: {e}", d.id))
+                            })?;
+                            row.tokens[i] += n as u64;
                         }
                     }
-                    rows
+                    Ok(rows)
                 })
             })
             .collect();
@@ -650,7 +673,7 @@ pub fn compare(
     });
     let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
     for part in parts {
-        for (lang, r) in part {
+        for (lang, r) in part? {
             let row = rows.entry(lang).or_insert_with(|| LangRow {
                 lang: r.lang.clone(),
                 tokens: vec![0; encoders.len()],
