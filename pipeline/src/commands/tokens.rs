@@ -437,11 +437,7 @@ pub fn report_table(r: &TokenReport) -> String {
                 c.tokens,
                 100.0 * c.tokens as f64 / total as f64,
                 c.bytes,
-                if c.tokens > 0 && c.bytes > 0 {
-                    format!("{:.3}", c.bytes as f64 / c.tokens as f64)
-                } else {
-                    "-".into()
-                }
+                bytes_per_token(c.bytes, c.tokens)
             ));
         }
     };
@@ -514,11 +510,7 @@ pub fn report_html(r: &TokenReport) -> String {
                 c.tokens,
                 100.0 * c.tokens as f64 / total as f64,
                 c.bytes,
-                if c.tokens > 0 && c.bytes > 0 {
-                    format!("{:.3}", c.bytes as f64 / c.tokens as f64)
-                } else {
-                    "-".into()
-                }
+                bytes_per_token(c.bytes, c.tokens)
             ));
         }
         html.push_str("</table>\n");
@@ -532,4 +524,13 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Bytes per token as a table cell, `-` when unknown.
+fn bytes_per_token(bytes: u64, tokens: u64) -> String {
+    if tokens > 0 && bytes > 0 {
+        format!("{:.3}", bytes as f64 / tokens as f64)
+    } else {
+        "-".into()
+    }
 }
