@@ -105,19 +105,24 @@ fn ids(out: &Path) -> Vec<String> {
 fn multi_pass(inputs: &[String], work: &Path, out: &Path, extra: &[&str]) {
     let w = work.to_str().unwrap();
     let with = |pass: &str, task: Option<(usize, usize)>| {
-        let mut args = vec!["dedup", "--fuzzy", "--pass", pass, "--work-dir", w];
+        let method = if extra.contains(&"--exact") {
+            "--exact"
+        } else {
+            "--fuzzy"
+        };
+        let mut args = vec!["dedup", method, "--pass", pass, "--work-dir", w];
         let t;
         if let Some((i, n)) = task {
             t = [i.to_string(), n.to_string()];
             args.extend(["--task-index", &t[0], "--task-count", &t[1]]);
-            args.extend(extra);
+            args.extend(extra.iter().filter(|a| **a != "--exact"));
             args.extend(inputs.iter().map(String::as_str));
             if pass == "filter" {
                 args.extend(["-o", out.to_str().unwrap()]);
             }
             run(&args);
         } else {
-            args.extend(extra);
+            args.extend(extra.iter().filter(|a| **a != "--exact"));
             args.extend(inputs.iter().map(String::as_str));
             run(&args);
         }
@@ -377,4 +382,37 @@ fn a_run_with_minhash_dedup_matches_the_dedup_command_and_resumes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one task"));
+}
+
+#[test]
+fn exact_dedup_through_the_passes_matches_the_exact_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = inputs(dir.path());
+    // A fourth file: upper-cased copies of reviews 3..9 (the same dedup key) and one new.
+    let mut d = String::new();
+    for (i, r) in reviews()[3..9].iter().enumerate() {
+        let v = serde_json::json!({"id": format!("upper-{i}"), "text": r["text"].as_str().unwrap().to_uppercase()});
+        d.push_str(&format!("{v}\n"));
+    }
+    d.push_str("{\"id\": \"new\", \"text\": \"something else entirely, not seen before\"}\n");
+    let p = dir.path().join("d.jsonl");
+    std::fs::write(&p, d).unwrap();
+    inputs.push(p.to_string_lossy().into_owned());
+
+    let stage_out = dir.path().join("stage");
+    let mut args = vec!["dedup", "--exact", "-o", stage_out.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    run(&args);
+
+    let work = dir.path().join("work");
+    let passes_out = dir.path().join("passes");
+    multi_pass(&inputs, &work, &passes_out, &["--exact"]);
+    // (`--exact` takes the place of `--fuzzy` in every pass.)
+    let kept = ids(&passes_out);
+    assert_eq!(kept, ids(&stage_out));
+    assert!(!kept.iter().any(|i| i.starts_with("upper-")), "{kept:?}");
+    assert!(kept.iter().any(|i| i == "new"));
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(passes_out.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["stages"][0]["drops"]["duplicate"], 6);
 }

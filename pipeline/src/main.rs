@@ -334,9 +334,10 @@ struct DedupArgs {
     /// signatures in memory.
     #[arg(long)]
     fuzzy: bool,
-    /// Run one pass of multi-pass fuzzy dedup (sharded with --task-index/--task-count
-    /// where it says): signatures (by input file), buckets (by band), cluster (one
-    /// task), filter (by input file).
+    /// Run one pass of multi-pass dedup (sharded with --task-index/--task-count where
+    /// it says): signatures (by input file), buckets (by band), cluster (one task),
+    /// filter (by input file). With --exact: exact dedup across all tasks' inputs
+    /// through the same passes.
     #[arg(long, value_enum, requires = "work_dir")]
     pass: Option<PassArg>,
     /// Work directory of fuzzy dedup's intermediate files (default: OUT/minhash).
@@ -606,30 +607,34 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
 
 fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
     use corpus::fuzzy;
-    use corpus::stages::minhash::{Action, Config, Keep, Verify};
-    let mut config = Config {
-        ngram: args.ngram,
-        bands: args.bands,
-        rows: args.rows,
-        seed: args.seed,
-        verify: match args.verify {
-            VerifyArg::Off => Verify::Off,
-            VerifyArg::Estimate => Verify::Estimate,
-            VerifyArg::Exact => Verify::Exact,
-        },
-        threshold: args.threshold,
-        keep: match args.keep {
-            KeepArg::First => Keep::First,
-            KeepArg::Longest => Keep::Longest,
-            KeepArg::BestQualityScore => Keep::BestQualityScore,
-        },
-        action: if args.annotate {
-            Action::Annotate
-        } else {
-            Action::Drop
-        },
-        work_dir: PathBuf::new(),
+    use corpus::stages::minhash::{Action, Config, Keep, Method, Verify};
+    let mut config = if args.exact {
+        Config::exact()
+    } else {
+        Config {
+            method: Method::Minhash,
+            ngram: args.ngram,
+            bands: args.bands,
+            rows: args.rows,
+            seed: args.seed,
+            verify: match args.verify {
+                VerifyArg::Off => Verify::Off,
+                VerifyArg::Estimate => Verify::Estimate,
+                VerifyArg::Exact => Verify::Exact,
+            },
+            threshold: args.threshold,
+            keep: match args.keep {
+                KeepArg::First => Keep::First,
+                KeepArg::Longest => Keep::Longest,
+                KeepArg::BestQualityScore => Keep::BestQualityScore,
+            },
+            action: Action::Drop,
+            work_dir: PathBuf::new(),
+        }
     };
+    if args.annotate {
+        config.action = Action::Annotate;
+    }
     config.validate().map_err(usage)?;
     if args.explain {
         print!("{}", config.explain());

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 /// The document is a near-duplicate of the survivor of its cluster.
 pub const NEAR_DUPLICATE: Reason = Reason::new("near_duplicate");
 
+/// With `method = "exact"`: the document's dedup key was seen earlier.
+pub const DUPLICATE: Reason = Reason::new("duplicate");
+
 /// The stage. Decision files are loaded per input file on first use.
 pub struct Filter {
     config: Config,
@@ -88,7 +91,10 @@ impl Stage for Filter {
                 cx.count("survivors", 1);
                 Ok(Verdict::Keep)
             }
-            Action::Drop => Ok(Verdict::Drop(NEAR_DUPLICATE)),
+            Action::Drop => Ok(Verdict::Drop(match self.config.method {
+                super::Method::Minhash => NEAR_DUPLICATE,
+                super::Method::Exact => DUPLICATE,
+            })),
             Action::Annotate => {
                 cx.count(
                     if d.survivor {

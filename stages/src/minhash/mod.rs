@@ -72,10 +72,24 @@ pub enum Verify {
     Exact,
 }
 
+/// What the signature of a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// MinHash of the shingles: near-duplicates.
+    Minhash,
+    /// XXH3-128 of the whole dedup key as 4 values in one band: exact duplicates (as the
+    /// `exact_dedup` stage with `key = "text"`), through the same passes, so exact dedup
+    /// also scales over tasks and machines.
+    Exact,
+}
+
 /// Settings of MinHash dedup, shared by `corpus dedup --fuzzy` and every pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `minhash` (near-duplicates) or `exact` (see [`Method`]).
+    pub method: Method,
     /// Tokens per shingle (words; CJK characters count one each).
     pub ngram: usize,
     /// LSH bands.
@@ -103,6 +117,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            method: Method::Minhash,
             ngram: 5,
             bands: 14,
             rows: 8,
@@ -117,6 +132,19 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Exact dedup through the MinHash passes: one band of the key's 128-bit hash, no
+    /// verification, the first occurrence survives.
+    pub fn exact() -> Config {
+        Config {
+            method: Method::Exact,
+            bands: 1,
+            rows: 4,
+            verify: Verify::Off,
+            keep: Keep::First,
+            ..Config::default()
+        }
+    }
+
     /// Signature length.
     pub fn num_hashes(&self) -> usize {
         self.bands * self.rows
@@ -126,6 +154,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.ngram == 0 {
             return Err("ngram must be at least 1".into());
+        }
+        if self.method == Method::Exact && (self.bands != 1 || self.rows != 4) {
+            return Err("method = \"exact\" uses one band of 4 rows (bands = 1, rows = 4)".into());
         }
         if self.bands == 0 || self.rows == 0 {
             return Err("bands and rows must be at least 1".into());
@@ -145,10 +176,13 @@ impl Config {
     /// A fingerprint of the settings that decide signatures (n-gram, bands, rows,
     /// seed): intermediate files made with other settings are refused.
     pub fn signature_fingerprint(&self) -> u64 {
-        let text = format!(
-            "minhash-v1 ngram={} bands={} rows={} seed={}",
-            self.ngram, self.bands, self.rows, self.seed
-        );
+        let text = match self.method {
+            Method::Minhash => format!(
+                "minhash-v1 ngram={} bands={} rows={} seed={}",
+                self.ngram, self.bands, self.rows, self.seed
+            ),
+            Method::Exact => "exact-v1 key=text xxh3-128".to_string(),
+        };
         xxhash_rust::xxh3::xxh3_64(text.as_bytes())
     }
 
@@ -200,6 +234,10 @@ impl Config {
 
 /// Field documentation for `corpus stages`.
 pub const FIELDS: &[crate::FieldDoc] = &[
+    crate::FieldDoc {
+        name: "method",
+        doc: "minhash (near-duplicates) or exact (the dedup key's 128-bit hash; bands = 1, rows = 4)",
+    },
     crate::FieldDoc {
         name: "ngram",
         doc: "tokens per shingle (words; each CJK character is a token)",
@@ -336,11 +374,21 @@ impl Signer {
         key_buf: &mut String,
         ids: &mut Vec<u64>,
     ) -> SigRecord {
-        let shingles = self.shingles(&doc.text, key_buf, ids);
-        let hashes = if shingles.is_empty() {
-            Vec::new()
-        } else {
-            self.hasher.create_signature(shingles.into_iter())
+        let hashes = match self.config.method {
+            Method::Exact => {
+                key_buf.clear();
+                dedup_key(&doc.text, key_buf);
+                let h = xxhash_rust::xxh3::xxh3_128(key_buf.as_bytes());
+                (0..4).map(|i| (h >> (32 * i)) as u32).collect()
+            }
+            Method::Minhash => {
+                let shingles = self.shingles(&doc.text, key_buf, ids);
+                if shingles.is_empty() {
+                    Vec::new()
+                } else {
+                    self.hasher.create_signature(shingles.into_iter())
+                }
+            }
         };
         SigRecord {
             hashes,
