@@ -93,8 +93,9 @@ pub struct PassSummary {
 }
 
 /// Reads one input file and signs its documents, `threads` at a time, in input order.
-/// Corrupt records are skipped and counted (they get no record number: the reader
-/// numbers the documents it produces, and the filter pass reads the same way).
+/// A reader thread fills the next batch while the current one is signed. Corrupt
+/// records are skipped and counted (they get no record number: the reader numbers the
+/// documents it produces, and the filter pass reads the same way).
 fn sign_file(
     file: &InputFile,
     input: &InputConfig,
@@ -102,51 +103,68 @@ fn sign_file(
     threads: usize,
     summary: &mut PassSummary,
 ) -> Result<Vec<SigRecord>, FuzzyError> {
+    const BATCH: usize = 4096;
     let mut src = source::open(file, input)?;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Document>>(2);
     let mut out = Vec::new();
-    let mut batch: Vec<Document> = Vec::with_capacity(4096);
-    let mut done = false;
-    while !done {
-        batch.clear();
-        while batch.len() < 4096 {
-            match src.next_doc() {
-                Ok(Some(d)) => batch.push(d),
-                Ok(None) => {
-                    done = true;
-                    break;
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<u64, FuzzyError> {
+            let mut corrupt = 0;
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                match src.next_doc() {
+                    Ok(Some(d)) => {
+                        batch.push(d);
+                        if batch.len() == BATCH
+                            && tx
+                                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                                .is_err()
+                        {
+                            return Ok(corrupt);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) if e.is_recoverable() => corrupt += 1,
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) if e.is_recoverable() => summary.corrupt += 1,
-                Err(e) => return Err(e.into()),
             }
-        }
-        summary.text_bytes += batch.iter().map(|d| d.text.len() as u64).sum::<u64>();
-        let chunk = batch.len().div_ceil(threads.max(1)).max(1);
-        let parts: Vec<Vec<SigRecord>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .chunks(chunk)
-                .map(|docs| {
-                    s.spawn(move || {
-                        let (mut key, mut ids) = (String::new(), Vec::new());
-                        docs.iter()
-                            .map(|d| signer.sign_with(d, &mut key, &mut ids))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("signing does not panic"))
-                .collect()
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(corrupt)
         });
-        for r in parts.into_iter().flatten() {
-            if r.has_signature() {
-                summary.signed += 1;
-            } else {
-                summary.too_short += 1;
+        for batch in rx.iter() {
+            summary.text_bytes += batch.iter().map(|d| d.text.len() as u64).sum::<u64>();
+            let chunk = batch.len().div_ceil(threads.max(1)).max(1);
+            let parts: Vec<Vec<SigRecord>> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .chunks(chunk)
+                    .map(|docs| {
+                        s.spawn(move || {
+                            let (mut key, mut ids) = (String::new(), Vec::new());
+                            docs.iter()
+                                .map(|d| signer.sign_with(d, &mut key, &mut ids))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("signing does not panic"))
+                    .collect()
+            });
+            for r in parts.into_iter().flatten() {
+                if r.has_signature() {
+                    summary.signed += 1;
+                } else {
+                    summary.too_short += 1;
+                }
+                out.push(r);
             }
-            out.push(r);
         }
-    }
+        summary.corrupt += reader.join().expect("the reader does not panic")?;
+        Ok::<(), FuzzyError>(())
+    })?;
     summary.docs += out.len() as u64;
     Ok(out)
 }
