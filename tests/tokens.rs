@@ -545,3 +545,62 @@ fn encode_stops_when_its_reader_goes_away() {
     assert!(status.success(), "{status}");
     assert_eq!(&head, b"{\"id\":\"movie-rev");
 }
+
+/// A `[tokenize]` table packs the run's kept documents after the run, once every shard
+/// is complete: with two tasks, the first to finish waits for the other, which packs,
+/// and the shards equal `corpus tokens pack` over the same documents.
+#[test]
+fn a_run_with_a_tokenize_table_packs_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = texts()
+        .iter()
+        .map(|p| format!("{:?}", p.to_str().unwrap()))
+        .collect();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
+             [tokenize]\nvocab = \"cl100k\"\nseq_len = 512\nval_fraction = 0.1\nseed = 3\n",
+            paths.join(", ")
+        ),
+    )
+    .unwrap();
+    let run = dir.path().join("out");
+    let cfg = cfg.to_str().unwrap();
+    let first = corpus(&["run", cfg, "--task-index", "0", "--task-count", "2"]);
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("not complete yet"));
+    assert!(!run.join("tokens").exists());
+    let second = corpus(&["run", cfg, "--task-index", "1", "--task-count", "2"]);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let direct = dir.path().join("direct");
+    ok(&[
+        "tokens",
+        "pack",
+        "--vocab",
+        "cl100k",
+        "-q",
+        "--seq-len",
+        "512",
+        "--val-fraction",
+        "0.1",
+        "--seed",
+        "3",
+        "-o",
+        direct.to_str().unwrap(),
+        run.to_str().unwrap(),
+    ]);
+    let shards = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        files(d)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".parquet"))
+            .collect()
+    };
+    assert!(!shards(&direct).is_empty());
+    assert_eq!(shards(&run.join("tokens")), shards(&direct));
+}

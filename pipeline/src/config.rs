@@ -22,9 +22,80 @@ pub struct PipelineConfig {
     /// The stages, in order.
     #[serde(default)]
     pub stages: Vec<StageConfig>,
+    /// Tokenize and pack the kept documents into training shards after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenize: Option<TokenizeConfig>,
     /// Directory relative paths are taken from: the config file's directory.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// The `[tokenize]` table: after a run (of one task, or of the last of several), the
+/// kept documents are tokenized and packed as `corpus tokens pack` does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeConfig {
+    /// Vocabulary: `cl100k` or a tiktoken-format file (relative to the config file).
+    pub vocab: String,
+    /// Pre-tokenization: `qwen`, `cl100k` or a regex.
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// Reserved `<|extra_N|>` tokens.
+    #[serde(default = "default_extras")]
+    pub extra_tokens: u32,
+    /// Where the shards go, relative to the output directory.
+    #[serde(default = "default_tokens_dir")]
+    pub dir: String,
+    /// Tokens per sequence (the context length).
+    #[serde(default = "default_seq_len")]
+    pub seq_len: usize,
+    /// Share of documents in the validation split.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Shuffle seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Shard format: `parquet` or `arrow`.
+    #[serde(default = "default_shard_format")]
+    pub format: crate::commands::pack::ShardFormat,
+    /// Sequences per shard file.
+    #[serde(default = "default_shard_sequences")]
+    pub shard_sequences: usize,
+}
+
+fn default_pattern() -> String {
+    "qwen".into()
+}
+fn default_extras() -> u32 {
+    corpus_models::tokenizer::QWEN_EXTRA_TOKENS
+}
+fn default_tokens_dir() -> String {
+    "tokens".into()
+}
+fn default_seq_len() -> usize {
+    crate::commands::pack::PackConfig::default().seq_len
+}
+fn default_val_fraction() -> f64 {
+    crate::commands::pack::PackConfig::default().val_fraction
+}
+fn default_shard_format() -> crate::commands::pack::ShardFormat {
+    crate::commands::pack::PackConfig::default().format
+}
+fn default_shard_sequences() -> usize {
+    crate::commands::pack::PackConfig::default().shard_sequences
+}
+
+impl TokenizeConfig {
+    /// The packing settings.
+    pub fn pack_config(&self) -> crate::commands::pack::PackConfig {
+        crate::commands::pack::PackConfig {
+            seq_len: self.seq_len,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            format: self.format,
+            shard_sequences: self.shard_sequences,
+        }
+    }
 }
 
 /// The `[output]` table.
@@ -158,6 +229,16 @@ impl PipelineConfig {
         for stage in &mut config.stages {
             stage.resolve_paths(&config.base_dir);
         }
+        if let Some(t) = &mut config.tokenize
+            && t.vocab != "cl100k"
+            && Path::new(&t.vocab).is_relative()
+        {
+            t.vocab = config
+                .base_dir
+                .join(&t.vocab)
+                .to_string_lossy()
+                .into_owned();
+        }
         config.validate_settings()?;
         Ok(config)
     }
@@ -180,6 +261,7 @@ impl PipelineConfig {
             },
             executor: ExecutorConfig::default(),
             stages,
+            tokenize: None,
             base_dir: PathBuf::from("."),
         };
         config.validate_settings()?;

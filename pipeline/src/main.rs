@@ -558,7 +558,71 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         });
     }
     let config = PipelineConfig::load(&args.config, &args.set)?;
-    execute(&config, args.output, &args.common)
+    let output = args.output.clone();
+    execute(&config, args.output, &args.common)?;
+    if let Some(t) = &config.tokenize {
+        tokenize_run(&config, t, output, &args.common)?;
+    }
+    Ok(())
+}
+
+/// The `[tokenize]` step after a run: packs the kept documents once every shard of the
+/// run is complete (with several tasks, the task that finishes last does it).
+fn tokenize_run(
+    config: &PipelineConfig,
+    t: &corpus::config::TokenizeConfig,
+    output: Option<PathBuf>,
+    args: &CommonArgs,
+) -> Result<(), Failure> {
+    use corpus::commands::{pack, tokens};
+    let root = output.unwrap_or_else(|| config.output_dir());
+    let files = corpus::source::expand_inputs(&config.input, &config.base_dir)
+        .map_err(|e| usage(e.to_string()))?;
+    let layout = corpus::shard::Layout {
+        root: root.clone(),
+        extension: config.output.format.extension(),
+    };
+    let missing = files
+        .iter()
+        .filter(|f| !layout.marker(f.index).exists())
+        .count();
+    if missing > 0 {
+        if !args.quiet {
+            eprintln!(
+                "tokenize: {missing} shard(s) of the run are not complete yet; the task that \
+                 completes the last one packs the tokens"
+            );
+        }
+        return Ok(());
+    }
+    let fail = |e: tokens::TokensError| Failure {
+        code: if e.is_usage() { 2 } else { 1 },
+        error: e.into(),
+    };
+    let tokenizer = tokens::TokenizerSpec {
+        vocab: t.vocab.clone(),
+        pattern: t.pattern.clone(),
+        extras: t.extra_tokens,
+    }
+    .load()
+    .map_err(fail)?;
+    let out = root.join(&t.dir);
+    let docs = root.join("docs").to_string_lossy().into_owned();
+    let threads = args.threads.unwrap_or(0);
+    let summary = pack::pack(&[docs], &tokenizer, &t.pack_config(), &out, threads).map_err(fail)?;
+    if !args.quiet {
+        for (name, s) in &summary.manifest.splits {
+            eprintln!(
+                "tokenize: {name:<10} {:>9} docs {:>12} tokens {:>8} sequences of {} -> {}",
+                s.docs,
+                s.tokens,
+                s.sequences,
+                t.seq_len,
+                out.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn usage(message: impl std::fmt::Display) -> Failure {
