@@ -169,6 +169,17 @@ fn sign_file(
     Ok(out)
 }
 
+/// Size and modification time of a file (zeros when unknown).
+fn stamp(path: &Path) -> (u64, u128) {
+    let meta = std::fs::metadata(path).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (meta.map_or(0, |m| m.len()), modified)
+}
+
 fn input_bytes(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -338,6 +349,10 @@ pub struct ClusterSummary {
     pub fingerprint: String,
     /// The input files, in order.
     pub inputs: Vec<PathBuf>,
+    /// Size and modification time (ns since the epoch) of each input when clustered:
+    /// a rerun reuses the clusters only for unchanged inputs.
+    #[serde(default)]
+    pub input_stamps: Vec<(u64, u128)>,
     /// Documents in clusters of two or more.
     pub clustered: u64,
     /// Clusters of two or more.
@@ -593,6 +608,7 @@ fn write_decisions(
         version: files::VERSION,
         fingerprint: format!("{:016x}", files::decision_fingerprint(config)),
         inputs: files.iter().map(|f| f.path.clone()).collect(),
+        input_stamps: files.iter().map(|f| stamp(&f.path)).collect(),
         clustered: decisions.entries.len() as u64,
         clusters: decisions.clusters() as u64,
         removed: decisions.removed() as u64,
@@ -616,7 +632,12 @@ pub fn finished_cluster(
     let same = s.version == files::VERSION
         && s.fingerprint == format!("{:016x}", files::decision_fingerprint(config))
         && s.inputs.len() == files.len()
-        && s.inputs.iter().zip(files).all(|(a, b)| *a == b.path);
+        && s.inputs.iter().zip(files).all(|(a, b)| *a == b.path)
+        && s.input_stamps.len() == files.len()
+        && s.input_stamps
+            .iter()
+            .zip(files)
+            .all(|(st, f)| *st == stamp(&f.path));
     same.then_some(s)
 }
 
