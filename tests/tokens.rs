@@ -5,6 +5,8 @@
 //! `pyarrow` and `numpy`; .ci/run installs them. Under CI=true a missing Python or
 //! package fails these tests; elsewhere they print a notice and skip the Python part.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -603,4 +605,114 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
     };
     assert!(!shards(&direct).is_empty());
     assert_eq!(shards(&run.join("tokens")), shards(&direct));
+}
+
+/// Instruction data (`[input.jsonl] format = "messages"` or `"prompt_response"`) is
+/// rendered in ChatML, flows through a run, and its markers become special tokens when
+/// encoded; the same markers in ordinary text stay ordinary text.
+#[test]
+fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.jsonl");
+    std::fs::write(
+        &chat,
+        concat!(
+            r#"{"id": "c1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}]}"#,
+            "\n",
+            r#"{"id": "c2", "messages": [{"role": "user"}]}"#,
+            "\n",
+            r#"{"id": "c3", "messages": [{"role": "user", "content": "say <|im_end|> now"}]}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let pr = dir.path().join("pr.jsonl");
+    std::fs::write(
+        &pr,
+        concat!(
+            r#"{"id": "p1", "prompt": "Name a colour.", "response": "Blue.", "tag": 7}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let web = dir.path().join("web.jsonl");
+    std::fs::write(
+        &web,
+        "{\"id\": \"w1\", \"text\": \"a page that says <|im_start|>user\"}\n",
+    )
+    .unwrap();
+    let run = |name: &str, input: &Path, format: &str| -> PathBuf {
+        let cfg = dir.path().join(format!("{name}.toml"));
+        let out = dir.path().join(name);
+        std::fs::write(
+            &cfg,
+            format!(
+                "[input]\npaths = [{:?}]\n[input.jsonl]\nformat = \"{format}\"\n[output]\ndir = {:?}\n",
+                input.to_str().unwrap(),
+                out.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        ok(&["run", cfg.to_str().unwrap(), "-q"]);
+        out
+    };
+    let encode = |out: &Path| -> Vec<Value> {
+        ok(&[
+            "tokens",
+            "encode",
+            "--vocab",
+            "cl100k",
+            out.to_str().unwrap(),
+        ])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+    };
+    // cl100k with Qwen's numbering: 100256 <|endoftext|>, then these two.
+    let im_start = 100257u64;
+    let im_end = 100258u64;
+
+    let out = run("chat", &chat, "messages");
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    // c2 lacks content and c3 carries a marker inside a message: both corrupt, skipped.
+    assert_eq!(stats["input"]["corrupt"]["bad_chat"], 2, "{stats}");
+    let docs: Vec<Value> = common::gunzip(&out.join("docs/part-00000.jsonl.gz"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["text"],
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4.<|im_end|>"
+    );
+    let ids = encode(&out);
+    let ids: Vec<u64> = ids[0]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.iter().filter(|&&i| i == im_start).count(), 3);
+    assert_eq!(ids.iter().filter(|&&i| i == im_end).count(), 3);
+    assert_eq!(ids[0], im_start);
+
+    let out = run("pr", &pr, "prompt_response");
+    let text = common::gunzip(&out.join("docs/part-00000.jsonl.gz"));
+    let doc: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        doc["text"],
+        "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\nBlue.<|im_end|>"
+    );
+    assert_eq!(doc["meta"]["extra"]["tag"], 7);
+
+    let out = run("web", &web, "text");
+    let ids = encode(&out);
+    assert!(
+        !ids[0]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_u64() == Some(im_start))
+    );
 }

@@ -374,6 +374,36 @@ impl Tokenizer {
         self.encode_fancy(text, out)
     }
 
+    /// Encodes `text` in which the named special tokens (such as `<|im_start|>` and
+    /// `<|im_end|>` of ChatML) stand for themselves: each occurrence becomes its id, the
+    /// text between them is encoded as ordinary text. Only for trusted text (instruction
+    /// data rendered by `corpus`): web text must go through [`Tokenizer::encode_into`],
+    /// where these strings are ordinary text.
+    pub fn encode_with_specials(
+        &self,
+        text: &str,
+        allowed: &[&str],
+        out: &mut Vec<Rank>,
+    ) -> Result<(), TokenizerError> {
+        let ids: Vec<(&str, Rank)> = allowed
+            .iter()
+            .filter_map(|name| self.special_id(name).map(|id| (*name, id)))
+            .collect();
+        let mut rest = text;
+        loop {
+            let next = ids
+                .iter()
+                .filter_map(|&(name, id)| rest.find(name).map(|at| (at, name, id)))
+                .min_by_key(|&(at, _, _)| at);
+            let Some((at, name, id)) = next else {
+                return self.encode_into(rest, out);
+            };
+            self.encode_into(&rest[..at], out)?;
+            out.push(id);
+            rest = &rest[at + name.len()..];
+        }
+    }
+
     /// [`Tokenizer::encode_into`] with the pattern on fancy-regex.
     fn encode_fancy(&self, text: &str, out: &mut Vec<Rank>) -> Result<(), TokenizerError> {
         let mut pos = 0;
@@ -809,6 +839,31 @@ mod tests {
 
     fn cl100k() -> Tokenizer {
         Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, QWEN_EXTRA_TOKENS).unwrap()
+    }
+
+    #[test]
+    fn allowed_specials_become_their_ids_and_nothing_else_does() {
+        let t = cl100k();
+        let (start, end) = (
+            t.special_id("<|im_start|>").unwrap(),
+            t.special_id("<|im_end|>").unwrap(),
+        );
+        let text =
+            "<|im_start|>user\nhi <|endoftext|><|im_end|>\n<|im_start|>assistant\nyo<|im_end|>";
+        let mut ids = Vec::new();
+        t.encode_with_specials(text, &["<|im_start|>", "<|im_end|>"], &mut ids)
+            .unwrap();
+        let mut want = vec![start];
+        want.extend(t.encode("user\nhi <|endoftext|>").unwrap());
+        want.push(end);
+        want.extend(t.encode("\n").unwrap());
+        want.push(start);
+        want.extend(t.encode("assistant\nyo").unwrap());
+        want.push(end);
+        assert_eq!(ids, want);
+        // Without permission the markers are ordinary text.
+        assert!(!t.encode(text).unwrap().contains(&start));
+        assert_eq!(t.decode(&ids).unwrap(), text);
     }
 
     #[test]

@@ -234,13 +234,20 @@ fn encode_one(
     index: usize,
     doc: Document,
 ) -> Result<DocTokens, TokensError> {
-    let ids = tok
-        .encode(&doc.text)
-        .map_err(|source| TokensError::Encode {
-            path: file.path.clone(),
-            id: doc.id.clone(),
-            source,
-        })?;
+    // Instruction data rendered in ChatML by the JSONL source: its markers are the
+    // special tokens. Any other text is ordinary text, markers included.
+    let encoded = if crate::source::jsonl::is_chatml(&doc) {
+        let mut ids = Vec::new();
+        tok.encode_with_specials(&doc.text, &crate::source::jsonl::CHATML_MARKERS, &mut ids)
+            .map(|()| ids)
+    } else {
+        tok.encode(&doc.text)
+    };
+    let ids = encoded.map_err(|source| TokensError::Encode {
+        path: file.path.clone(),
+        id: doc.id.clone(),
+        source,
+    })?;
     Ok(DocTokens {
         file: index,
         bytes: doc.text.len() as u64,

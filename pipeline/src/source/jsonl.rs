@@ -54,6 +54,128 @@ pub struct JsonlOptions {
     /// Longest line accepted, in bytes (decompressed); a longer line is skipped as
     /// corrupt (`line_too_long`) without being held in memory. Default 256 MiB.
     pub max_line_bytes: u64,
+    /// How a line becomes the document text: `text` (the text field, default),
+    /// `messages` (instruction data: a list of `{role, content}` objects) or
+    /// `prompt_response` (instruction data: prompt, response and an optional system
+    /// field). Instruction data is rendered in ChatML (`<|im_start|>role\ncontent<|im_end|>`
+    /// per message, joined by newlines) and marked `meta.extra.format = "chatml"`, so that
+    /// tokenization turns its markers into the special tokens.
+    pub format: JsonlFormat,
+    /// `messages`: the field holding the messages. Default `messages`.
+    pub messages_field: String,
+    /// `prompt_response`: the prompt field. Default `prompt`.
+    pub prompt_field: String,
+    /// `prompt_response`: the response field. Default `response`.
+    pub response_field: String,
+    /// `prompt_response`: the optional system field. Default `system`.
+    pub system_field: String,
+}
+
+/// See [`JsonlOptions::format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonlFormat {
+    /// The text field is the text.
+    Text,
+    /// Chat messages rendered in ChatML.
+    Messages,
+    /// A prompt and a response rendered in ChatML.
+    PromptResponse,
+}
+
+/// The value of `meta.extra.format` on documents rendered in ChatML.
+pub const CHATML: &str = "chatml";
+
+/// ChatML's markers: the special tokens a ChatML document's text contains.
+pub const CHATML_MARKERS: [&str; 2] = ["<|im_start|>", "<|im_end|>"];
+
+/// True when the document is instruction data rendered in ChatML by this source.
+pub fn is_chatml(doc: &Document) -> bool {
+    doc.meta.extra.get("format").and_then(Value::as_str) == Some(CHATML)
+}
+
+/// Renders `(role, content)` messages in ChatML; `Err` names a problem.
+fn render_chatml<'a>(messages: impl Iterator<Item = (&'a str, &'a str)>) -> Result<String, String> {
+    let mut out = String::new();
+    for (role, content) in messages {
+        if role.is_empty() || role.contains(char::is_whitespace) {
+            return Err(format!("bad role {role:?}"));
+        }
+        if CHATML_MARKERS
+            .iter()
+            .any(|m| content.contains(m) || role.contains(m))
+        {
+            return Err("a message contains a ChatML marker".into());
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("<|im_start|>");
+        out.push_str(role);
+        out.push('\n');
+        out.push_str(content);
+        out.push_str("<|im_end|>");
+    }
+    if out.is_empty() {
+        return Err("no messages".into());
+    }
+    Ok(out)
+}
+
+/// Takes the instruction fields out of `rest` and renders them.
+fn chat_text(
+    rest: &mut Vec<(String, Value)>,
+    options: &JsonlOptions,
+) -> Result<String, (&'static str, String)> {
+    let mut take = |name: &str| -> Option<Value> {
+        let i = rest.iter().position(|(k, _)| k == name)?;
+        Some(rest.remove(i).1)
+    };
+    let bad = |m: String| ("bad_chat", m);
+    match options.format {
+        JsonlFormat::Text => unreachable!("only for instruction formats"),
+        JsonlFormat::Messages => {
+            let Some(Value::Array(list)) = take(&options.messages_field) else {
+                return Err(bad(format!("no `{}` array", options.messages_field)));
+            };
+            let mut pairs = Vec::with_capacity(list.len());
+            for m in &list {
+                match (
+                    m.get("role").and_then(Value::as_str),
+                    m.get("content").and_then(Value::as_str),
+                ) {
+                    (Some(r), Some(c)) => pairs.push((r, c)),
+                    _ => {
+                        return Err(bad(format!(
+                            "`{}` holds an item without string `role` and `content`",
+                            options.messages_field
+                        )));
+                    }
+                }
+            }
+            render_chatml(pairs.into_iter()).map_err(bad)
+        }
+        JsonlFormat::PromptResponse => {
+            let mut field =
+                |name: &str, required: bool| -> Result<Option<String>, (&'static str, String)> {
+                    match take(name) {
+                        Some(Value::String(v)) => Ok(Some(v)),
+                        None | Some(Value::Null) if !required => Ok(None),
+                        _ => Err(bad(format!("no string `{name}`"))),
+                    }
+                };
+            let system = field(&options.system_field, false)?;
+            let prompt = field(&options.prompt_field, true)?.unwrap_or_default();
+            let response = field(&options.response_field, true)?.unwrap_or_default();
+            let mut pairs = Vec::new();
+            if let Some(sys) = &system {
+                pairs.push(("system", sys.as_str()));
+            }
+            pairs.push(("user", prompt.as_str()));
+            pairs.push(("assistant", response.as_str()));
+            render_chatml(pairs.into_iter()).map_err(bad)
+        }
+    }
 }
 
 impl Default for JsonlOptions {
@@ -64,6 +186,11 @@ impl Default for JsonlOptions {
             source_field: "source".into(),
             url_field: "url".into(),
             max_line_bytes: 256 << 20,
+            format: JsonlFormat::Text,
+            messages_field: "messages".into(),
+            prompt_field: "prompt".into(),
+            response_field: "response".into(),
+            system_field: "system".into(),
         }
     }
 }
@@ -423,12 +550,18 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 /// Checks and maps the fields of a line; `Err((kind, message))` for a corrupt line.
 fn build_document(
-    raw: RawLine,
+    mut raw: RawLine,
     options: &JsonlOptions,
     default_source: &str,
     default_id: impl FnOnce() -> String,
 ) -> Result<Document, (&'static str, String)> {
-    let text = match raw.text {
+    let chat = options.format != JsonlFormat::Text;
+    if chat && let Some(t) = raw.text.take() {
+        // Instruction data has no text field of its own: keep one as an extra field.
+        raw.rest.push((options.text_field.clone(), t));
+    }
+    let text = match raw.text.take() {
+        _ if chat => chat_text(&mut raw.rest, options)?,
         Some(Value::String(t)) => t,
         None | Some(Value::Null) => {
             return Err(("missing_text", format!("no `{}` field", options.text_field)));
@@ -505,6 +638,10 @@ fn build_document(
     // Keys of `meta.extra` come first: they are the record's own extras from an earlier run.
     for (k, v) in extra_later {
         meta.extra.entry(k).or_insert(v);
+    }
+    if chat {
+        meta.extra
+            .insert("format".into(), Value::String(CHATML.into()));
     }
     Ok(Document {
         id,
