@@ -5,4 +5,6 @@
 //! So far: [`vocab_build`], which extends cl100k_base into a Qwen-style vocabulary.
 #![deny(missing_docs)]
 
+pub mod features;
+pub mod scorer;
 pub mod vocab_build;
