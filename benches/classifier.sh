@@ -6,12 +6,15 @@
 # `corpus extract` on the trafilatura pages for the pipeline's extraction rate.
 #
 # Input: every 10th document of ../shared/data/corpus (English + Chinese).
-# Usage: benches/classifier.sh        (PROFILE=dev for a debug build with optimized deps)
+# Usage: benches/classifier.sh   (PROFILE=dev: debug build with optimized deps;
+#        BIN=path: a prebuilt corpus binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=$(realpath "${SHARED:-../shared/data}")
 PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then
+if [ -n "${BIN:-}" ]; then
+  : # a prebuilt binary
+elif [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin corpus
   BIN=${CARGO_TARGET_DIR:-target}/release/corpus
 else
