@@ -13,7 +13,7 @@ index 0 / value 0, and output `score` (float [batch]).
 
 Usage (from the repository root, after `cargo build`):
 
-    pip install numpy==2.4.6 scipy scikit-learn==1.9.1 onnx==1.23.2 onnxruntime==1.32.0
+    pip install numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1 onnx==1.23.2 onnxruntime==1.32.0
     python3 models/recipes/train_classifiers.py --corpus target/debug/corpus \
         --data /work/shared/data --out models/assets
 
