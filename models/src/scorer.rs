@@ -230,7 +230,13 @@ impl Scorer {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| model_err(e.to_string()))?;
+        // The shipped models are compiled in, so an installed binary needs no assets.
+        let bytes: std::borrow::Cow<'_, [u8]> = match shipped_bytes(path) {
+            Some(b) => b.into(),
+            None => std::fs::read(path)
+                .map_err(|e| model_err(e.to_string()))?
+                .into(),
+        };
         let active = activate(backend)?;
         let mut built = Vec::new();
         for _ in 0..sessions.max(1) {
@@ -329,11 +335,24 @@ impl Scorer {
 }
 
 /// Path of a model shipped in `models/assets/` of the source tree (`quality.onnx`,
-/// `safety.onnx`).
+/// `safety.onnx`). Loading this path uses the copy compiled into the binary, so it
+/// works where the source tree is absent.
 pub fn shipped_model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")
         .join(name)
+}
+
+/// The bytes of a shipped model when `path` is its path in `models/assets/`; the
+/// files are compiled into the binary.
+fn shipped_bytes(path: &Path) -> Option<&'static [u8]> {
+    if path == shipped_model("quality.onnx") {
+        Some(include_bytes!("../assets/quality.onnx"))
+    } else if path == shipped_model("safety.onnx") {
+        Some(include_bytes!("../assets/safety.onnx"))
+    } else {
+        None
+    }
 }
 
 /// A model given by name: `quality` and `safety` are the shipped models, anything else
