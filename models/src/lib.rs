@@ -7,5 +7,7 @@
 //! cl100k_base into a Qwen-style vocabulary.
 #![deny(missing_docs)]
 
+pub mod features;
+pub mod scorer;
 pub mod tokenizer;
 pub mod vocab_build;

@@ -50,6 +50,43 @@ enum Command {
     /// Build and compare tokenizer vocabularies.
     #[command(subcommand)]
     Vocab(VocabCommand),
+    /// Run the text classifiers (quality, safety) on JSON lines.
+    #[command(subcommand)]
+    Scorer(ScorerCommand),
+}
+
+#[derive(Subcommand)]
+enum ScorerCommand {
+    /// Print one score per input document (JSONL with a `text` field), in input order.
+    Score(ScoreArgs),
+    /// Write the hashed n-gram feature vectors of the documents of a JSONL file in the
+    /// dump format the training recipe reads (models/recipes/train_classifiers.py).
+    #[command(hide = true)]
+    Features {
+        /// JSONL (plain or compressed) with a `text` field.
+        input: PathBuf,
+        /// Output file.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ScoreArgs {
+    /// JSONL (plain or compressed) with a `text` field.
+    input: PathBuf,
+    /// `quality`, `safety` (the shipped models) or the path of an ONNX model.
+    #[arg(long, default_value = "quality")]
+    model: String,
+    /// Inference backend: tract (pure Rust) or onnxruntime (needs --library).
+    #[arg(long, default_value = "tract")]
+    backend: String,
+    /// Path of libonnxruntime.so for --backend onnxruntime.
+    #[arg(long, env = "CORPUS_ONNXRUNTIME_LIB")]
+    library: Option<PathBuf>,
+    /// Documents per inference call.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
 }
 
 #[derive(Subcommand)]
@@ -538,6 +575,10 @@ fn main() -> ExitCode {
             code: if e.is_usage() { 2 } else { 1 },
             error: e.into(),
         }),
+        Command::Scorer(ScorerCommand::Score(args)) => scorer_score(args),
+        Command::Scorer(ScorerCommand::Features { input, output }) => {
+            scorer_features(&input, &output)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -1351,4 +1392,99 @@ fn export(cmd: ExportCommand) -> Result<(), corpus::commands::tokens::TokensErro
         }
     }
     Ok(())
+}
+
+/// Calls `f` with the `text` of every JSON line of `path`; errors name the line.
+fn for_each_text(
+    path: &std::path::Path,
+    mut f: impl FnMut(String) -> anyhow::Result<()>,
+) -> Result<(), Failure> {
+    use std::io::BufRead;
+    let (reader, _) = corpus::io::open_decompressed(path)
+        .with_context(|| format!("opening {}", path.display()))
+        .map_err(|error| Failure { code: 2, error })?;
+    let bad = |error: anyhow::Error| Failure { code: 1, error };
+    for (n, line) in reader.lines().enumerate() {
+        let line = line
+            .with_context(|| format!("{}: line {}", path.display(), n + 1))
+            .map_err(bad)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {}: not JSON", path.display(), n + 1))
+            .map_err(bad)?;
+        let Some(text) = value.get("text").and_then(|t| t.as_str()) else {
+            return Err(bad(anyhow::anyhow!(
+                "{}: line {}: no string field `text`",
+                path.display(),
+                n + 1
+            )));
+        };
+        f(text.to_string()).map_err(bad)?;
+    }
+    Ok(())
+}
+
+fn scorer_features(input: &std::path::Path, output: &std::path::Path) -> Result<(), Failure> {
+    use corpus_models::features;
+    use std::io::Write;
+    let fail = |error: anyhow::Error| Failure { code: 1, error };
+    let file = corpus::io::AtomicFile::new(output);
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(file.tmp_path())
+            .with_context(|| format!("creating {}", output.display()))
+            .map_err(fail)?,
+    );
+    features::write_header(&mut out)
+        .context("writing features")
+        .map_err(fail)?;
+    for_each_text(input, |text| {
+        features::write_record(&mut out, &features::extract(&text)).context("writing features")
+    })?;
+    out.flush().context("writing features").map_err(fail)?;
+    drop(out);
+    file.commit()
+        .with_context(|| format!("writing {}", output.display()))
+        .map_err(fail)
+}
+
+fn scorer_score(args: ScoreArgs) -> Result<(), Failure> {
+    use corpus_models::scorer::{Backend, Scorer};
+    use std::io::Write;
+    let backend = match args.backend.as_str() {
+        "tract" => Backend::Tract,
+        "onnxruntime" => Backend::OnnxRuntime {
+            library: args.library.clone().ok_or_else(|| {
+                usage("--backend onnxruntime needs --library PATH (or CORPUS_ONNXRUNTIME_LIB)")
+            })?,
+        },
+        other => {
+            return Err(usage(format!(
+                "unknown backend `{other}`: tract or onnxruntime"
+            )));
+        }
+    };
+    let model = corpus_models::scorer::model_path(&args.model);
+    let scorer = Scorer::load(&model, &backend, 1).map_err(|e| Failure {
+        code: 2,
+        error: e.into(),
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut batch = Vec::with_capacity(args.batch_size.max(1));
+    let mut flush = |batch: &mut Vec<String>| -> anyhow::Result<()> {
+        for s in scorer.score_texts(batch)? {
+            writeln!(out, "{s}")?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for_each_text(&args.input, |text| {
+        batch.push(text);
+        if batch.len() >= args.batch_size.max(1) {
+            flush(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch).map_err(|error| Failure { code: 1, error })
 }

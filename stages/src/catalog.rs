@@ -92,6 +92,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 "URL/domain blocklists with FineWeb's hard/soft-ban logic and word blocklists over the text",
                 crate::safety::FIELDS,
             ),
+            StageConfig::Classifier(_) => describe::<crate::classifier::Config>(
+                crate::classifier::KIND,
+                "ONNX text classifier (shipped quality or safety model) run in batches with ort on tract or ONNX Runtime",
+                crate::classifier::FIELDS,
+            ),
             StageConfig::Upsample(_) => describe::<crate::upsample::Config>(
                 crate::upsample::KIND,
                 "repeat or thin documents by per-source weights, deterministically by document id",

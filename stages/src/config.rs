@@ -32,6 +32,8 @@ pub enum StageConfig {
     Quality(crate::quality::Config),
     /// URL/domain and word blocklists.
     Safety(crate::safety::Config),
+    /// ONNX text classifier (quality or safety score).
+    Classifier(crate::classifier::Config),
     /// Drop documents sharing n-grams with benchmark test sets.
     Decontam(crate::decontam::Config),
     /// Repeat or thin documents by per-source weights.
@@ -50,6 +52,7 @@ impl StageConfig {
             StageConfig::MinhashFilter(Default::default()),
             StageConfig::Quality(Default::default()),
             StageConfig::Safety(Default::default()),
+            StageConfig::Classifier(Default::default()),
             StageConfig::Upsample(Default::default()),
             StageConfig::Decontam(Default::default()),
         ]
@@ -80,6 +83,14 @@ impl StageConfig {
                 c.text_word_lists.iter_mut().for_each(fix);
             }
             StageConfig::Decontam(c) => c.benchmarks.iter_mut().for_each(|b| fix(&mut b.path)),
+            StageConfig::Classifier(c) => {
+                if !c.model.as_os_str().is_empty() {
+                    fix(&mut c.model);
+                }
+                if let Some(l) = &mut c.library {
+                    fix(l);
+                }
+            }
             StageConfig::MinhashFilter(c) if !c.work_dir.as_os_str().is_empty() => {
                 fix(&mut c.work_dir)
             }
@@ -98,6 +109,7 @@ impl StageConfig {
             StageConfig::MinhashFilter(_) => crate::minhash::KIND,
             StageConfig::Quality(_) => crate::quality::KIND,
             StageConfig::Safety(_) => crate::safety::KIND,
+            StageConfig::Classifier(_) => crate::classifier::KIND,
             StageConfig::Decontam(_) => crate::decontam::KIND,
             StageConfig::Upsample(_) => crate::upsample::KIND,
         }
@@ -114,6 +126,7 @@ pub const KINDS: &[&str] = &[
     crate::minhash::KIND,
     crate::quality::KIND,
     crate::safety::KIND,
+    crate::classifier::KIND,
     crate::upsample::KIND,
     crate::decontam::KIND,
 ];
@@ -159,6 +172,7 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::minhash::KIND => Ok(StageConfig::MinhashFilter(typed(&kind, fields)?)),
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
+            crate::classifier::KIND => Ok(StageConfig::Classifier(typed(&kind, fields)?)),
             crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
             crate::upsample::KIND => Ok(StageConfig::Upsample(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
@@ -179,6 +193,7 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::MinhashFilter(c) => AnyStage::Doc(Box::new(crate::minhash::filter::build(c)?)),
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
         StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
+        StageConfig::Classifier(c) => AnyStage::Batch(Box::new(crate::classifier::build(c)?)),
         StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),
         StageConfig::Upsample(c) => AnyStage::Doc(Box::new(crate::upsample::build(c)?)),
     })

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod classifier;
 pub mod config;
 pub mod decontam;
 pub mod document;
