@@ -178,39 +178,27 @@ fn bad_model_and_library_paths_are_clear_errors() {
     // Through the command line (a fresh process): exit code 2 and a message naming the
     // file, for a missing library and for a file that is not a library.
     let input = write_texts(dir.path(), &["hello".to_string()]);
-    let err = corpus_score(
-        &input,
-        "quality",
-        &[
-            "--backend",
-            "onnxruntime",
-            "--library",
-            lib.to_str().unwrap(),
-        ],
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("cannot load ONNX Runtime library")
-            && err.contains("libonnxruntime.so.1.99.0"),
-        "{err}"
-    );
+    let refused = || {
+        let err = corpus_score(
+            &input,
+            "quality",
+            &[
+                "--backend",
+                "onnxruntime",
+                "--library",
+                lib.to_str().unwrap(),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("cannot load ONNX Runtime library")
+                && err.contains("libonnxruntime.so.1.99.0"),
+            "{err}"
+        );
+    };
+    refused();
     std::fs::write(&lib, b"not an ELF file").unwrap();
-    let err = corpus_score(
-        &input,
-        "quality",
-        &[
-            "--backend",
-            "onnxruntime",
-            "--library",
-            lib.to_str().unwrap(),
-        ],
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("cannot load ONNX Runtime library")
-            && err.contains("libonnxruntime.so.1.99.0"),
-        "{err}"
-    );
+    refused();
     let err = corpus_score(&input, missing.to_str().unwrap(), &[]).unwrap_err();
     assert!(err.contains("no-such-model.onnx"), "{err}");
 }
