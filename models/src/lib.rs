@@ -4,10 +4,12 @@
 //!
 //! [`tokenizer`]: byte-level BPE with tiktoken-format vocabularies (cl100k_base built in,
 //! Qwen's `qwen.tiktoken` or any other file by path); [`vocab_build`], which extends
-//! cl100k_base into a Qwen-style vocabulary.
+//! cl100k_base into a Qwen-style vocabulary; [`reflm`]: the Candle reference language model
+//! (Qwen architecture) that judges data by validation perplexity.
 #![deny(missing_docs)]
 
 pub mod features;
+pub mod reflm;
 pub mod scorer;
 pub mod tokenizer;
 pub mod vocab_build;

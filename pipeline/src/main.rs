@@ -3,9 +3,11 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use corpus::commands::reference::RefCmdError;
 use corpus::config::{ConfigError, PipelineConfig};
 use corpus::executor::{RunError, RunOptions, RunSummary};
 use corpus::shard::TaskSpec;
+use corpus_models::reflm::RefError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,6 +55,87 @@ enum Command {
     /// Run the text classifiers (quality, safety) on JSON lines.
     #[command(subcommand)]
     Scorer(ScorerCommand),
+    /// The reference language model (Qwen architecture): train it on token shards and
+    /// report validation perplexity.
+    #[command(subcommand)]
+    Ref(RefCommand),
+}
+
+#[derive(Subcommand)]
+enum RefCommand {
+    /// Train on the `train` split of token shards; checkpoints (safetensors with Hugging
+    /// Face Qwen2 names + config.json) and metrics.jsonl go to --out. Rerunning with the
+    /// same --out resumes from the latest checkpoint.
+    Train(RefTrainArgs),
+    /// Loss and perplexity of a checkpoint on a split of token shards, optionally at a
+    /// longer context with NTK-aware RoPE and LogN scaling.
+    Eval(RefEvalArgs),
+}
+
+#[derive(clap::Args)]
+struct RefTrainArgs {
+    /// Token shard directory (`corpus tokens pack` output); its `train` split is used.
+    #[arg(long)]
+    shards: PathBuf,
+    /// Shard directory whose `validation` split is used for validation (default: --shards).
+    #[arg(long)]
+    val_shards: Option<PathBuf>,
+    /// Model and training config (TOML with [model] and [train]).
+    #[arg(long, default_value = "configs/ref-tiny.toml")]
+    config: PathBuf,
+    /// Output directory for checkpoints and metrics.
+    #[arg(long)]
+    out: PathBuf,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Worker threads for the CPU backend (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
+    /// Stop after this many steps in total, with a checkpoint (the schedule is unchanged;
+    /// rerun to go on).
+    #[arg(long)]
+    stop_after: Option<u64>,
+    /// No progress lines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct RefEvalArgs {
+    /// Token shard directory to score.
+    #[arg(long)]
+    shards: PathBuf,
+    /// Split to score.
+    #[arg(long, default_value = "validation")]
+    split: String,
+    /// Checkpoint directory, or a training --out directory (its latest checkpoint).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Context length of the scored windows (default: the training context).
+    #[arg(long, default_value_t = 0)]
+    context: usize,
+    /// NTK-aware RoPE interpolation beyond the training context.
+    #[arg(long)]
+    ntk: bool,
+    /// LogN attention scaling beyond the training context.
+    #[arg(long)]
+    logn: bool,
+    /// Score at most this many windows (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_windows: usize,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Write the result as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Worker threads for the CPU backend (0: one per core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -556,6 +639,69 @@ impl From<ConfigError> for Failure {
     }
 }
 
+/// The CPU backend's worker count: candle reads rayon's variable.
+fn set_threads(threads: usize) {
+    if threads > 0 {
+        // SAFETY: called before any other thread of this process starts.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+}
+
+fn reference(cmd: RefCommand) -> Result<(), RefCmdError> {
+    use corpus::commands::reference as r;
+    match cmd {
+        RefCommand::Train(a) => {
+            set_threads(a.threads);
+            let s = r::train_cmd(&r::TrainArgs {
+                shards: a.shards,
+                val_shards: a.val_shards,
+                config: a.config,
+                out: a.out.clone(),
+                device: a.device,
+                stop_after: a.stop_after,
+                verbose: !a.quiet,
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s).expect("summary serializes")
+            );
+            if !a.quiet {
+                eprintln!(
+                    "trained {} steps ({} tokens, {:.0} tokens/s): validation perplexity {} (unigram baseline {}); summary in {}",
+                    s.steps,
+                    s.tokens,
+                    s.tokens_per_second,
+                    s.val_perplexity.map_or("-".into(), |p| format!("{p:.2}")),
+                    s.unigram_perplexity
+                        .map_or("-".into(), |p| format!("{p:.2}")),
+                    a.out.join("summary.json").display()
+                );
+            }
+        }
+        RefCommand::Eval(a) => {
+            set_threads(a.threads);
+            let rep = r::eval_cmd(&r::EvalArgs {
+                shards: a.shards,
+                split: a.split,
+                checkpoint: a.checkpoint,
+                context: a.context,
+                ntk: a.ntk,
+                logn: a.logn,
+                max_windows: a.max_windows,
+                batch: a.batch,
+                device: a.device,
+            })?;
+            let text = serde_json::to_string_pretty(&rep).expect("report serializes");
+            println!("{text}");
+            if let Some(p) = a.json {
+                std::fs::write(&p, text + "\n")
+                    .map_err(|source| RefCmdError::Io { path: p, source })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -579,6 +725,18 @@ fn main() -> ExitCode {
         Command::Scorer(ScorerCommand::Features { input, output }) => {
             scorer_features(&input, &output)
         }
+        Command::Ref(cmd) => reference(cmd).map_err(|e| Failure {
+            code: if matches!(
+                e,
+                RefCmdError::Usage(_)
+                    | RefCmdError::Model(RefError::Config { .. } | RefError::Device(_))
+            ) {
+                2
+            } else {
+                1
+            },
+            error: e.into(),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,5 +4,6 @@
 pub mod export;
 pub mod langid;
 pub mod pack;
+pub mod reference;
 pub mod tokens;
 pub mod vocab;
