@@ -93,7 +93,7 @@ fn benchmarks() -> Vec<String> {
     ]
 }
 
-fn args<'a>(v: &'a [String]) -> Vec<&'a str> {
+fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
