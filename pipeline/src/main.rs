@@ -517,28 +517,91 @@ struct DedupArgs {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct DecontamArgs {
+    #[command(subcommand)]
+    command: Option<DecontamCommand>,
     /// Input files, directories or globs (WARC, JSONL, Parquet).
     #[arg(required = true)]
     inputs: Vec<String>,
     /// Output directory.
-    #[arg(long, short = 'o')]
-    output: PathBuf,
+    #[arg(long, short = 'o', required = true)]
+    output: Option<PathBuf>,
     /// A benchmark as NAME=PATH (a .jsonl/.json/.csv file, optionally .gz, or a
-    /// directory of them). Repeatable.
-    #[arg(long = "benchmark", value_name = "NAME=PATH", required = true)]
+    /// directory of them). Repeatable. The index is built once and written to
+    /// OUT/decontam.index.
+    #[arg(
+        long = "benchmark",
+        value_name = "NAME=PATH",
+        required_unless_present = "index",
+        conflicts_with = "index"
+    )]
     benchmarks: Vec<String>,
+    /// An index file written by `corpus decontam index`, instead of --benchmark.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    #[command(flatten)]
+    ngrams: DecontamNgramArgs,
+    /// drop: drop contaminated documents; remove-span: cut each matched n-gram out with
+    /// --window characters on each side (GPT-3).
+    #[arg(long, value_enum, default_value = "drop")]
+    policy: DecontamPolicyArg,
+    /// remove-span: characters removed on each side of a matched n-gram.
+    #[arg(long, default_value_t = 200)]
+    window: usize,
+    /// remove-span: pieces shorter than this many characters are discarded.
+    #[arg(long, default_value_t = 200)]
+    min_piece_chars: usize,
+    /// remove-span: documents cut into more pieces than this are dropped.
+    #[arg(long, default_value_t = 10)]
+    max_pieces: usize,
+    /// Distinct matching n-grams that make a document contaminated.
+    #[arg(long, default_value_t = 1)]
+    min_matches: usize,
+    /// Write a JSON report: per benchmark, contaminated documents, matched examples and
+    /// sample n-grams.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Also write dropped documents under OUT/dropped.
+    #[arg(long)]
+    dropped: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+struct DecontamNgramArgs {
     /// n-gram length in tokens.
     #[arg(long, default_value_t = 13)]
     n: usize,
     /// n-grams in more test examples than this are ignored.
     #[arg(long, default_value_t = 10)]
     max_examples_per_ngram: usize,
-    /// Also write dropped documents under OUT/dropped.
-    #[arg(long)]
-    dropped: bool,
-    #[command(flatten)]
-    common: CommonArgs,
+}
+
+#[derive(Subcommand)]
+enum DecontamCommand {
+    /// Build the n-gram index of benchmarks once into a file that runs load
+    /// (`--index`, or `index = "PATH"` in the decontam stage).
+    Index {
+        /// A benchmark as NAME=PATH. Repeatable.
+        #[arg(long = "benchmark", value_name = "NAME=PATH", required = true)]
+        benchmarks: Vec<String>,
+        /// The index file to write.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        #[command(flatten)]
+        ngrams: DecontamNgramArgs,
+        /// No summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DecontamPolicyArg {
+    Drop,
+    RemoveSpan,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -1029,34 +1092,103 @@ fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
 }
 
 fn decontam(args: DecontamArgs) -> Result<(), Failure> {
-    use corpus::stages::decontam::{Benchmark, Config};
-    let mut benchmarks = Vec::new();
-    for spec in &args.benchmarks {
-        let Some((name, path)) = spec.split_once('=') else {
-            return Err(Failure {
-                code: 2,
-                error: anyhow::anyhow!("--benchmark {spec}: expected NAME=PATH"),
-            });
-        };
-        benchmarks.push(Benchmark {
-            name: name.to_string(),
-            path: path.into(),
-            fields: Vec::new(),
-        });
-    }
-    let stage = Config {
+    use corpus::commands::decontam as dc;
+    use corpus::stages::decontam::{Config, Policy};
+    let fail = |e: dc::DecontamError| Failure {
+        code: if e.is_usage() { 2 } else { 1 },
+        error: e.into(),
+    };
+    if let Some(DecontamCommand::Index {
         benchmarks,
-        n: args.n,
-        max_examples_per_ngram: args.max_examples_per_ngram,
+        output,
+        ngrams,
+        quiet,
+    }) = args.command
+    {
+        let benchmarks = benchmarks
+            .iter()
+            .map(|b| dc::parse_benchmark(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let s = dc::write_index(
+            &benchmarks,
+            ngrams.n,
+            ngrams.max_examples_per_ngram,
+            &output,
+        )
+        .map_err(fail)?;
+        if !quiet {
+            for b in &s.benchmarks {
+                eprintln!(
+                    "{}: {} examples ({} too short to match) in {} files",
+                    b.name,
+                    b.examples,
+                    b.too_short,
+                    b.files.len()
+                );
+            }
+            eprintln!(
+                "{}: {} n-grams, {} bytes; built in {:.2}s, written in {:.2}s",
+                output.display(),
+                s.ngrams,
+                s.bytes,
+                s.build.as_secs_f64(),
+                s.write.as_secs_f64()
+            );
+        }
+        return Ok(());
+    }
+    let output = args.output.expect("clap requires it");
+    // Benchmarks are indexed once, into OUT/decontam.index, which the stage loads.
+    let index = match args.index {
+        Some(index) => index,
+        None => {
+            let benchmarks = args
+                .benchmarks
+                .iter()
+                .map(|b| dc::parse_benchmark(b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?;
+            let path = output.join("decontam.index");
+            dc::write_index(
+                &benchmarks,
+                args.ngrams.n,
+                args.ngrams.max_examples_per_ngram,
+                &path,
+            )
+            .map_err(fail)?;
+            path
+        }
+    };
+    let stage = Config {
+        index: Some(index.clone()),
+        n: args.ngrams.n,
+        max_examples_per_ngram: args.ngrams.max_examples_per_ngram,
+        min_matches: args.min_matches,
+        policy: match args.policy {
+            DecontamPolicyArg::Drop => Policy::Drop,
+            DecontamPolicyArg::RemoveSpan => Policy::RemoveSpan,
+        },
+        window: args.window,
+        min_piece_chars: args.min_piece_chars,
+        max_pieces: args.max_pieces,
         ..Default::default()
     };
     let mut config = PipelineConfig::for_command(
         args.inputs,
-        &args.output,
+        &output,
         vec![corpus::stages::StageConfig::Decontam(stage)],
     )?;
     config.output.dropped = args.dropped;
-    execute(&config, None, &args.common)
+    execute(&config, None, &args.common)?;
+    if let Some(path) = args.report {
+        let stats = corpus::stages::decontam::Index::load(&index, None)
+            .map(|i| i.stats)
+            .map_err(|e| fail(e.into()))?;
+        let report = dc::report(&output, Some(&stats)).map_err(fail)?;
+        dc::write_report(&report, &path).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Runs a config with the shared flags and reports the outcome.
@@ -1181,6 +1313,9 @@ fn print_summary(s: &RunSummary, task: TaskSpec) {
             stage.docs_out,
             fmt_counts("", &stage.drops)
         );
+    }
+    if let Some(mix) = corpus::commands::mix::upsample_mix(&s.total) {
+        eprint!("{}", corpus::commands::mix::mix_table(&mix));
     }
     eprintln!(
         "  output: {} documents, {:.1} MB of text -> {}",

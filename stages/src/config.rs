@@ -82,7 +82,12 @@ impl StageConfig {
                 }
                 c.text_word_lists.iter_mut().for_each(fix);
             }
-            StageConfig::Decontam(c) => c.benchmarks.iter_mut().for_each(|b| fix(&mut b.path)),
+            StageConfig::Decontam(c) => {
+                c.benchmarks.iter_mut().for_each(|b| fix(&mut b.path));
+                if let Some(p) = &mut c.index {
+                    fix(p);
+                }
+            }
             StageConfig::Classifier(c) => {
                 if !c.model.as_os_str().is_empty() {
                     fix(&mut c.model);
@@ -93,6 +98,13 @@ impl StageConfig {
             }
             StageConfig::MinhashFilter(c) if !c.work_dir.as_os_str().is_empty() => {
                 fix(&mut c.work_dir)
+            }
+            StageConfig::Upsample(c) => {
+                if let Some(v) = c.vocab.as_mut().filter(|v| !v.starts_with("cl100k")) {
+                    let mut p = std::path::PathBuf::from(&*v);
+                    fix(&mut p);
+                    *v = p.to_string_lossy().into_owned();
+                }
             }
             _ => {}
         }

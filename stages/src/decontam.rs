@@ -1,5 +1,6 @@
-//! `decontam`: drops documents that share n-grams (13 by default) with benchmark test
-//! examples, so evaluation sets do not leak into training data.
+//! `decontam`: finds text shared with benchmark test examples (13-grams by default), so
+//! evaluation sets do not leak into training data, and drops the document or removes the
+//! matched spans.
 //!
 //! Benchmarks are files the user points to, read by one generic loader: JSON lines,
 //! JSON (an array of records, or an object holding one, such as BIG-Bench-Hard's
@@ -12,23 +13,53 @@
 //! punctuation and digits folded, every CJK character a token, so Chinese benchmarks
 //! work. An n-gram found in more than `max_examples_per_ngram` examples is too common to
 //! be evidence and is ignored. A document with at least `min_matches` distinct matching
-//! n-grams is dropped (`contaminated`, as Qwen did), and the benchmark it matched most is
-//! counted (`benchmark:<name>`) and written to `meta.extra.decontam`.
+//! n-grams is contaminated. Policies:
+//! - `drop` (default, as Qwen did): the document is dropped (`contaminated`).
+//! - `remove_span` (GPT-3): every matched n-gram is cut out of the text with `window`
+//!   characters on each side; the pieces left are the document's new text, joined by a
+//!   blank line. Pieces shorter than `min_piece_chars` are discarded; a document cut into
+//!   more than `max_pieces` pieces is dropped (`contaminated_split`), and so is one with
+//!   no piece left (`contaminated_remainder`). Spans are found in the text through the
+//!   byte map of the dedup key ([`crate::normalize::dedup_key_mapped`]).
+//!
+//! The index (n-gram hash -> benchmark and example) is built from the benchmark files,
+//! or loaded from an index file written once by [`Index::to_bytes`] (`corpus decontam
+//! index`): versioned, checksummed and fingerprinted with `n`, `max_examples_per_ngram`
+//! and the key and hash functions, so a file made with other settings is refused.
+//!
+//! Statistics: `benchmark:<name>` counts contaminated documents by the benchmark they
+//! matched most, `matched:<name>` documents matching a benchmark at all,
+//! `example:<name>:<file>:<record>` documents matching each test example and
+//! `ngram:<name>:<n-gram>` a sample matched n-gram per document and benchmark (the one
+//! with the smallest hash, so the same example gives the same sample). The matched
+//! benchmark, examples and removed spans are also written to `meta.extra.decontam`.
 
 use crate::document::Document;
+use crate::minhash::files::{FileError, decode_unchecked, encode_versioned};
 use crate::ngram::{BuildMix, ngram_hashes, word_hash};
-use crate::normalize::{dedup_key, key_tokens};
+use crate::normalize::{KeyMap, dedup_key, dedup_key_mapped, key_tokens};
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// The stage kind.
 pub const KIND: &str = "decontam";
 
-/// The document shares n-grams with a benchmark.
+/// The document shares n-grams with a benchmark (policy `drop`).
 pub const CONTAMINATED: Reason = Reason::new("contaminated");
+/// Removing the matched spans cut the document into more than `max_pieces` pieces.
+pub const CONTAMINATED_SPLIT: Reason = Reason::new("contaminated_split");
+/// No piece of at least `min_piece_chars` characters was left after removing the spans.
+pub const CONTAMINATED_REMAINDER: Reason = Reason::new("contaminated_remainder");
+
+/// Magic of index files.
+pub const INDEX_MAGIC: &[u8; 8] = b"CDXIDX\0\0";
+/// Index file format version written and accepted.
+pub const INDEX_VERSION: u32 = 1;
 
 /// One benchmark: a name for reports and where its test examples are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,27 +74,55 @@ pub struct Benchmark {
     pub fields: Vec<String>,
 }
 
+/// What happens to a contaminated document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Drop the whole document (Qwen).
+    #[default]
+    Drop,
+    /// Remove each matched n-gram with a window around it, keep the pieces (GPT-3).
+    RemoveSpan,
+}
+
 /// Configuration of the `decontam` stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The benchmarks to protect.
+    /// The benchmarks to protect (or `index`).
     pub benchmarks: Vec<Benchmark>,
+    /// An index file written by `corpus decontam index`, instead of `benchmarks`.
+    /// Default: none.
+    pub index: Option<PathBuf>,
     /// n-gram length in tokens. Default 13.
     pub n: usize,
     /// n-grams found in more test examples than this are ignored. Default 10.
     pub max_examples_per_ngram: usize,
     /// Distinct matching n-grams that make a document contaminated. Default 1.
     pub min_matches: usize,
+    /// `drop` (default) or `remove_span`.
+    pub policy: Policy,
+    /// `remove_span`: characters removed on each side of a matched n-gram. Default 200.
+    pub window: usize,
+    /// `remove_span`: pieces shorter than this many characters are discarded.
+    /// Default 200.
+    pub min_piece_chars: usize,
+    /// `remove_span`: a document cut into more pieces than this is dropped. Default 10.
+    pub max_pieces: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             benchmarks: Vec::new(),
+            index: None,
             n: 13,
             max_examples_per_ngram: 10,
             min_matches: 1,
+            policy: Policy::Drop,
+            window: 200,
+            min_piece_chars: 200,
+            max_pieces: 10,
         }
     }
 }
@@ -73,6 +132,10 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     crate::FieldDoc {
         name: "benchmarks",
         doc: "list of {name, path, fields}: benchmark test sets (.jsonl/.json/.csv, .gz, or a directory)",
+    },
+    crate::FieldDoc {
+        name: "index",
+        doc: "index file from `corpus decontam index`, used instead of benchmarks",
     },
     crate::FieldDoc {
         name: "n",
@@ -86,10 +149,26 @@ pub const FIELDS: &[crate::FieldDoc] = &[
         name: "min_matches",
         doc: "distinct matching n-grams that make a document contaminated",
     },
+    crate::FieldDoc {
+        name: "policy",
+        doc: "drop (the whole document) | remove_span (cut matched n-grams out, GPT-3)",
+    },
+    crate::FieldDoc {
+        name: "window",
+        doc: "remove_span: characters removed on each side of a matched n-gram",
+    },
+    crate::FieldDoc {
+        name: "min_piece_chars",
+        doc: "remove_span: pieces shorter than this (characters) are discarded",
+    },
+    crate::FieldDoc {
+        name: "max_pieces",
+        doc: "remove_span: documents cut into more pieces than this are dropped",
+    },
 ];
 
-/// Counts of what was indexed, per benchmark.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// What was indexed of one benchmark.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IndexStats {
     /// Benchmark name.
     pub name: String,
@@ -98,16 +177,58 @@ pub struct IndexStats {
     /// Examples without an n-gram that can be evidence (fewer than `n` tokens, or
     /// mostly numbers): they cannot be matched.
     pub too_short: usize,
+    /// The files read, in order, with the number of their first example: example `k`
+    /// is in the last file whose `first` is at most `k`.
+    pub files: Vec<ExampleFile>,
 }
 
-/// The built stage: an index from n-gram hash to the benchmark holding it.
-pub struct Decontam {
+/// One benchmark file in an index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExampleFile {
+    /// The file, relative to the benchmark's path (its name when the path is the file).
+    pub file: String,
+    /// Number of its first example in the benchmark.
+    pub first: u32,
+}
+
+impl IndexStats {
+    /// `FILE:RECORD` of example `k` (records counted from 1 within the file: JSONL
+    /// lines, CSV rows, JSON array items).
+    pub fn label(&self, k: u32) -> String {
+        let at = self.files.partition_point(|f| f.first <= k);
+        match at.checked_sub(1).map(|i| &self.files[i]) {
+            Some(f) => format!("{}:{}", f.file, k - f.first + 1),
+            None => format!("#{k}"),
+        }
+    }
+}
+
+/// Which benchmark example an n-gram belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    bench: u16,
+    /// The first example (in load order) holding it.
+    example: u32,
+}
+
+/// The header of an index file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexHeader {
     n: usize,
-    min_matches: usize,
-    index: HashMap<u64, u16, BuildMix>,
-    /// Benchmark names, and their counter names (`benchmark:<name>`).
-    names: Vec<(String, &'static str)>,
-    /// What was indexed.
+    max_examples_per_ngram: usize,
+    entries: u64,
+    benchmarks: Vec<IndexStats>,
+}
+
+/// Bytes per entry in an index file body: hash u64, benchmark u16, example u32.
+const ENTRY_LEN: usize = 14;
+
+/// The n-gram index: n-gram hash -> benchmark and example.
+pub struct Index {
+    n: usize,
+    max_examples_per_ngram: usize,
+    map: HashMap<u64, Entry, BuildMix>,
+    /// What was indexed, per benchmark.
     pub stats: Vec<IndexStats>,
 }
 
@@ -118,99 +239,395 @@ fn config_err(message: String) -> StageError {
     }
 }
 
-/// Builds the index from the configured benchmarks.
-pub fn build(config: &Config) -> Result<Decontam, StageError> {
-    if config.n == 0 {
-        return Err(config_err("n must be at least 1".into()));
-    }
-    if config.benchmarks.len() > usize::from(u16::MAX) {
-        return Err(config_err("too many benchmarks".into()));
-    }
-    // n-gram -> (benchmark, examples holding it).
-    let mut counts: HashMap<u64, (u16, u32), BuildMix> = HashMap::default();
-    let mut stats = Vec::new();
+/// The fingerprint of an index: its settings and the functions that make n-grams (the
+/// dedup key, its tokens, the word and n-gram hashes, the evidence rule), probed on a
+/// fixed text so that a change to any of them changes it.
+pub fn index_fingerprint(n: usize, max_examples_per_ngram: usize) -> u64 {
+    const PROBE: &str =
+        "Ｔhe QUICK brown fox, 1999 — café crème ﬁ 小明有五个苹果。Ǆemal İstanbul ß 12 34";
     let mut key = String::new();
-    let mut seen: HashSet<u64, BuildMix> = HashSet::default();
-    for (b, bench) in config.benchmarks.iter().enumerate() {
-        let mut st = IndexStats {
-            name: bench.name.clone(),
-            ..Default::default()
-        };
-        for_each_example(&bench.path, &bench.fields, &mut |text| {
-            st.examples += 1;
-            dedup_key(text, &mut key);
-            let grams = evidence_ngrams(&key, config.n);
-            if grams.is_empty() {
-                st.too_short += 1;
-                return;
+    dedup_key(PROBE, &mut key);
+    let grams: Vec<u64> = evidence_ngrams(&key, 3)
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect();
+    let mut text = format!(
+        "corpus decontam index v{INDEX_VERSION}; n={n}; max_examples_per_ngram={max_examples_per_ngram}; key={key}; tokens="
+    );
+    for t in key_tokens(&key) {
+        text.push_str(t);
+        text.push('|');
+    }
+    text.push_str(&format!("; grams={grams:?}"));
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+impl Index {
+    /// Builds the index from benchmark files.
+    pub fn build(
+        benchmarks: &[Benchmark],
+        n: usize,
+        max_examples_per_ngram: usize,
+    ) -> Result<Index, StageError> {
+        if n == 0 {
+            return Err(config_err("n must be at least 1".into()));
+        }
+        if benchmarks.len() > usize::from(u16::MAX) {
+            return Err(config_err("too many benchmarks".into()));
+        }
+        let mut names = HashSet::new();
+        for b in benchmarks {
+            if b.name.is_empty() || b.name.contains(':') || !names.insert(&b.name) {
+                return Err(config_err(format!(
+                    "benchmark name `{}`: names must be unique, not empty and without `:`",
+                    b.name
+                )));
             }
-            seen.clear();
-            for h in grams {
-                if seen.insert(h) {
-                    counts.entry(h).or_insert((b as u16, 0)).1 += 1;
+        }
+        // n-gram -> (first benchmark and example holding it, examples holding it).
+        let mut counts: HashMap<u64, (Entry, u32), BuildMix> = HashMap::default();
+        let mut stats = Vec::new();
+        let mut key = String::new();
+        let mut seen: HashSet<u64, BuildMix> = HashSet::default();
+        for (b, bench) in benchmarks.iter().enumerate() {
+            let mut st = IndexStats {
+                name: bench.name.clone(),
+                ..Default::default()
+            };
+            let mut last_file: Option<PathBuf> = None;
+            for_each_example(&bench.path, &bench.fields, &mut |file, text| {
+                if last_file.as_deref() != Some(file) {
+                    let rel = file.strip_prefix(&bench.path).unwrap_or(file);
+                    let rel = if rel.as_os_str().is_empty() {
+                        file.file_name().map_or(file, Path::new)
+                    } else {
+                        rel
+                    };
+                    st.files.push(ExampleFile {
+                        file: rel.to_string_lossy().into_owned(),
+                        first: st.examples as u32,
+                    });
+                    last_file = Some(file.to_path_buf());
                 }
+                let example = st.examples as u32;
+                st.examples += 1;
+                dedup_key(text, &mut key);
+                let grams = evidence_ngrams(&key, n);
+                if grams.is_empty() {
+                    st.too_short += 1;
+                    return;
+                }
+                seen.clear();
+                for (_, h) in grams {
+                    if seen.insert(h) {
+                        let entry = Entry {
+                            bench: b as u16,
+                            example,
+                        };
+                        counts.entry(h).or_insert((entry, 0)).1 += 1;
+                    }
+                }
+            })?;
+            if st.examples == 0 {
+                return Err(config_err(format!(
+                    "benchmark `{}`: no examples found in {}",
+                    bench.name,
+                    bench.path.display()
+                )));
             }
+            if st.examples > u32::MAX as usize {
+                return Err(config_err(format!(
+                    "benchmark `{}`: too many examples",
+                    bench.name
+                )));
+            }
+            stats.push(st);
+        }
+        let limit = max_examples_per_ngram.max(1) as u32;
+        let map = counts
+            .into_iter()
+            .filter(|(_, (_, c))| *c <= limit)
+            .map(|(h, (e, _))| (h, e))
+            .collect();
+        Ok(Index {
+            n,
+            max_examples_per_ngram,
+            map,
+            stats,
+        })
+    }
+
+    /// The index as an index file: framed, versioned, fingerprinted and checksummed;
+    /// entries sorted by hash, so the same benchmarks and settings give the same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut entries: Vec<(u64, Entry)> = self.map.iter().map(|(h, e)| (*h, *e)).collect();
+        entries.sort_unstable_by_key(|(h, _)| *h);
+        let mut body = Vec::with_capacity(entries.len() * ENTRY_LEN);
+        for (h, e) in &entries {
+            body.extend_from_slice(&h.to_le_bytes());
+            body.extend_from_slice(&e.bench.to_le_bytes());
+            body.extend_from_slice(&e.example.to_le_bytes());
+        }
+        let header = IndexHeader {
+            n: self.n,
+            max_examples_per_ngram: self.max_examples_per_ngram,
+            entries: entries.len() as u64,
+            benchmarks: self.stats.clone(),
+        };
+        encode_versioned(
+            INDEX_MAGIC,
+            INDEX_VERSION,
+            index_fingerprint(self.n, self.max_examples_per_ngram),
+            &header,
+            &body,
+        )
+    }
+
+    /// Reads an index file. `expect` (n, max_examples_per_ngram), when given, must be
+    /// what the file was made with. A damaged, truncated, foreign or mismatched file is
+    /// an error naming it.
+    pub fn load(path: &Path, expect: Option<(usize, usize)>) -> Result<Index, FileError> {
+        let bytes = std::fs::read(path).map_err(|source| FileError::Io {
+            path: path.to_path_buf(),
+            source,
         })?;
-        if st.examples == 0 {
-            return Err(config_err(format!(
-                "benchmark `{}`: no examples found in {}",
-                bench.name,
-                bench.path.display()
+        Index::from_bytes(&bytes, path, expect)
+    }
+
+    /// Reads the bytes of an index file (`path` names it in errors).
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &Path,
+        expect: Option<(usize, usize)>,
+    ) -> Result<Index, FileError> {
+        let invalid = |message: String| FileError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (fingerprint, header, body): (u64, IndexHeader, &[u8]) =
+            decode_unchecked(bytes, INDEX_MAGIC, INDEX_VERSION, path)?;
+        if let Some((n, max)) = expect
+            && (n, max) != (header.n, header.max_examples_per_ngram)
+        {
+            return Err(invalid(format!(
+                "index made with n = {}, max_examples_per_ngram = {}; the stage asks for n = {n}, \
+                 max_examples_per_ngram = {max}: rebuild the index or change the settings",
+                header.n, header.max_examples_per_ngram
             )));
         }
-        stats.push(st);
-    }
-    let limit = config.max_examples_per_ngram.max(1) as u32;
-    let index = counts
-        .into_iter()
-        .filter(|(_, (_, c))| *c <= limit)
-        .map(|(h, (b, _))| (h, b))
-        .collect();
-    // Counter names must be 'static; a run has a handful of benchmarks, built once.
-    let names = config
-        .benchmarks
-        .iter()
-        .map(|b| {
-            let counter: &'static str = Box::leak(format!("benchmark:{}", b.name).into_boxed_str());
-            (b.name.clone(), counter)
+        if fingerprint != index_fingerprint(header.n, header.max_examples_per_ngram) {
+            return Err(invalid(
+                "index made by a build whose dedup key or n-gram hashing differs from this one: \
+                 rebuild it with this build's `corpus decontam index`"
+                    .into(),
+            ));
+        }
+        if body.len() as u64 != header.entries * ENTRY_LEN as u64 {
+            return Err(invalid(format!(
+                "body holds {} bytes, the header says {} entries",
+                body.len(),
+                header.entries
+            )));
+        }
+        let mut map: HashMap<u64, Entry, BuildMix> =
+            HashMap::with_capacity_and_hasher(header.entries as usize, BuildMix);
+        for chunk in body.chunks_exact(ENTRY_LEN) {
+            let h = u64::from_le_bytes(chunk[..8].try_into().unwrap());
+            let bench = u16::from_le_bytes(chunk[8..10].try_into().unwrap());
+            let example = u32::from_le_bytes(chunk[10..14].try_into().unwrap());
+            if usize::from(bench) >= header.benchmarks.len() {
+                return Err(invalid(format!("entry names benchmark {bench}, unknown")));
+            }
+            map.insert(h, Entry { bench, example });
+        }
+        Ok(Index {
+            n: header.n,
+            max_examples_per_ngram: header.max_examples_per_ngram,
+            map,
+            stats: header.benchmarks,
         })
-        .collect();
-    Ok(Decontam {
-        n: config.n,
-        min_matches: config.min_matches.max(1),
-        index,
-        names,
-        stats,
-    })
+    }
+
+    /// n-gram length.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The `max_examples_per_ngram` it was built with.
+    pub fn max_examples_per_ngram(&self) -> usize {
+        self.max_examples_per_ngram
+    }
+
+    /// Number of distinct n-grams in the index.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The matching n-grams of a dedup key: (token position, hash, entry), in order.
+    fn hits(&self, key: &str) -> Vec<(usize, u64, Entry)> {
+        evidence_ngrams(key, self.n)
+            .into_iter()
+            .filter_map(|(i, h)| self.map.get(&h).map(|e| (i, h, *e)))
+            .collect()
+    }
+}
+
+/// Per-benchmark counter names, made once per build.
+struct Names {
+    name: String,
+    top: &'static str,
+    matched: &'static str,
+}
+
+/// The built stage.
+pub struct Decontam {
+    index: Index,
+    min_matches: usize,
+    policy: Policy,
+    window: usize,
+    min_piece_chars: usize,
+    max_pieces: usize,
+    names: Vec<Names>,
+}
+
+/// Builds the stage: loads `index` or builds one from `benchmarks`.
+pub fn build(config: &Config) -> Result<Decontam, StageError> {
+    let index = match &config.index {
+        Some(path) => {
+            if !config.benchmarks.is_empty() {
+                return Err(config_err(
+                    "give either `index` or `benchmarks`, not both".into(),
+                ));
+            }
+            Index::load(path, Some((config.n, config.max_examples_per_ngram)))
+                .map_err(|e| config_err(e.to_string()))?
+        }
+        None => Index::build(&config.benchmarks, config.n, config.max_examples_per_ngram)?,
+    };
+    Decontam::new(index, config)
 }
 
 impl Decontam {
+    /// The stage over an index, with the policy settings of `config`.
+    pub fn new(index: Index, config: &Config) -> Result<Decontam, StageError> {
+        if config.policy == Policy::RemoveSpan && config.max_pieces == 0 {
+            return Err(config_err("max_pieces must be at least 1".into()));
+        }
+        // Counter names must be 'static; a run has a handful of benchmarks, built once.
+        let names = index
+            .stats
+            .iter()
+            .map(|b| Names {
+                name: b.name.clone(),
+                top: intern(format!("benchmark:{}", b.name)),
+                matched: intern(format!("matched:{}", b.name)),
+            })
+            .collect();
+        Ok(Decontam {
+            index,
+            min_matches: config.min_matches.max(1),
+            policy: config.policy,
+            window: config.window,
+            min_piece_chars: config.min_piece_chars,
+            max_pieces: config.max_pieces,
+            names,
+        })
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// What was indexed, per benchmark.
+    pub fn stats(&self) -> &[IndexStats] {
+        &self.index.stats
+    }
+
     /// Distinct matching n-grams in `text`, by benchmark index.
     pub fn matches(&self, text: &str) -> HashMap<u16, usize> {
         let mut key = String::new();
         dedup_key(text, &mut key);
         let mut found: HashMap<u16, usize> = HashMap::new();
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
-        for h in evidence_ngrams(&key, self.n) {
-            if let Some(&b) = self.index.get(&h)
-                && seen.insert(h)
-            {
-                *found.entry(b).or_default() += 1;
+        for (_, h, e) in self.index.hits(&key) {
+            if seen.insert(h) {
+                *found.entry(e.bench).or_default() += 1;
             }
         }
         found
     }
 
-    /// Number of distinct n-grams in the index.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// True when nothing was indexed.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+    /// Byte ranges of `text` to remove: every matched n-gram (token positions `hits`
+    /// of `key`, the dedup key of `text`) widened by `window` characters on each side,
+    /// merged, in order.
+    fn spans(&self, text: &str, key: &str, hits: &[usize]) -> Vec<Range<usize>> {
+        let (mut mapped, mut map) = (String::new(), KeyMap::default());
+        dedup_key_mapped(text, &mut mapped, &mut map);
+        debug_assert_eq!(mapped, key);
+        let tokens: Vec<Range<usize>> = key_tokens(&mapped)
+            .map(|t| {
+                let at = t.as_ptr() as usize - mapped.as_ptr() as usize;
+                at..at + t.len()
+            })
+            .collect();
+        let n = self.index.n;
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        for &i in hits {
+            let r = map.source_range(tokens[i].start..tokens[i + n - 1].end);
+            let r = back_chars(text, r.start, self.window)..fwd_chars(text, r.end, self.window);
+            match spans.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => spans.push(r),
+            }
+        }
+        spans
     }
 }
+
+/// The byte offset `k` characters before `at` (or 0).
+fn back_chars(text: &str, at: usize, k: usize) -> usize {
+    if k == 0 {
+        return at;
+    }
+    text[..at]
+        .char_indices()
+        .rev()
+        .nth(k - 1)
+        .map_or(0, |(i, _)| i)
+}
+
+/// The byte offset `k` characters after `at` (or the end).
+fn fwd_chars(text: &str, at: usize, k: usize) -> usize {
+    text[at..]
+        .char_indices()
+        .nth(k)
+        .map_or(text.len(), |(i, _)| at + i)
+}
+
+/// A `'static` counter name for `name`, leaked once per distinct name and process.
+/// Names are bounded by the index: benchmarks, examples and indexed n-grams.
+fn intern(name: String) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&s) = names.get(name.as_str()) {
+        return s;
+    }
+    let s: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(s);
+    s
+}
+
+/// Examples listed in `meta.extra.decontam.examples` at most.
+const META_EXAMPLES: usize = 20;
 
 impl Stage for Decontam {
     fn name(&self) -> &'static str {
@@ -218,29 +635,106 @@ impl Stage for Decontam {
     }
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
-        let found = self.matches(&doc.text);
-        let total: usize = found.values().sum();
+        let mut key = String::new();
+        dedup_key(&doc.text, &mut key);
+        let hits = self.index.hits(&key);
+        if hits.is_empty() {
+            return Ok(Verdict::Keep);
+        }
+        // Distinct n-grams per benchmark; per (benchmark, example) the smallest hash.
+        let mut seen: HashSet<u64, BuildMix> = HashSet::default();
+        let mut per_bench: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut examples: BTreeSet<(u16, u32)> = BTreeSet::new();
+        let mut sample: BTreeMap<u16, (u64, usize)> = BTreeMap::new();
+        for &(i, h, e) in &hits {
+            if seen.insert(h) {
+                *per_bench.entry(e.bench).or_default() += 1;
+            }
+            examples.insert((e.bench, e.example));
+            let s = sample.entry(e.bench).or_insert((h, i));
+            if h < s.0 {
+                *s = (h, i);
+            }
+        }
+        let total: usize = per_bench.values().sum();
         if total < self.min_matches {
             return Ok(Verdict::Keep);
         }
-        let (&bench, &count) = found
+        let (&top, &count) = per_bench
             .iter()
             .max_by_key(|(b, c)| (**c, std::cmp::Reverse(**b)))
-            .unwrap_or((&0, &0));
-        let (name, counter) = &self.names[usize::from(bench)];
-        cx.count(counter, 1);
-        doc.meta.extra.insert(
-            "decontam".into(),
-            serde_json::json!({"benchmark": name, "ngram_matches": count}),
-        );
-        Ok(Verdict::Drop(CONTAMINATED))
+            .expect("hits are not empty");
+        cx.count(self.names[usize::from(top)].top, 1);
+        let tokens: Vec<&str> = key_tokens(&key).collect();
+        let n = self.index.n;
+        for (&b, &(_, i)) in &sample {
+            let names = &self.names[usize::from(b)];
+            cx.count(names.matched, 1);
+            let gram = tokens[i..i + n].join(" ");
+            cx.count(intern(format!("ngram:{}:{gram}", names.name)), 1);
+        }
+        let mut labels = Vec::new();
+        for &(b, k) in &examples {
+            let st = &self.index.stats[usize::from(b)];
+            let label = format!("{}:{}", st.name, st.label(k));
+            cx.count(intern(format!("example:{label}")), 1);
+            if labels.len() < META_EXAMPLES {
+                labels.push(label);
+            }
+        }
+        let mut info = serde_json::json!({
+            "benchmark": self.names[usize::from(top)].name,
+            "ngram_matches": count,
+            "examples": labels,
+        });
+        if self.policy == Policy::Drop {
+            doc.meta.extra.insert("decontam".into(), info);
+            return Ok(Verdict::Drop(CONTAMINATED));
+        }
+        let positions: Vec<usize> = hits.iter().map(|(i, _, _)| *i).collect();
+        let spans = self.spans(&doc.text, &key, &positions);
+        // Pieces between the removed spans, trimmed; empty ones do not count.
+        let mut pieces: Vec<&str> = Vec::new();
+        let mut at = 0;
+        for r in spans
+            .iter()
+            .chain(std::iter::once(&(doc.text.len()..doc.text.len())))
+        {
+            let piece = doc.text[at..r.start].trim();
+            if !piece.is_empty() {
+                pieces.push(piece);
+            }
+            at = r.end;
+        }
+        info["removed"] =
+            serde_json::json!(spans.iter().map(|r| [r.start, r.end]).collect::<Vec<_>>());
+        info["pieces"] = serde_json::json!(pieces.len());
+        cx.count("spans_removed", spans.len() as u64);
+        let verdict = if pieces.len() > self.max_pieces {
+            Verdict::Drop(CONTAMINATED_SPLIT)
+        } else {
+            let kept: Vec<&str> = pieces
+                .into_iter()
+                .filter(|p| p.chars().count() >= self.min_piece_chars)
+                .collect();
+            if kept.is_empty() {
+                Verdict::Drop(CONTAMINATED_REMAINDER)
+            } else {
+                let text = kept.join("\n\n");
+                cx.count("edited", 1);
+                doc.text = text;
+                Verdict::Keep
+            }
+        };
+        doc.meta.extra.insert("decontam".into(), info);
+        Ok(verdict)
     }
 }
 
-/// Hashes of the n-grams of a dedup key that can be evidence: at least half of their
-/// tokens hold a letter (a CJK character counts). Runs of numbers, which the key folds to
-/// `0`, would otherwise match any table of figures.
-fn evidence_ngrams(key: &str, n: usize) -> Vec<u64> {
+/// The n-grams of a dedup key that can be evidence, as (first token position, hash):
+/// at least half of their tokens hold a letter (a CJK character counts). Runs of
+/// numbers, which the key folds to `0`, would otherwise match any table of figures.
+fn evidence_ngrams(key: &str, n: usize) -> Vec<(usize, u64)> {
     let tokens: Vec<&str> = key_tokens(key).collect();
     let ids: Vec<u64> = tokens.iter().map(|t| word_hash(t)).collect();
     // prefix[i] = tokens with a letter among the first i.
@@ -253,15 +747,15 @@ fn evidence_ngrams(key: &str, n: usize) -> Vec<u64> {
     ngram_hashes(&ids, n)
         .enumerate()
         .filter(|(i, _)| 2 * (prefix[i + n] - prefix[*i]) >= n)
-        .map(|(_, h)| h)
         .collect()
 }
 
-/// Calls `f` with the text of every example under `path`.
+/// Calls `f` with the file and the text of every example under `path`, in order (the
+/// files of a directory sorted by name, recursively).
 pub fn for_each_example(
     path: &Path,
     fields: &[String],
-    f: &mut dyn FnMut(&str),
+    f: &mut dyn FnMut(&Path, &str),
 ) -> Result<(), StageError> {
     let err = |e: &dyn std::fmt::Display| config_err(format!("{}: {e}", path.display()));
     if path.is_dir() {
@@ -306,7 +800,7 @@ pub fn for_each_example(
                 text.push_str(cell);
                 text.push('\n');
             }
-            f(&text);
+            f(path, &text);
         }
     } else if base.ends_with(".jsonl") {
         for (i, line) in reader.lines().enumerate() {
@@ -318,7 +812,7 @@ pub fn for_each_example(
                 serde_json::from_str(&line).map_err(|e| err(&format!("line {}: {e}", i + 1)))?;
             text.clear();
             collect_text(&value, fields, &mut text);
-            f(&text);
+            f(path, &text);
         }
     } else {
         let mut all = String::new();
@@ -327,7 +821,7 @@ pub fn for_each_example(
         for record in json_records(&value) {
             text.clear();
             collect_text(record, fields, &mut text);
-            f(&text);
+            f(path, &text);
         }
     }
     Ok(())
@@ -418,9 +912,9 @@ mod tests {
     #[test]
     fn a_leaked_question_is_caught_despite_case_punctuation_and_numbers() {
         let s = stage();
-        assert_eq!(s.stats[0].examples, 20);
-        assert_eq!(s.stats[1].examples, 5);
-        assert_eq!(s.stats[2].examples, 20);
+        assert_eq!(s.stats()[0].examples, 20);
+        assert_eq!(s.stats()[1].examples, 5);
+        assert_eq!(s.stats()[2].examples, 20);
         // GSM8K's first question, re-cased, re-punctuated and with other numbers, inside
         // a web page.
         let page = "Math homework help! JANET'S DUCKS LAY 20 EGGS PER DAY; she eats three for \
@@ -493,7 +987,7 @@ mod tests {
             ..Default::default()
         };
         let strict = build(&config(2)).unwrap();
-        assert_eq!(strict.stats[0].examples, 3, "{:?}", strict.stats);
+        assert_eq!(strict.stats()[0].examples, 3, "{:?}", strict.stats());
         assert_eq!(verdict(&strict, boiler).0, Verdict::Keep);
         let loose = build(&config(3)).unwrap();
         assert_eq!(verdict(&loose, boiler).0, Verdict::Drop(CONTAMINATED));
@@ -511,7 +1005,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(s.stats[0].too_short, 1);
+        assert_eq!(s.stats()[0].too_short, 1);
         assert_eq!(verdict(&s, run).0, Verdict::Keep);
 
         let missing = Config {
@@ -527,5 +1021,258 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("nope.jsonl"), "{e}");
+    }
+
+    /// Real review texts from tests/data, as hosts for planted questions.
+    fn reviews() -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/jsonl/movie_reviews-sample.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn gsm8k(config: Config) -> Decontam {
+        let benchmarks = vec![Benchmark {
+            name: "gsm8k".into(),
+            path: data("gsm8k-test-head20.jsonl"),
+            fields: vec!["question".into()],
+        }];
+        build(&Config {
+            benchmarks,
+            ..config
+        })
+        .unwrap()
+    }
+
+    /// Policy `remove_span` with its defaults.
+    fn span() -> Config {
+        Config {
+            policy: Policy::RemoveSpan,
+            ..Default::default()
+        }
+    }
+
+    const JANET: &str = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every \
+        morning and bakes muffins for her friends every day with four. She sells the remainder \
+        at the farmers' market daily for $2 per fresh duck egg.";
+
+    #[test]
+    fn remove_span_cuts_the_question_and_its_window_out_and_keeps_the_rest() {
+        let s = gsm8k(span());
+        let hosts = reviews();
+        let (a, b) = (&hosts[0], &hosts[2]);
+        let text = format!("{a}\n{JANET}\n{b}");
+        let mut cx = StageCx::default();
+        let mut doc = Document::new("d", "s", &text);
+        assert_eq!(s.process(&mut doc, &mut cx).unwrap(), Verdict::Keep);
+        // Nothing of the question is left, and no n-gram of the index either.
+        assert!(!doc.text.contains("ducks"), "{}", doc.text);
+        assert!(s.matches(&doc.text).is_empty());
+        let info = &doc.meta.extra["decontam"];
+        assert_eq!(info["pieces"], 2);
+        let removed: Vec<(usize, usize)> = serde_json::from_value(info["removed"].clone()).unwrap();
+        assert_eq!(removed.len(), 1);
+        // The span is the question widened by 200 characters on each side (the matched
+        // n-grams start at "janet" and end at "egg").
+        let q = a.len() + 1;
+        let q_end = q + JANET.len() - 1;
+        assert_eq!(
+            text[..removed[0].0].chars().count(),
+            a.chars().count() + 1 - 200
+        );
+        assert_eq!(text[q_end..removed[0].1].chars().count(), 200);
+        assert!(removed[0].0 < q && removed[0].1 > q_end);
+        // The rest is the two pieces around it, joined by a blank line.
+        let expected = format!(
+            "{}\n\n{}",
+            text[..removed[0].0].trim(),
+            text[removed[0].1..].trim()
+        );
+        assert_eq!(doc.text, expected);
+        assert_eq!(info["examples"][0], "gsm8k:gsm8k-test-head20.jsonl:1");
+        let c = cx.take_counters();
+        assert_eq!(c["edited"], 1);
+        assert_eq!(c["benchmark:gsm8k"], 1);
+        assert_eq!(c["example:gsm8k:gsm8k-test-head20.jsonl:1"], 1);
+        assert_eq!(
+            c.keys().filter(|k| k.starts_with("ngram:gsm8k:")).count(),
+            1
+        );
+        // The drop policy drops the same document.
+        let drop = gsm8k(Config::default());
+        let mut doc = Document::new("d", "s", &text);
+        let v = drop.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!(v, Verdict::Drop(CONTAMINATED));
+    }
+
+    #[test]
+    fn remove_span_drops_documents_cut_too_often_or_with_too_little_left() {
+        let hosts = reviews();
+        // Eleven copies of the question between stretches of real text: 12 pieces.
+        let mut text = String::new();
+        for h in &hosts[..11] {
+            text.extend(h.chars().take(1000));
+            text.push('\n');
+            text.push_str(JANET);
+            text.push('\n');
+        }
+        text.push_str(&hosts[11]);
+        let s = gsm8k(span());
+        let mut doc = Document::new("d", "s", &text);
+        let v = s.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!(v, Verdict::Drop(CONTAMINATED_SPLIT));
+        assert_eq!(doc.meta.extra["decontam"]["pieces"], 12);
+        // Allowed 12 pieces, the document stays, with no copy of the question.
+        let loose = gsm8k(Config {
+            max_pieces: 12,
+            ..span()
+        });
+        let mut doc = Document::new("d", "s", &text);
+        let v = loose.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!(v, Verdict::Keep);
+        assert!(!doc.text.contains("ducks") && loose.matches(&doc.text).is_empty());
+        // Short text around the question: nothing long enough is left.
+        let mut doc = Document::new("d", "s", &format!("Homework: {JANET} Thanks!"));
+        let v = s.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!(v, Verdict::Drop(CONTAMINATED_REMAINDER));
+        assert_eq!(doc.meta.extra["decontam"]["pieces"], 0);
+        // Clean text is left alone.
+        let mut doc = Document::new("d", "s", &hosts[3]);
+        let v = s.process(&mut doc, &mut StageCx::default()).unwrap();
+        assert_eq!((v, doc.text.as_str()), (Verdict::Keep, hosts[3].as_str()));
+    }
+
+    #[test]
+    fn remove_span_finds_spans_in_chinese_and_full_width_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zh.jsonl");
+        let q = "小明有五个苹果，他给了小红两个，然后又买了三个，现在他有几个苹果？";
+        std::fs::write(&path, format!("{{\"question\": \"{q}\"}}\n")).unwrap();
+        let s = build(&Config {
+            benchmarks: vec![Benchmark {
+                name: "cmath".into(),
+                path,
+                fields: vec![],
+            }],
+            policy: Policy::RemoveSpan,
+            window: 3,
+            min_piece_chars: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let before = "今天的天气很好，我们去公园散步。";
+        let after = "老师说答案在下一页，请大家自己先算一算。";
+        let planted = "小明有五个苹果 他给了小红两个! 然后又买了三个 现在他有几个苹果";
+        let mut doc = Document::new("d", "s", &format!("{before}{planted}{after}"));
+        assert_eq!(
+            s.process(&mut doc, &mut StageCx::default()).unwrap(),
+            Verdict::Keep
+        );
+        // Three characters of window on each side go with the question.
+        let b: String = before.chars().take(before.chars().count() - 3).collect();
+        let a: String = after.chars().skip(3).collect();
+        assert_eq!(doc.text, format!("{b}\n\n{a}"));
+    }
+
+    #[test]
+    fn index_files_round_trip_and_refuse_damage_and_other_settings() {
+        let s = stage();
+        let bytes = s.index().to_bytes();
+        // Deterministic: the same benchmarks give the same bytes.
+        assert_eq!(stage().index().to_bytes(), bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.index");
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = build(&Config {
+            index: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(loaded.index().len(), s.index().len());
+        assert_eq!(loaded.stats(), s.stats());
+        let page = "JANET'S DUCKS LAY 20 EGGS PER DAY; she eats three for breakfast every \
+            morning and bakes muffins for her friends every day with four.";
+        let (v1, d1) = verdict(&s, page);
+        let (v2, d2) = verdict(&loaded, page);
+        assert_eq!((v1, &d1.meta.extra), (v2, &d2.meta.extra));
+        assert_eq!(v2, Verdict::Drop(CONTAMINATED));
+
+        let err = |bytes: &[u8], config: Config| {
+            std::fs::write(&path, bytes).unwrap();
+            build(&Config {
+                index: Some(path.clone()),
+                ..config
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let mut damaged = bytes.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 1;
+        let e = err(&damaged, Config::default());
+        assert!(e.contains("bench.index") && e.contains("checksum"), "{e}");
+        let e = err(&bytes[..bytes.len() - 5], Config::default());
+        assert!(e.contains("truncated"), "{e}");
+        let e = err(
+            &bytes,
+            Config {
+                n: 8,
+                ..Default::default()
+            },
+        );
+        assert!(e.contains("n = 13") && e.contains("n = 8"), "{e}");
+        let e = err(b"{\"not\": \"an index\"}", Config::default());
+        assert!(e.contains("bench.index"), "{e}");
+        let e = err(
+            &bytes,
+            Config {
+                benchmarks: vec![Benchmark {
+                    name: "x".into(),
+                    path: data("gsm8k-test-head20.jsonl"),
+                    fields: vec![],
+                }],
+                ..Default::default()
+            },
+        );
+        assert!(e.contains("not both"), "{e}");
+        // Another key or hashing changes the fingerprint; n and the limit are in it.
+        assert_ne!(index_fingerprint(13, 10), index_fingerprint(12, 10));
+        assert_ne!(index_fingerprint(13, 10), index_fingerprint(13, 9));
+    }
+
+    #[test]
+    fn examples_are_labelled_by_file_and_record() {
+        let s = build(&Config {
+            benchmarks: vec![Benchmark {
+                name: "all".into(),
+                path: data(""),
+                fields: vec![],
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+        let st = &s.stats()[0];
+        let files: Vec<&str> = st.files.iter().map(|f| f.file.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                "gsm8k-test-head20.jsonl",
+                "humaneval-head5.jsonl",
+                "mmlu-anatomy-test-head20.csv"
+            ]
+        );
+        assert_eq!(st.label(0), "gsm8k-test-head20.jsonl:1");
+        assert_eq!(st.label(19), "gsm8k-test-head20.jsonl:20");
+        assert_eq!(st.label(20), "humaneval-head5.jsonl:1");
+        assert_eq!(st.label(44), "mmlu-anatomy-test-head20.csv:20");
     }
 }

@@ -345,7 +345,32 @@ pub fn normalize_bytes(bytes: &[u8], config: &Config) -> String {
 /// stay in their word: `"abc000"` and `"abc 000"` differ. The key is idempotent:
 /// `dedup_key(dedup_key(x)) == dedup_key(x)`.
 pub fn dedup_key(text: &str, out: &mut String) {
-    key_pass(text, out);
+    dedup_key_with(text, out, &mut NoMap);
+}
+
+/// Writes the dedup key of `text` into `out`, as [`dedup_key`] does, and fills `map`
+/// with the byte range of `text` that each byte of the key came from, so that a span
+/// of key tokens can be found again in the text (decontamination removes matched spans
+/// from the text itself). Slower than [`dedup_key`]: use it on the few texts that need
+/// it.
+///
+/// ```
+/// use corpus_stages::normalize::{dedup_key_mapped, KeyMap};
+/// let text = "Say: HELLO,   Wörld!";
+/// let (mut key, mut map) = (String::new(), KeyMap::default());
+/// dedup_key_mapped(text, &mut key, &mut map);
+/// assert_eq!(key, "say hello wörld");
+/// let at = key.find("hello").unwrap();
+/// assert_eq!(&text[map.source_range(at..key.len())], "HELLO,   Wörld");
+/// ```
+pub fn dedup_key_mapped(text: &str, out: &mut String, map: &mut KeyMap) {
+    map.start.clear();
+    map.end.clear();
+    dedup_key_with(text, out, map);
+}
+
+fn dedup_key_with<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
+    key_pass(text, out, map);
     // Lowercasing can leave text that NFKC would still change (a few characters
     // lowercase to decomposed sequences); more passes make the key a fixed point.
     for _ in 0..2 {
@@ -354,14 +379,92 @@ pub fn dedup_key(text: &str, out: &mut String) {
             return;
         }
         let first = std::mem::take(out);
-        key_pass(&first, out);
+        let mut inner = map.fresh();
+        key_pass(&first, out, &mut inner);
+        map.compose(inner);
         if *out == first {
             return;
         }
     }
 }
 
-fn key_pass(text: &str, out: &mut String) {
+/// Where the bytes of a dedup key came from (see [`dedup_key_mapped`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyMap {
+    /// Per key byte: the start of its source range.
+    start: Vec<usize>,
+    /// Per key byte: the end of its source range.
+    end: Vec<usize>,
+}
+
+impl KeyMap {
+    /// The byte range of the source text that the key bytes `key` came from: from the
+    /// start of the first one's source to the end of the last one's. Empty at the start
+    /// of the text for an empty range.
+    ///
+    /// The granularity is the character, except inside stretches of text that NFKC had
+    /// to rewrite as a whole (such as a letter and its combining marks, or a word of a
+    /// non-Latin script with the character before it): a key byte from such a stretch
+    /// maps to the whole stretch.
+    pub fn source_range(&self, key: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if key.is_empty() || key.end > self.start.len() {
+            return 0..0;
+        }
+        self.start[key.start]..self.end[key.end - 1]
+    }
+
+    /// Bytes of key mapped.
+    pub fn len(&self) -> usize {
+        self.start.len()
+    }
+
+    /// True when nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.start.is_empty()
+    }
+}
+
+/// What `key_pass` records about where key bytes come from: nothing ([`NoMap`], the
+/// hot path, compiled away) or a [`KeyMap`].
+trait KeyMapping {
+    /// Key bytes from `key_len` on came from `source` in the text.
+    fn mark(&mut self, key_len: usize, source: std::ops::Range<usize>);
+    /// An empty mapping of the same kind, for a further pass over the key.
+    fn fresh(&self) -> Self;
+    /// Replaces this mapping (text -> key) by its composition with `inner` (key -> new
+    /// key).
+    fn compose(&mut self, inner: Self);
+}
+
+struct NoMap;
+
+impl KeyMapping for NoMap {
+    #[inline(always)]
+    fn mark(&mut self, _: usize, _: std::ops::Range<usize>) {}
+    fn fresh(&self) -> Self {
+        NoMap
+    }
+    fn compose(&mut self, _: Self) {}
+}
+
+impl KeyMapping for KeyMap {
+    fn mark(&mut self, key_len: usize, source: std::ops::Range<usize>) {
+        self.start.resize(key_len, source.start);
+        self.end.resize(key_len, source.end);
+    }
+    fn fresh(&self) -> Self {
+        KeyMap::default()
+    }
+    fn compose(&mut self, inner: Self) {
+        // Both maps are monotonic, so a range of the first key maps to the span from its
+        // first byte's start to its last byte's end.
+        let outer = std::mem::take(self);
+        self.start = inner.start.iter().map(|&s| outer.start[s]).collect();
+        self.end = inner.end.iter().map(|&e| outer.end[e - 1]).collect();
+    }
+}
+
+fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
     out.clear();
     out.reserve(text.len());
     let mut separator = false;
@@ -406,8 +509,9 @@ fn key_pass(text: &str, out: &mut String) {
         }
     };
     if text.is_ascii() {
-        for c in text.chars() {
+        for (i, c) in text.char_indices() {
             push(out, c);
+            map.mark(out.len(), i..i + 1);
         }
         return;
     }
@@ -425,8 +529,10 @@ fn key_pass(text: &str, out: &mut String) {
                 for d in text[start..i].nfkc() {
                     lower(d, out, &mut push);
                 }
+                map.mark(out.len(), start..i);
             } else if let Some(p) = pending {
                 lower(fold_inert(p), out, &mut push);
+                map.mark(out.len(), pending_at..i);
             }
             pending = Some(c);
             pending_at = i;
@@ -439,8 +545,10 @@ fn key_pass(text: &str, out: &mut String) {
         for d in text[start..].nfkc() {
             lower(d, out, &mut push);
         }
+        map.mark(out.len(), start..text.len());
     } else if let Some(p) = pending {
         lower(fold_inert(p), out, &mut push);
+        map.mark(out.len(), pending_at..text.len());
     }
 }
 
@@ -542,6 +650,55 @@ mod tests {
         let mut out = String::new();
         dedup_key(text, &mut out);
         out
+    }
+
+    /// The mapped key is the key; every token's source range lies on character
+    /// boundaries, in order, and holds the token (its key contains it).
+    fn check_key_map(text: &str) -> Result<(), TestCaseError> {
+        let (mut mapped, mut map) = (String::new(), KeyMap::default());
+        dedup_key_mapped(text, &mut mapped, &mut map);
+        let k = key(text);
+        prop_assert_eq!(&mapped, &k);
+        prop_assert_eq!(map.len(), k.len());
+        let mut last = 0..0;
+        for token in key_tokens(&k) {
+            let at = token.as_ptr() as usize - k.as_ptr() as usize;
+            let r = map.source_range(at..at + token.len());
+            prop_assert!(text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+            prop_assert!(
+                r.start < r.end && r.start >= last.start && r.end >= last.end,
+                "{:?} after {:?}",
+                r,
+                last
+            );
+            let piece = key(&text[r.clone()]);
+            prop_assert!(
+                piece.contains(token),
+                "token {:?} not in key {:?} of {:?}",
+                token,
+                piece,
+                &text[r.clone()]
+            );
+            last = r;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn key_map_points_into_the_original_text() {
+        let text = "Ｔｈｅ  Café—crème 2024! 小明有五个苹果。";
+        let (mut k, mut map) = (String::new(), KeyMap::default());
+        dedup_key_mapped(text, &mut k, &mut map);
+        assert_eq!(k, "the café crème 0000 小明有五个苹果");
+        let find = |t: &str| {
+            let at = k.find(t).unwrap();
+            &text[map.source_range(at..at + t.len())]
+        };
+        assert_eq!(find("the"), "Ｔｈｅ");
+        assert_eq!(find("café crème"), "Café—crème");
+        assert_eq!(find("0000"), "2024");
+        assert_eq!(find("五个苹"), "五个苹");
+        assert_eq!(map.source_range(0..0), 0..0);
     }
 
     #[test]
@@ -741,7 +898,7 @@ mod tests {
                 }
             }
             let mut fast = String::new();
-            key_pass(&text, &mut fast);
+            key_pass(&text, &mut fast, &mut NoMap);
             prop_assert_eq!(fast, reference);
         }
 
@@ -770,6 +927,15 @@ mod tests {
             prop_assert_eq!(k, plain.to_lowercase());
         }
 
+        #[test]
+        fn key_map_gives_the_same_key_and_finds_every_token(text in "(\\PC|[\u{FF01}-\u{FF5E}\u{3000}-\u{3011}\u{300}-\u{36F}\u{1E9E}\u{130}\u{1F88}\u{AC00}-\u{AC10}e中 ,.])*") {
+            check_key_map(&text)?;
+        }
+
+        #[test]
+        fn key_map_on_adversarial_text(text in adversarial()) {
+            check_key_map(&text)?;
+        }
         #[test]
         fn tokens_rebuild_the_key(text in "\\PC{0,60}") {
             let k = key(&text);

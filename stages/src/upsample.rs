@@ -7,10 +7,15 @@
 //! copies drops the document (`downsampled`); extra copies are written right after it
 //! with ids `<id>#1`, `<id>#2`... Documents and bytes per source, before and after, are
 //! counted in the statistics (`docs_in:<source>`, `docs_out:<source>`, `bytes_in:...`,
-//! `bytes_out:...`; sources without a weight are counted as `other`).
+//! `bytes_out:...`; sources without a weight are counted as `other`). With a `vocab`,
+//! tokens too (`tokens_in:<source>`, `tokens_out:<source>`): each document is encoded
+//! once with that tokenizer, so the mix before and after upsampling is known in the
+//! unit training consumes; the counters merge over shards and tasks like every other
+//! statistic, and the run summary prints the mix from them.
 
 use crate::document::Document;
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use corpus_models::tokenizer::{Pattern, Tokenizer, TokenizerError, VocabSource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,6 +35,12 @@ pub struct Config {
     pub default_weight: f64,
     /// Seed of the fractional draws. Default 0.
     pub seed: u64,
+    /// Count tokens per source with this vocabulary (`cl100k` or a tiktoken file, as
+    /// in `[tokenize]`). Default: none (documents and bytes only).
+    pub vocab: Option<String>,
+    /// The tokenizer's pre-tokenization pattern: `qwen`, `cl100k` or a regex.
+    /// Default `qwen`.
+    pub pattern: String,
 }
 
 impl Default for Config {
@@ -38,6 +49,8 @@ impl Default for Config {
             weights: BTreeMap::new(),
             default_weight: 1.0,
             seed: 0,
+            vocab: None,
+            pattern: "qwen".into(),
         }
     }
 }
@@ -56,6 +69,14 @@ pub const FIELDS: &[crate::FieldDoc] = &[
         name: "seed",
         doc: "seed of the fractional draws (hashed with the document id)",
     },
+    crate::FieldDoc {
+        name: "vocab",
+        doc: "count tokens per source before and after with this vocabulary (cl100k or a tiktoken file)",
+    },
+    crate::FieldDoc {
+        name: "pattern",
+        doc: "pre-tokenization pattern of the vocab: qwen | cl100k | a regex",
+    },
 ];
 
 /// Counter names of one source.
@@ -64,6 +85,8 @@ struct Counters {
     docs_out: &'static str,
     bytes_in: &'static str,
     bytes_out: &'static str,
+    tokens_in: &'static str,
+    tokens_out: &'static str,
 }
 
 impl Counters {
@@ -77,6 +100,8 @@ impl Counters {
             docs_out: leak("docs_out"),
             bytes_in: leak("bytes_in"),
             bytes_out: leak("bytes_out"),
+            tokens_in: leak("tokens_in"),
+            tokens_out: leak("tokens_out"),
         }
     }
 }
@@ -86,6 +111,28 @@ pub struct Upsample {
     weights: BTreeMap<String, (f64, Counters)>,
     default: (f64, Counters),
     seed: u64,
+    /// Tokenizers for counting, one taken per call (a clone per thread, as the
+    /// tokenizer asks).
+    tokenizers: Option<TokenizerPool>,
+}
+
+/// Clones of one tokenizer, lent one per call.
+struct TokenizerPool {
+    first: Tokenizer,
+    free: std::sync::Mutex<Vec<Tokenizer>>,
+}
+
+impl TokenizerPool {
+    fn count(&self, text: &str) -> Result<u64, TokenizerError> {
+        let lent = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let tok = lent.unwrap_or_else(|| self.first.clone());
+        let n = tok.encode(text).map(|ids| ids.len() as u64);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tok);
+        n
+    }
 }
 
 /// Builds the stage.
@@ -112,6 +159,21 @@ pub fn build(config: &Config) -> Result<Upsample, StageError> {
             .collect(),
         default: (config.default_weight, Counters::new("other")),
         seed: config.seed,
+        tokenizers: match &config.vocab {
+            Some(vocab) => {
+                let first = Tokenizer::load(
+                    &VocabSource::parse(vocab),
+                    &Pattern::parse(&config.pattern),
+                    0,
+                )
+                .map_err(|e| bad(format!("vocab {vocab}: {e}")))?;
+                Some(TokenizerPool {
+                    first,
+                    free: Default::default(),
+                })
+            }
+            None => None,
+        },
     })
 }
 
@@ -138,11 +200,25 @@ impl Stage for Upsample {
         cx.count(counters.docs_in, 1);
         cx.count(counters.bytes_in, bytes);
         let copies = self.copies(&doc.id, *w);
+        let tokens = match &self.tokenizers {
+            Some(pool) => {
+                let n = pool.count(&doc.text).map_err(|e| StageError::Document {
+                    id: doc.id.clone(),
+                    message: format!("counting tokens: {e}"),
+                })?;
+                cx.count(counters.tokens_in, n);
+                n
+            }
+            None => 0,
+        };
         if copies == 0 {
             return Ok(Verdict::Drop(DOWNSAMPLED));
         }
         cx.count(counters.docs_out, u64::from(copies));
         cx.count(counters.bytes_out, bytes * u64::from(copies));
+        if self.tokenizers.is_some() {
+            cx.count(counters.tokens_out, tokens * u64::from(copies));
+        }
         doc.repeat = copies - 1;
         Ok(Verdict::Keep)
     }
@@ -215,5 +291,34 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn tokens_per_source_are_counted_before_and_after() {
+        let s = build(&Config {
+            weights: [("wiki".to_string(), 2.0), ("spam".to_string(), 0.0)].into(),
+            vocab: Some("cl100k".into()),
+            pattern: "cl100k".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut cx = StageCx::default();
+        let mut wiki = Document::new("a", "wiki", "hello world");
+        s.process(&mut wiki, &mut cx).unwrap();
+        let mut spam = Document::new("b", "spam", "buy buy buy");
+        s.process(&mut spam, &mut cx).unwrap();
+        let c = cx.take_counters();
+        // cl100k: "hello", " world"; "buy", " buy", " buy".
+        assert_eq!((c["tokens_in:wiki"], c["tokens_out:wiki"]), (2, 4));
+        assert_eq!(c["tokens_in:spam"], 3);
+        assert!(!c.contains_key("tokens_out:spam"));
+        let e = build(&Config {
+            vocab: Some("/nonexistent/v.tiktoken".into()),
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("/nonexistent/v.tiktoken"), "{e}");
     }
 }

@@ -72,10 +72,22 @@ fn invalid(path: &Path, message: impl Into<String>) -> FileError {
 
 /// Frames a file: magic, version, fingerprint, JSON header, body, checksum.
 pub fn encode<H: Serialize>(magic: &[u8; 8], fingerprint: u64, header: &H, body: &[u8]) -> Vec<u8> {
+    encode_versioned(magic, VERSION, fingerprint, header, body)
+}
+
+/// Frames a file of another format family (such as the decontamination index) with its
+/// own version number; read back with [`decode_unchecked`].
+pub fn encode_versioned<H: Serialize>(
+    magic: &[u8; 8],
+    version: u32,
+    fingerprint: u64,
+    header: &H,
+    body: &[u8],
+) -> Vec<u8> {
     let header = serde_json::to_vec(header).expect("headers serialize");
     let mut out = Vec::with_capacity(40 + header.len() + body.len());
     out.extend_from_slice(magic);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&fingerprint.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
@@ -86,10 +98,26 @@ pub fn encode<H: Serialize>(magic: &[u8; 8], fingerprint: u64, header: &H, body:
     out
 }
 
+/// Checks a framed file's magic, version, end marker and checksum, and returns its
+/// fingerprint (unchecked: the caller compares it and can explain a mismatch from the
+/// header), header and body.
+pub fn decode_unchecked<'a, H: DeserializeOwned>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+    path: &Path,
+) -> Result<(u64, H, &'a [u8]), FileError> {
+    let body_start = check_prefix(bytes, magic, version, None, path)?;
+    let fingerprint = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+    let (header, body) = check_body(bytes, body_start, path)?;
+    Ok((fingerprint, header, body))
+}
+
 fn check_prefix(
     bytes: &[u8],
     magic: &[u8; 8],
-    fingerprint: u64,
+    expected_version: u32,
+    fingerprint: Option<u64>,
     path: &Path,
 ) -> Result<usize, FileError> {
     if bytes.len() < 24 {
@@ -106,14 +134,16 @@ fn check_prefix(
         ));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    if version != VERSION {
+    if version != expected_version {
         return Err(invalid(
             path,
-            format!("format version {version}, this build reads version {VERSION}"),
+            format!("format version {version}, this build reads version {expected_version}"),
         ));
     }
     let fp = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
-    if fp != fingerprint {
+    if let Some(fingerprint) = fingerprint
+        && fp != fingerprint
+    {
         return Err(invalid(
             path,
             format!(
@@ -136,7 +166,15 @@ pub fn decode<'a, H: DeserializeOwned>(
     fingerprint: u64,
     path: &Path,
 ) -> Result<(H, &'a [u8]), FileError> {
-    let body_start = check_prefix(bytes, magic, fingerprint, path)?;
+    let body_start = check_prefix(bytes, magic, VERSION, Some(fingerprint), path)?;
+    check_body(bytes, body_start, path)
+}
+
+fn check_body<'a, H: DeserializeOwned>(
+    bytes: &'a [u8],
+    body_start: usize,
+    path: &Path,
+) -> Result<(H, &'a [u8]), FileError> {
     if bytes.len() < body_start + 16 || &bytes[bytes.len() - 8..] != TRAILER {
         return Err(invalid(
             path,
@@ -293,7 +331,13 @@ impl BandReader {
         reader
             .read_exact(&mut head[24..])
             .map_err(|_| invalid(path, "truncated (inside the header)"))?;
-        check_prefix(&head, BAND_MAGIC, config.signature_fingerprint(), path)?;
+        check_prefix(
+            &head,
+            BAND_MAGIC,
+            VERSION,
+            Some(config.signature_fingerprint()),
+            path,
+        )?;
         let header: BandHeader = serde_json::from_slice(&head[24..])
             .map_err(|e| invalid(path, format!("bad header: {e}")))?;
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
