@@ -159,15 +159,14 @@ impl Cluster {
         all
     }
 
-    /// Waits until none of `jobs` is queued or running, then returns the state of
-    /// every job and array task.
+    /// Waits until no job is queued or running (the cluster runs only this test's
+    /// jobs), then returns the state of every job and array task of `jobs`.
     fn wait(&self, jobs: &[String]) -> Vec<String> {
-        let list = jobs.join(",");
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let out = self
                 .tool("squeue")
-                .args(["-h", "-j", &list])
+                .args(["-h", "-o", "%i %j %T %r"])
                 .output()
                 .unwrap();
             let queue = String::from_utf8_lossy(&out.stdout).to_string();
