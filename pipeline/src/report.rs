@@ -156,7 +156,13 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
         .and_then(|s| s.as_array())
         .into_iter()
         .flatten()
-        .filter(|s| s.get("kind").and_then(|k| k.as_str()) == Some("minhash_dedup"))
+        // `minhash_filter` is how a resolved config names the `minhash_dedup` stage.
+        .filter(|s| {
+            matches!(
+                s.get("kind").and_then(|k| k.as_str()),
+                Some("minhash_dedup" | "minhash_filter")
+            )
+        })
         .find_map(|s| s.get("work_dir").and_then(|w| w.as_str()))
         .filter(|w| !w.is_empty())
         .map(PathBuf::from)
