@@ -301,6 +301,11 @@ fn run_with_fuzzy_dedup(
         .output_dir
         .clone()
         .unwrap_or_else(|| config.output_dir());
+    // Absolute: step 3 reads step 1's documents as input paths, which are taken from
+    // the config file's folder, not the current directory.
+    let root = std::path::absolute(&root)
+        .map(|p| crate::io::clean_path(&p))
+        .map_err(output_err(&root))?;
     let work = root.join("minhash");
     let pre_dir = work.join("pre");
 
