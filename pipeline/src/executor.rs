@@ -25,7 +25,7 @@ use crate::io::{AtomicFile, remove_stale_tmp};
 use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
-use crate::stats::{RunStats, StageStats};
+use crate::stats::{OutputMix, RunStats, StageStats};
 use corpus_stages::{AnyStage, Document, StageConfig, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print at most this many warnings about corrupt records (the rest are counted).
     pub max_warnings: usize,
+    /// With a `minhash_dedup` stage that has a `work_dir`: run only this pass of the
+    /// multi-pass job (see [`crate::job`]); `None` runs every pass here.
+    pub pass: Option<crate::job::Pass>,
 }
 
 /// What a run did.
@@ -72,6 +75,8 @@ pub struct RunSummary {
     pub output_dir: PathBuf,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// What passes of a multi-pass job did besides running shards, one line each.
+    pub notes: Vec<String>,
 }
 
 /// Errors that stop a run.
@@ -238,6 +243,8 @@ struct Done {
     checkpoints: Vec<(usize, Vec<u8>)>,
     end: Option<ShardEnd>,
     input_pos: u64,
+    /// Language and source mix and histograms of the kept documents.
+    output: OutputMix,
 }
 
 /// Runs a pipeline: this task's shards, from sources through stages to sinks.
@@ -249,6 +256,9 @@ struct Done {
 /// `minhash_dedup` filter, reads `OUT/minhash/pre/docs/` and writes `OUT`. Each step
 /// resumes like a plain run.
 pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
+    if options.pass.is_some() || crate::job::is_job(config) {
+        return crate::job::run(config, options);
+    }
     let at = config.stages.iter().position(
         |s| matches!(s, StageConfig::MinhashFilter(c) if c.work_dir.as_os_str().is_empty()),
     );
@@ -291,6 +301,11 @@ fn run_with_fuzzy_dedup(
         .output_dir
         .clone()
         .unwrap_or_else(|| config.output_dir());
+    // Absolute: step 3 reads step 1's documents as input paths, which are taken from
+    // the config file's folder, not the current directory.
+    let root = std::path::absolute(&root)
+        .map(|p| crate::io::clean_path(&p))
+        .map_err(output_err(&root))?;
     let work = root.join("minhash");
     let pre_dir = work.join("pre");
 
@@ -350,7 +365,7 @@ fn run_with_fuzzy_dedup(
 
 /// The statistics of two runs in a row: the first's input, both runs' stages, the
 /// second's output.
-fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
+pub(crate) fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
     RunStats {
         shards: second.shards,
         failed_shards: first.failed_shards + second.failed_shards,
@@ -359,10 +374,15 @@ fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
         docs_out: second.docs_out,
         bytes_out: second.bytes_out,
         seconds: first.seconds + second.seconds,
+        output: second.output.clone(),
     }
 }
 
-fn run_plain(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
+/// Runs the stages of `config` over this task's shards: no multi-pass handling.
+pub(crate) fn run_plain(
+    config: &PipelineConfig,
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     config.validate_settings()?;
     let stages: Vec<AnyStage> = config.build_stages()?;
@@ -533,6 +553,7 @@ fn run_plain(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary
         failed,
         output_dir: root,
         elapsed: started.elapsed(),
+        notes: Vec::new(),
     })
 }
 
@@ -820,6 +841,8 @@ impl WorkCx<'_> {
         }
         let docs_out = docs.len() as u64;
         let bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
+        let mut output = OutputMix::default();
+        docs.iter().for_each(|d| output.add(d));
         let encode_err = |e: serde_json::Error| RunError::Encode(e.to_string());
         let kept = if let Some(level) = self.encode {
             Output::Encoded(
@@ -861,6 +884,7 @@ impl WorkCx<'_> {
             checkpoints,
             end,
             input_pos,
+            output,
         })
     }
 }
@@ -1079,6 +1103,7 @@ impl Committer<'_> {
             stages: done.stages,
             docs_out: done.docs_out,
             bytes_out: done.bytes_out,
+            output: done.output,
             ..Default::default()
         };
         self.progress
@@ -1118,6 +1143,7 @@ impl Committer<'_> {
             stats.failed_shards = 1;
             stats.docs_out = 0;
             stats.bytes_out = 0;
+            stats.output = OutputMix::default();
             self.failed.push((file.path.clone(), error));
             self.stats += &stats;
             return Ok(());

@@ -20,6 +20,8 @@ pub mod executor;
 pub mod extract_cmd;
 pub mod fuzzy;
 pub mod io;
+pub mod job;
+pub mod report;
 pub mod shard;
 pub mod sink;
 pub mod source;

@@ -55,6 +55,9 @@ enum Command {
     /// Run the text classifiers (quality, safety) on JSON lines.
     #[command(subcommand)]
     Scorer(ScorerCommand),
+    /// Write a self-contained HTML report of a run (funnel, drops, language and source
+    /// mix, score histograms, dedup, tokens) from the statistics files it wrote.
+    Report(ReportRunArgs),
     /// The reference language model (Qwen architecture): train it on token shards and
     /// report validation perplexity.
     #[command(subcommand)]
@@ -136,6 +139,15 @@ struct RefEvalArgs {
     /// Worker threads for the CPU backend (0: one per core).
     #[arg(long, short = 't', default_value_t = 0)]
     threads: usize,
+}
+
+#[derive(clap::Args)]
+struct ReportRunArgs {
+    /// The output directory of `corpus run`.
+    run_dir: PathBuf,
+    /// The HTML file to write (`-`: standard output).
+    #[arg(long, short = 'o', default_value = "report.html")]
+    output: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -435,6 +447,11 @@ struct RunArgs {
     /// `--set stages.0.max_chars=0`, `--set output.format=parquet`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// With a minhash_dedup stage that has a work_dir: run one pass of the multi-pass
+    /// job for this task (signatures, buckets, cluster, filter; see
+    /// configs/cc-job.toml). Without it, every pass runs here.
+    #[arg(long, value_enum)]
+    pass: Option<PassArg>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -788,6 +805,7 @@ fn main() -> ExitCode {
         Command::Scorer(ScorerCommand::Features { input, output }) => {
             scorer_features(&input, &output)
         }
+        Command::Report(args) => report(args),
         Command::Ref(cmd) => reference(cmd).map_err(|e| Failure {
             code: if matches!(
                 e,
@@ -821,8 +839,16 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let config = PipelineConfig::load(&args.config, &args.set)?;
     let output = args.output.clone();
-    execute(&config, args.output, &args.common)?;
-    if let Some(t) = &config.tokenize {
+    let pass = args.pass.map(|p| match p {
+        PassArg::Signatures => corpus::job::Pass::Signatures,
+        PassArg::Buckets => corpus::job::Pass::Buckets,
+        PassArg::Cluster => corpus::job::Pass::Cluster,
+        PassArg::Filter => corpus::job::Pass::Filter,
+    });
+    execute_pass(&config, args.output, &args.common, pass)?;
+    if let Some(t) = &config.tokenize
+        && matches!(pass, None | Some(corpus::job::Pass::Filter))
+    {
         tokenize_run(&config, t, output, &args.common)?;
     }
     Ok(())
@@ -1191,11 +1217,38 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes the HTML report of a run directory.
+fn report(args: ReportRunArgs) -> Result<(), Failure> {
+    let report = corpus::report::load(&args.run_dir).map_err(|e| Failure {
+        code: if matches!(e, corpus::report::ReportError::Invalid { .. }) {
+            2
+        } else {
+            1
+        },
+        error: e.into(),
+    })?;
+    corpus::commands::tokens::write_output(&args.output, corpus::report::html(&report).as_bytes())
+        .map_err(|e| Failure {
+            code: 1,
+            error: e.into(),
+        })
+}
+
 /// Runs a config with the shared flags and reports the outcome.
 fn execute(
     config: &PipelineConfig,
     output: Option<PathBuf>,
     args: &CommonArgs,
+) -> Result<(), Failure> {
+    execute_pass(config, output, args, None)
+}
+
+/// [`execute`], for one pass of a multi-pass job.
+fn execute_pass(
+    config: &PipelineConfig,
+    output: Option<PathBuf>,
+    args: &CommonArgs,
+    pass: Option<corpus::job::Pass>,
 ) -> Result<(), Failure> {
     let task = TaskSpec::resolve(args.task_index, args.task_count, |k| std::env::var(k).ok())?;
     let options = RunOptions {
@@ -1206,6 +1259,7 @@ fn execute(
         overwrite: args.overwrite,
         progress: !args.quiet,
         max_warnings: if args.quiet { 0 } else { 20 },
+        pass,
     };
     let summary = corpus::executor::run(config, &options)?;
     if !args.quiet {
@@ -1281,6 +1335,12 @@ fn extract(args: ExtractArgs) -> Result<(), Failure> {
 }
 
 fn print_summary(s: &RunSummary, task: TaskSpec) {
+    for note in &s.notes {
+        eprintln!("{note}");
+    }
+    if s.shards == 0 && !s.notes.is_empty() {
+        return;
+    }
     let st = &s.stats;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let task_note = if task.count > 1 {
