@@ -20,6 +20,7 @@ pub mod executor;
 pub mod extract_cmd;
 pub mod fuzzy;
 pub mod io;
+pub mod remote;
 pub mod shard;
 pub mod sink;
 pub mod source;
