@@ -4,24 +4,31 @@
 # written to local disk or to S3, all on loopback. Prints wall time, CPU time, peak RSS
 # and MB/s of gzipped input, best of N runs, for a read-only pipeline (`length`: the
 # cost of reading and writing) and one with HTML extraction (`extract`).
-# Usage: benches/object_store.sh [--shard-mb N] [--runs N]
+# Usage: benches/object_store.sh [--shard-mb N] [--runs N] [--debug]
+# (--debug: use the dev-profile binary, for a quick look without a release build)
 # Needs python3 with moto[server] (installed from PyPI if missing); nothing leaves the
 # machine (servers bind 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARD_MB=25
 RUNS=3
+PROFILE=release
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-mb) SHARD_MB=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
-    *) echo "usage: $0 [--shard-mb N] [--runs N]" >&2; exit 2 ;;
+    --debug) PROFILE=debug; shift ;;
+    *) echo "usage: $0 [--shard-mb N] [--runs N] [--debug]" >&2; exit 2 ;;
   esac
 done
 python3 -c "import moto.server, boto3" 2>/dev/null || python3 -m pip install --quiet "moto[server]==5.2.1"
 DATA=target/bench-data/pipeline-${SHARD_MB}mb
-cargo build --release --quiet --bin corpus --bin gen-warc
-BIN=${CARGO_TARGET_DIR:-target}/release
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet --bin corpus --bin gen-warc
+else
+  cargo build --quiet --bin corpus --bin gen-warc
+fi
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 mkdir -p "$DATA"
 for i in 0 1 2 3; do
   f=$DATA/shard-$i.warc.gz
