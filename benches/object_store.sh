@@ -5,7 +5,7 @@
 # and MB/s of gzipped input, best of N runs, for a read-only pipeline (`length`: the
 # cost of reading and writing) and one with HTML extraction (`extract`).
 # Usage: benches/object_store.sh [--shard-mb N] [--runs N] [--debug]
-# (--debug: use the dev-profile binary, for a quick look without a release build)
+# (--debug: the dev-profile binaries already built, for a quick look without a release build)
 # Needs python3 with moto[server] (installed from PyPI if missing); nothing leaves the
 # machine (servers bind 127.0.0.1).
 set -euo pipefail
@@ -25,8 +25,10 @@ python3 -c "import moto.server, boto3" 2>/dev/null || python3 -m pip install --q
 DATA=target/bench-data/pipeline-${SHARD_MB}mb
 if [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin corpus --bin gen-warc
-else
-  cargo build --quiet --bin corpus --bin gen-warc
+elif [ ! -x target/debug/corpus ] || [ ! -x target/debug/gen-warc ]; then
+  # The binaries a `cargo test` build leaves (a plain `cargo build` unifies features
+  # without the dev-dependencies and rebuilds much of the tree).
+  cargo build --tests --quiet --bin corpus --bin gen-warc
 fi
 BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 mkdir -p "$DATA"
