@@ -391,6 +391,7 @@ impl Moto {
         // Buckets are made with a plain PUT (moto accepts unsigned requests).
         let status = raw_request("PUT", &self.endpoint, &format!("/{bucket}"));
         assert!(status == 200 || status == 409, "creating bucket: {status}");
+        corpus::remote::install_crypto();
         Arc::new(
             object_store::aws::AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)

@@ -294,8 +294,10 @@ pub fn object(url: &str) -> Result<Object, RemoteError> {
     })
 }
 
-/// TLS through rustls on `ring`, installed once as the process default.
-fn install_crypto() {
+/// Installs TLS through rustls on `ring` as the process default (once). Stores made by
+/// this module do it themselves; call it before building an `object_store` client of
+/// your own in the same process.
+pub fn install_crypto() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         // Fails only when a provider is already installed, which is as good. rustls
