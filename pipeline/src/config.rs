@@ -306,6 +306,9 @@ impl PipelineConfig {
 
     /// The output directory, resolved against the config file's directory.
     pub fn output_dir(&self) -> PathBuf {
+        if crate::remote::is_url(&self.output.dir) {
+            return PathBuf::from(self.output.dir.trim_end_matches('/'));
+        }
         crate::io::clean_path(&self.base_dir.join(&self.output.dir))
     }
 
@@ -317,6 +320,7 @@ impl PipelineConfig {
         let mut input = self.input.clone();
         input.paths.clear();
         input.list = None;
+        input.list_base.clear();
         let mut table = toml::Table::new();
         table.insert(
             "input".into(),

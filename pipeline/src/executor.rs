@@ -21,7 +21,8 @@
 //! input size.
 
 use crate::config::{ConfigError, PipelineConfig};
-use crate::io::{AtomicFile, remove_stale_tmp};
+use crate::io::AtomicFile;
+use crate::remote::{OutputFile, Storage};
 use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
@@ -301,6 +302,14 @@ fn run_with_fuzzy_dedup(
         .output_dir
         .clone()
         .unwrap_or_else(|| config.output_dir());
+    if Storage::of(&root).is_remote() {
+        return Err(ConfigError::Invalid(format!(
+            "minhash_dedup without work_dir keeps its work files next to the output: \
+             write {} to a local directory, or run `corpus dedup --fuzzy --pass ...`",
+            root.display()
+        ))
+        .into());
+    }
     // Absolute: step 3 reads step 1's documents as input paths, which are taken from
     // the config file's folder, not the current directory.
     let root = std::path::absolute(&root)
@@ -398,7 +407,26 @@ pub(crate) fn run_plain(
         extension: config.output.format.extension(),
     };
     let fingerprint = config.fingerprint();
-    prepare_output(config, options, &layout, &fingerprint, &task_files)?;
+    let storage = Storage::of(&root);
+    if storage.is_remote() && config.tokenize.is_some() {
+        return Err(ConfigError::Invalid(format!(
+            "[tokenize] packs from a local output directory; {} is object storage",
+            root.display()
+        ))
+        .into());
+    }
+    prepare_output(
+        config,
+        options,
+        &storage,
+        &layout,
+        &fingerprint,
+        &task_files,
+    )?;
+    // What is there already, in two listings rather than a request per shard.
+    let listed_docs = storage
+        .list(&layout.root.join("docs"))
+        .map_err(output_err(&layout.root))?;
 
     // Shards left to do. Ordered stages see all shards in order, so with them only the
     // longest complete prefix is skipped (their state is restored from its
@@ -409,19 +437,26 @@ pub(crate) fn run_plain(
     let mut todo = Vec::new();
     let mut skipped = 0;
     for file in task_files.iter() {
+        let docs_name = file_name(&layout.docs(file.index));
         let complete = options.resume
             && (ordered.is_empty() || todo.is_empty())
-            && Marker::read(&layout.marker(file.index))
-                .is_some_and(|m| m.fingerprint == fingerprint && m.input == file.path)
-            && layout.docs(file.index).exists()
-            && ordered
+            && listed_docs.contains(&docs_name)
+            && read_marker(&storage, &layout.marker(file.index))
+                .is_some_and(|m| m.fingerprint == fingerprint && m.input == file.path);
+        let checkpoints = if complete {
+            ordered
                 .iter()
-                .all(|&i| layout.checkpoint(file.index, i).exists());
-        if complete {
-            for &i in &ordered {
-                let path = layout.checkpoint(file.index, i);
-                let bytes = std::fs::read(&path).map_err(output_err(&path))?;
-                stages[i].restore(&bytes).map_err(RunError::Stage)?;
+                .map(|&i| {
+                    let path = layout.checkpoint(file.index, i);
+                    storage.read(&path).map_err(output_err(&path))
+                })
+                .collect::<Result<Option<Vec<Vec<u8>>>, RunError>>()?
+        } else {
+            None
+        };
+        if let Some(checkpoints) = checkpoints {
+            for (&i, bytes) in ordered.iter().zip(&checkpoints) {
+                stages[i].restore(bytes).map_err(RunError::Stage)?;
             }
             skipped += 1;
             continue;
@@ -466,6 +501,7 @@ pub(crate) fn run_plain(
     phases.push(start..stages.len());
     let mut committer = Committer {
         config,
+        storage: &storage,
         layout: &layout,
         fingerprint: &fingerprint,
         todo: &todo,
@@ -537,14 +573,15 @@ pub(crate) fn run_plain(
 
     let stats = committer.stats;
     let failed = committer.failed;
-    let total = merge_stats(&layout, &files)?;
-    AtomicFile::write_all(
-        &root.join("stats.json"),
-        serde_json::to_string_pretty(&total)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .map_err(output_err(&root))?;
+    let total = merge_stats(&storage, &layout, &files)?;
+    storage
+        .write(
+            &root.join("stats.json"),
+            serde_json::to_string_pretty(&total)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .map_err(output_err(&root))?;
     Ok(RunSummary {
         stats,
         total,
@@ -562,21 +599,27 @@ pub(crate) fn run_plain(
 fn prepare_output(
     config: &PipelineConfig,
     options: &RunOptions,
+    storage: &Storage,
     layout: &Layout,
     fingerprint: &str,
     task_files: &[InputFile],
 ) -> Result<(), RunError> {
-    for dir in layout.dirs() {
-        std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
-    }
+    let dirs = layout.dirs();
+    storage
+        .create_dirs(&dirs)
+        .map_err(output_err(&layout.root))?;
     // Probe that the directory is writable now rather than after hours of work.
-    let probe = AtomicFile::new(&layout.root.join("done").join("probe"));
-    std::fs::write(probe.tmp_path(), b"").map_err(output_err(&layout.root))?;
-    drop(probe);
+    storage
+        .probe(&layout.root.join("done"))
+        .map_err(output_err(&layout.root))?;
 
     let config_path = layout.root.join("config.toml");
     let written = format!("# fingerprint = \"{fingerprint}\"\n{}", config.to_toml());
-    if let Ok(old) = std::fs::read_to_string(&config_path)
+    let old = storage
+        .read(&config_path)
+        .map_err(output_err(&config_path))?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    if let Some(old) = old
         && !old.starts_with(&format!("# fingerprint = \"{fingerprint}\""))
         && !options.overwrite
     {
@@ -588,9 +631,16 @@ fn prepare_output(
         ))
         .into());
     }
-    let has_results = task_files
-        .iter()
-        .any(|f| layout.marker(f.index).exists() || layout.docs(f.index).exists());
+    let done = storage
+        .list(&layout.root.join("done"))
+        .map_err(output_err(&layout.root))?;
+    let docs = storage
+        .list(&layout.root.join("docs"))
+        .map_err(output_err(&layout.root))?;
+    let has_results = task_files.iter().any(|f| {
+        done.contains(&file_name(&layout.marker(f.index)))
+            || docs.contains(&file_name(&layout.docs(f.index)))
+    });
     if has_results && !options.resume && !options.overwrite {
         return Err(ConfigError::Invalid(format!(
             "{} already holds results of this run; pass --resume to finish it or \
@@ -599,11 +649,15 @@ fn prepare_output(
         ))
         .into());
     }
-    AtomicFile::write_all(&config_path, written.as_bytes()).map_err(output_err(&config_path))?;
+    storage
+        .write(&config_path, written.as_bytes())
+        .map_err(output_err(&config_path))?;
     for file in task_files {
         let part = format!("{}.", Layout::part(file.index));
-        for dir in layout.dirs() {
-            remove_stale_tmp(&dir, &part).map_err(output_err(&dir))?;
+        for dir in &dirs {
+            storage
+                .remove_stale_tmp(dir, &part)
+                .map_err(output_err(dir))?;
         }
         if options.overwrite {
             let checkpoints = (0..config.stages.len()).map(|i| layout.checkpoint(file.index, i));
@@ -616,12 +670,7 @@ fn prepare_output(
             .into_iter()
             .chain(checkpoints)
             {
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(output_err(&path)(e));
-                    }
-                    _ => {}
-                }
+                storage.remove(&path).map_err(output_err(&path))?;
             }
         }
     }
@@ -925,12 +974,13 @@ impl ShardState {
 
 struct OpenFiles {
     docs: Box<dyn DocSink>,
-    docs_file: AtomicFile,
-    dropped: Option<(Box<dyn DocSink>, AtomicFile)>,
+    docs_file: OutputFile,
+    dropped: Option<(Box<dyn DocSink>, OutputFile)>,
 }
 
 struct Committer<'a> {
     config: &'a PipelineConfig,
+    storage: &'a Storage,
     layout: &'a Layout,
     fingerprint: &'a str,
     todo: &'a [InputFile],
@@ -1051,12 +1101,18 @@ impl Committer<'_> {
     fn open_files(&self, shard: usize) -> Result<OpenFiles, RunError> {
         let file = &self.todo[shard];
         let format = self.config.output.format;
-        let docs_file = AtomicFile::new(&self.layout.docs(file.index));
         let level = self.config.output.gzip_level;
-        let docs = sink::create(format, docs_file.tmp_path(), false, level)?;
+        let create = |path: PathBuf, with_drop_info: bool| {
+            let (file, out) = self
+                .storage
+                .create(&path)
+                .map_err(|e| SinkError::write(&path, e))?;
+            let sink = sink::create_writer(format, out, &path, with_drop_info, level)?;
+            Ok::<_, SinkError>((sink, file))
+        };
+        let (docs, docs_file) = create(self.layout.docs(file.index), false)?;
         let dropped = if self.config.output.dropped {
-            let f = AtomicFile::new(&self.layout.dropped(file.index));
-            Some((sink::create(format, f.tmp_path(), true, level)?, f))
+            Some(create(self.layout.dropped(file.index), true)?)
         } else {
             None
         };
@@ -1175,16 +1231,19 @@ impl Committer<'_> {
         }
         for (stage, bytes) in &state.checkpoints {
             let path = self.layout.checkpoint(file.index, *stage);
-            AtomicFile::write_all(&path, bytes).map_err(output_err(&path))?;
+            self.storage
+                .write(&path, bytes)
+                .map_err(output_err(&path))?;
         }
         let stats_path = self.layout.stats(file.index);
-        AtomicFile::write_all(
-            &stats_path,
-            serde_json::to_string_pretty(&stats)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
-        .map_err(output_err(&stats_path))?;
+        self.storage
+            .write(
+                &stats_path,
+                serde_json::to_string_pretty(&stats)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(output_err(&stats_path))?;
         let marker = Marker {
             shard: file.index,
             input: file.path.clone(),
@@ -1192,27 +1251,52 @@ impl Committer<'_> {
             docs_out: stats.docs_out,
         };
         let marker_path = self.layout.marker(file.index);
-        AtomicFile::write_all(
-            &marker_path,
-            serde_json::to_string(&marker)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
-        .map_err(output_err(&marker_path))?;
+        self.storage
+            .write(
+                &marker_path,
+                serde_json::to_string(&marker)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(output_err(&marker_path))?;
         self.stats += &stats;
         Ok(())
     }
 }
 
+/// The file name of a layout path, as [`Storage::list`] gives it.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A completion marker; `None` when there is none or it cannot be read or parsed (the
+/// shard is then simply redone).
+fn read_marker(storage: &Storage, path: &Path) -> Option<Marker> {
+    let bytes = storage.read(path).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Sums the statistics of every completed shard of the run in the output directory.
-fn merge_stats(layout: &Layout, files: &[InputFile]) -> Result<RunStats, RunError> {
+fn merge_stats(
+    storage: &Storage,
+    layout: &Layout,
+    files: &[InputFile],
+) -> Result<RunStats, RunError> {
     let mut total = RunStats::default();
+    let done = storage
+        .list(&layout.root.join("done"))
+        .map_err(output_err(&layout.root))?;
     for file in files {
-        if !layout.marker(file.index).exists() {
+        if !done.contains(&file_name(&layout.marker(file.index))) {
             continue;
         }
         let path = layout.stats(file.index);
-        let bytes = std::fs::read(&path).map_err(output_err(&path))?;
+        let bytes = storage
+            .read(&path)
+            .map_err(output_err(&path))?
+            .ok_or_else(|| output_err(&path)(std::io::ErrorKind::NotFound.into()))?;
         let stats: RunStats = serde_json::from_slice(&bytes).map_err(|e| RunError::Output {
             path: path.clone(),
             source: std::io::Error::other(e),

@@ -3,7 +3,7 @@
 //! when complete.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,9 +75,11 @@ impl<R: Read> Read for CountingReader<R> {
 /// Opens a file for reading, decompressing gzip (all members) or zstd (all frames) as
 /// told by its first bytes. Returns the buffered reader and a counter of bytes read
 /// from the file as stored.
+///
+/// `path` may also be a URL (`s3://bucket/key`, `https://host/path`): the object is
+/// then streamed as it downloads (see [`RemoteReader`](crate::remote::RemoteReader)).
 pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, ByteCounter)> {
-    let file = File::open(path)?;
-    let (counting, counter) = CountingReader::new(file);
+    let (counting, counter) = CountingReader::new(open_seekable(path)?);
     let mut raw = BufReader::with_capacity(1 << 16, counting);
     let compression = Compression::sniff(raw.fill_buf()?);
     let reader: Box<dyn BufRead + Send> = match compression {
@@ -92,6 +94,20 @@ pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, By
         )),
     };
     Ok((reader, counter))
+}
+
+/// A byte source that can also seek: a file or a download.
+pub trait ReadSeek: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+/// Opens a local file or, for a URL (see [`crate::remote::is_url`]), starts streaming
+/// the object.
+pub fn open_seekable(path: &Path) -> io::Result<Box<dyn ReadSeek>> {
+    if let Some(url) = path.to_str().filter(|p| crate::remote::is_url(p)) {
+        return Ok(Box::new(crate::remote::RemoteReader::open(url)?));
+    }
+    Ok(Box::new(File::open(path)?))
 }
 
 /// A file written under a temporary name in the target directory and renamed to its

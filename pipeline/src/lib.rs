@@ -22,6 +22,7 @@ pub mod fuzzy;
 pub mod io;
 pub mod job;
 pub mod report;
+pub mod remote;
 pub mod shard;
 pub mod sink;
 pub mod source;

@@ -20,7 +20,7 @@ pub const MEMBER_BYTES: usize = 4 << 20;
 /// Writes `.jsonl.gz`.
 pub struct JsonlSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write + Send>>,
     pending: Vec<u8>,
     level: u32,
     /// Bytes written to the file so far.
@@ -79,13 +79,18 @@ impl JsonlSink {
     /// Creates (truncates) `path`; members are compressed at gzip `level`.
     pub fn create(path: &Path, level: u32) -> Result<JsonlSink, SinkError> {
         let file = File::create(path).map_err(|e| SinkError::write(path, e))?;
-        Ok(JsonlSink {
+        Ok(Self::to_writer(Box::new(file), path, level))
+    }
+
+    /// Writes to `out` (a file or an upload); `path` names it in errors.
+    pub fn to_writer(out: Box<dyn Write + Send>, path: &Path, level: u32) -> JsonlSink {
+        JsonlSink {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: BufWriter::with_capacity(1 << 16, out),
             pending: Vec::new(),
             level,
             written: 0,
-        })
+        }
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<(), SinkError> {

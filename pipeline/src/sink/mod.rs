@@ -100,3 +100,20 @@ pub fn create(
         OutputFormat::Parquet => Box::new(parquet::ParquetSink::create(path, with_drop_info)?),
     })
 }
+
+/// As [`create`], writing to `out` (a local file or an upload, see
+/// [`Storage::create`](crate::remote::Storage::create)); `path` names it in errors.
+pub fn create_writer(
+    format: OutputFormat,
+    out: Box<dyn std::io::Write + Send>,
+    path: &Path,
+    with_drop_info: bool,
+    gzip_level: u32,
+) -> Result<Box<dyn DocSink>, SinkError> {
+    Ok(match format {
+        OutputFormat::Jsonl => Box::new(jsonl::JsonlSink::to_writer(out, path, gzip_level)),
+        OutputFormat::Parquet => {
+            Box::new(parquet::ParquetSink::to_writer(out, path, with_drop_info)?)
+        }
+    })
+}

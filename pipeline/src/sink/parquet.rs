@@ -190,7 +190,7 @@ impl Columns {
 /// Writes `.parquet` files (zstd), in the schema of the module documentation.
 pub struct ParquetSink {
     path: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    writer: ArrowWriter<BufWriter<Box<dyn Write + Send>>>,
     schema: SchemaRef,
     with_drop_info: bool,
     columns: Columns,
@@ -204,9 +204,26 @@ impl ParquetSink {
     /// Creates (truncates) `path`. `with_drop_info` adds the `drop_stage` and
     /// `drop_reason` columns of the dropped-documents side output.
     pub fn create(path: &Path, with_drop_info: bool) -> Result<ParquetSink, SinkError> {
-        Self::create_with_limits(path, with_drop_info, ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES)
+        let file = File::create(path).map_err(|e| SinkError::write(path, e))?;
+        Self::to_writer(Box::new(file), path, with_drop_info)
     }
 
+    /// Writes to `out` (a file or an upload); `path` names it in errors.
+    pub fn to_writer(
+        out: Box<dyn Write + Send>,
+        path: &Path,
+        with_drop_info: bool,
+    ) -> Result<ParquetSink, SinkError> {
+        Self::with_limits(
+            out,
+            path,
+            with_drop_info,
+            ROW_GROUP_ROWS,
+            ROW_GROUP_TEXT_BYTES,
+        )
+    }
+
+    #[cfg(test)]
     fn create_with_limits(
         path: &Path,
         with_drop_info: bool,
@@ -214,6 +231,22 @@ impl ParquetSink {
         max_text_bytes: usize,
     ) -> Result<ParquetSink, SinkError> {
         let file = File::create(path).map_err(|e| SinkError::write(path, e))?;
+        Self::with_limits(
+            Box::new(file),
+            path,
+            with_drop_info,
+            max_rows,
+            max_text_bytes,
+        )
+    }
+
+    fn with_limits(
+        file: Box<dyn Write + Send>,
+        path: &Path,
+        with_drop_info: bool,
+        max_rows: usize,
+        max_text_bytes: usize,
+    ) -> Result<ParquetSink, SinkError> {
         let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| SinkError::write(path, e))?;
         // Row groups are cut by `flush_group` alone, so the writer's own row and byte
         // limits are turned off.

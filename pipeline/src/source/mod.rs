@@ -56,8 +56,14 @@ pub struct InputConfig {
     /// from the directory of the config file.
     pub paths: Vec<String>,
     /// A file listing one input path per line (blank lines and `#` comments ignored),
-    /// relative paths taken from the list file's directory.
+    /// relative paths taken from the list file's directory (or from `list_base`). May be
+    /// gzip-compressed and may be a URL: Common Crawl's `warc.paths.gz` is such a list.
     pub list: Option<String>,
+    /// Where the relative entries of `list` are taken from: a directory or a URL prefix
+    /// (`https://data.commoncrawl.org/`, `s3://commoncrawl/`). Empty: the list's own
+    /// directory.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub list_base: String,
     /// Input format; `auto` decides per file from its name.
     pub format: Format,
     /// Source name given to documents that do not carry one (JSONL/Parquet may carry
@@ -76,6 +82,7 @@ impl Default for InputConfig {
         InputConfig {
             paths: Vec::new(),
             list: None,
+            list_base: String::new(),
             format: Format::Auto,
             source: String::new(),
             warc: Default::default(),
@@ -289,6 +296,15 @@ fn open_format(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>
             &config.jsonl,
             &source_name(&default_source_name(&file.path)),
         )?),
+        Format::Parquet if crate::remote::is_url_path(&file.path) => {
+            return Err(SourceError::Open {
+                path: file.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "Parquet input from object storage is not supported yet (WARC and JSONL are)",
+                ),
+            });
+        }
         Format::Parquet => Box::new(parquet::ParquetSource::open(
             &file.path,
             &config.parquet,
@@ -338,6 +354,27 @@ pub fn default_source_name(path: &Path) -> String {
         .to_string()
 }
 
+/// A config path: a URL as it is, a local path from `base`.
+fn locate(base: &Path, spec: &str) -> PathBuf {
+    if crate::remote::is_url(spec) {
+        PathBuf::from(spec)
+    } else {
+        crate::io::clean_path(&base.join(spec))
+    }
+}
+
+/// The text of a list file, local or remote, plain or compressed.
+fn read_list(path: &Path) -> Result<String, SourceError> {
+    let open_err = |e| SourceError::Open {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let (mut reader, _) = crate::io::open_decompressed(path).map_err(open_err)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut text).map_err(open_err)?;
+    Ok(text)
+}
+
 /// Expands the configured inputs into a sorted, de-duplicated list of files with their
 /// formats. `base` is the directory relative paths are taken from.
 pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>, SourceError> {
@@ -347,13 +384,17 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
         .iter()
         .map(|p| (p.clone(), base.to_path_buf()))
         .collect();
+    let mut urls: Vec<PathBuf> = Vec::new();
     if let Some(list) = &config.list {
-        let list_path = crate::io::clean_path(&base.join(list));
-        let text = std::fs::read_to_string(&list_path).map_err(|e| SourceError::Open {
-            path: list_path.clone(),
-            source: e,
-        })?;
-        let list_base = list_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let list_path = locate(base, list);
+        let text = read_list(&list_path)?;
+        let list_base = if !config.list_base.is_empty() {
+            locate(base, &config.list_base)
+        } else if crate::remote::is_url(list) {
+            PathBuf::from(crate::remote::parent(list))
+        } else {
+            list_path.parent().unwrap_or(Path::new(".")).to_path_buf()
+        };
         for line in text.lines() {
             let line = line.trim();
             if !line.is_empty() && !line.starts_with('#') {
@@ -367,6 +408,16 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
         ));
     }
     for (spec, base) in specs {
+        // URLs are taken as they are: checking each of a dump's 90,000 objects would
+        // cost a request apiece, and one that fails is counted when its shard is read.
+        if crate::remote::is_url(&spec) || crate::remote::is_url_path(&base) {
+            let joined = match base.to_str() {
+                Some(b) if crate::remote::is_url(b) => crate::remote::join(b, &spec),
+                _ => spec.clone(),
+            };
+            urls.push(PathBuf::from(joined));
+            continue;
+        }
         let full = crate::io::clean_path(&base.join(&spec));
         let full_str = full.to_string_lossy().into_owned();
         if spec.contains(['*', '?', '[']) {
@@ -408,8 +459,12 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
     }
     paths.sort();
     paths.dedup();
+    // URLs sort by their text (a listing's order), after local paths.
+    urls.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+    urls.dedup();
     paths
         .into_iter()
+        .chain(urls)
         .enumerate()
         .map(|(index, path)| {
             let format = match config.format {

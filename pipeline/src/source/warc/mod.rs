@@ -50,7 +50,7 @@ impl Default for WarcOptions {
 /// (`warcinfo`, `request`, `metadata`, `revisit`, `resource`...), `status_<code>`,
 /// `non_html`, `not_http`, `too_large`.
 pub struct WarcSource {
-    reader: WarcReader,
+    reader: WarcReader<Box<dyn crate::io::ReadSeek>>,
     path: PathBuf,
     options: WarcOptions,
     source: String,
@@ -60,16 +60,20 @@ pub struct WarcSource {
 }
 
 impl WarcSource {
-    /// Opens `path`; documents get `source` as their source name.
+    /// Opens `path`, a local file or a URL (`s3://`, `https://`: streamed as it
+    /// downloads, see [`RemoteReader`](crate::remote::RemoteReader)); documents get
+    /// `source` as their source name.
     pub fn open(
         path: &Path,
         options: &WarcOptions,
         source: &str,
     ) -> Result<WarcSource, SourceError> {
-        let reader = WarcReader::open(path).map_err(|e| SourceError::Open {
+        let open_err = |e| SourceError::Open {
             path: path.to_path_buf(),
             source: e,
-        })?;
+        };
+        let input = crate::io::open_seekable(path).map_err(open_err)?;
+        let reader = WarcReader::new(input).map_err(open_err)?;
         Ok(WarcSource {
             reader,
             path: path.to_path_buf(),
