@@ -56,10 +56,10 @@ fn forward_matches_transformers() {
     // HF's loss: targets are the next ids within each row.
     let mut rows = Vec::new();
     let mut targets = Vec::new();
-    for i in 0..b {
-        for j in 0..t - 1 {
-            rows.push((i * t + j) as u32);
-            targets.push(ids[i][j + 1]);
+    for (i, row) in ids.iter().enumerate() {
+        for (j, next) in row.iter().enumerate().skip(1) {
+            rows.push((i * t + j - 1) as u32);
+            targets.push(*next);
         }
     }
     let rows = candle_core::Tensor::from_vec(rows, targets.len(), &Device::Cpu).unwrap();

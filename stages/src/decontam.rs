@@ -1140,7 +1140,7 @@ mod tests {
         assert_eq!(v, Verdict::Keep);
         assert!(!doc.text.contains("ducks") && loose.matches(&doc.text).is_empty());
         // Short text around the question: nothing long enough is left.
-        let mut doc = Document::new("d", "s", &format!("Homework: {JANET} Thanks!"));
+        let mut doc = Document::new("d", "s", format!("Homework: {JANET} Thanks!"));
         let v = s.process(&mut doc, &mut StageCx::default()).unwrap();
         assert_eq!(v, Verdict::Drop(CONTAMINATED_REMAINDER));
         assert_eq!(doc.meta.extra["decontam"]["pieces"], 0);
@@ -1171,7 +1171,7 @@ mod tests {
         let before = "今天的天气很好，我们去公园散步。";
         let after = "老师说答案在下一页，请大家自己先算一算。";
         let planted = "小明有五个苹果 他给了小红两个! 然后又买了三个 现在他有几个苹果";
-        let mut doc = Document::new("d", "s", &format!("{before}{planted}{after}"));
+        let mut doc = Document::new("d", "s", format!("{before}{planted}{after}"));
         assert_eq!(
             s.process(&mut doc, &mut StageCx::default()).unwrap(),
             Verdict::Keep

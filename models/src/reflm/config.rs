@@ -39,17 +39,17 @@ impl RefConfig {
         if m.layers == 0 || m.hidden == 0 || m.heads == 0 || m.context == 0 {
             return bad("model.layers, hidden, heads and context must be > 0".into());
         }
-        if m.hidden % m.heads != 0 {
+        if !m.hidden.is_multiple_of(m.heads) {
             return bad(format!(
                 "model.hidden ({}) must be a multiple of model.heads ({})",
                 m.hidden, m.heads
             ));
         }
-        if (m.hidden / m.heads) % 2 != 0 {
+        if !(m.hidden / m.heads).is_multiple_of(2) {
             return bad("model.hidden / model.heads (the head size) must be even for RoPE".into());
         }
         let kv = m.kv_heads();
-        if kv == 0 || m.heads % kv != 0 {
+        if kv == 0 || !m.heads.is_multiple_of(kv) {
             return bad(format!(
                 "model.kv_heads ({kv}) must divide model.heads ({})",
                 m.heads
@@ -59,7 +59,7 @@ impl RefConfig {
         if t.batch_sequences == 0 || t.grad_accum == 0 || t.steps == 0 {
             return bad("train.batch_sequences, grad_accum and steps must be > 0".into());
         }
-        if !(t.lr > 0.0) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
+        if t.lr.is_nan() || t.lr <= 0.0 || !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return bad("train.lr must be > 0 and train.min_lr_ratio in 0..=1".into());
         }
         if t.loss_chunk_tokens == 0 {

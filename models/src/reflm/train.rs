@@ -592,7 +592,8 @@ pub fn train(
             tokens,
             val_loss: None,
         };
-        let eval_now = step == tc.steps || (tc.eval_every > 0 && step % tc.eval_every == 0);
+        let eval_now =
+            step == tc.steps || (tc.eval_every > 0 && step.is_multiple_of(tc.eval_every));
         if let (Some(v), true) = (val, eval_now) {
             let (vl, _) = evaluate(
                 &model,
@@ -619,7 +620,8 @@ pub fn train(
             }
         }
         append_metrics(&metrics_path, &row)?;
-        let ckpt_now = step == stop || (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0);
+        let ckpt_now =
+            step == stop || (tc.checkpoint_every > 0 && step.is_multiple_of(tc.checkpoint_every));
         if ckpt_now {
             save_checkpoint(out, &model, &opt, cfg, opts, step, tokens)?;
         }
