@@ -31,6 +31,17 @@ fn load_fixture() -> RefResult<(Qwen2, serde_json::Value)> {
     Ok((model, expected))
 }
 
+fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
 /// Logits and loss of a tiny Qwen2 (GQA, random biases and norm gains) match those that
 /// transformers' Qwen2ForCausalLM computed (models/recipes/reflm_fixture.py).
 #[test]
@@ -86,28 +97,14 @@ fn ntk_and_logn_only_act_beyond_training_context() {
         logn: true,
     };
     let same = model.hidden_states(&x, both).unwrap();
-    let d: f32 = (base - same)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let d = max_abs_diff(&base, &same);
     assert_eq!(d, 0.0);
     // 24 tokens > the fixture's 16-token training context.
     let long: Vec<u32> = (0..48).map(|i| (i * 7 % 64) as u32).collect();
     let x = candle_core::Tensor::from_vec(long, (2, 24), &Device::Cpu).unwrap();
     let a = model.hidden_states(&x, LongContext::default()).unwrap();
     let b = model.hidden_states(&x, both).unwrap();
-    let d: f32 = (a.narrow(0, 16, 8).unwrap() - b.narrow(0, 16, 8).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let d = max_abs_diff(&a.narrow(0, 16, 8).unwrap(), &b.narrow(0, 16, 8).unwrap());
     assert!(
         d > 1e-4,
         "positions beyond the training context unchanged ({d})"

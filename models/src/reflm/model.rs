@@ -68,6 +68,9 @@ impl Qwen2 {
         let mut rng = SplitMix64::new(seed);
         let std = cfg.init_std as f32;
         let mut normal = |shape: &[usize]| -> Result<Var> {
+            if std == 0.0 {
+                return Ok(Var::zeros(shape, DType::F32, device)?);
+            }
             let n: usize = shape.iter().product();
             let data: Vec<f32> = (0..n).map(|_| rng.normal() * std).collect();
             Ok(Var::from_tensor(&Tensor::from_vec(data, shape, device)?)?)
@@ -109,7 +112,8 @@ impl Qwen2 {
     }
 
     /// A model from named tensors (a loaded `model.safetensors`). Every expected name must
-    /// be present with the expected shape; the error names the first that is not.
+    /// be present with the expected shape; the error names the first that is not. (The
+    /// placeholder weights it starts from are zeros: `init_std = 0` draws nothing.)
     pub fn from_tensors(
         cfg: &ModelConfig,
         vocab: usize,

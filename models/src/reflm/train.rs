@@ -520,9 +520,9 @@ pub fn train(
     }
     let resumed_from = step;
     let metrics_path = out.join("metrics.jsonl");
-    let mut rows = read_metrics(&metrics_path)?;
-    rows.retain(|r| r.step <= step);
-    write_metrics(&metrics_path, &rows)?;
+    let mut kept = read_metrics(&metrics_path)?;
+    kept.retain(|r| r.step <= step);
+    write_metrics(&metrics_path, &kept)?;
 
     let params = model.config().parameters(opts.vocab);
     if opts.verbose {
@@ -541,8 +541,6 @@ pub fn train(
     let mut order = Order::new(tc.seed, n_windows);
     let started = Instant::now();
     let tokens_at_start = tokens;
-    let mut last_loss = rows.last().map(|r| r.loss).unwrap_or(f64::NAN);
-    let mut last_val = None;
     let stop = opts.stop_after.unwrap_or(tc.steps).min(tc.steps);
     let n_params = model.params().len();
     while step < stop {
@@ -583,7 +581,6 @@ pub fn train(
         let norm = opt.step(&model, &grads, lr, cfg)?;
         step += 1;
         tokens += tc.tokens_per_step(ctx) as u64;
-        last_loss = loss;
         let mut row = StepMetrics {
             step,
             loss,
@@ -605,7 +602,6 @@ pub fn train(
                 LongContext::default(),
             )?;
             row.val_loss = Some(vl);
-            last_val = Some(vl);
         }
         if opts.verbose {
             let secs = started.elapsed().as_secs_f64();
@@ -629,9 +625,11 @@ pub fn train(
     let secs = started.elapsed().as_secs_f64();
     let checkpoint = latest_checkpoint(out)?.unwrap_or_else(|| out.to_path_buf());
     let unigram = val.map(|v| unigram_loss(train, v, opts.vocab, ctx, tc.eval_sequences).exp());
-    if last_val.is_none() && step == tc.steps {
-        last_val = rows_val(&read_metrics(&metrics_path)?);
-    }
+    // The summary comes from the metrics file, so a resumed run (or one with nothing
+    // left to do) reports the same as an uninterrupted one.
+    let rows = read_metrics(&metrics_path)?;
+    let last_loss = rows.last().map_or(f64::NAN, |r| r.loss);
+    let last_val = rows.iter().rev().find_map(|r| r.val_loss);
     Ok(TrainSummary {
         steps: step,
         tokens,
@@ -644,10 +642,6 @@ pub fn train(
         checkpoint,
         resumed_from,
     })
-}
-
-fn rows_val(rows: &[StepMetrics]) -> Option<f64> {
-    rows.iter().rev().find_map(|r| r.val_loss)
 }
 
 fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
@@ -734,16 +728,26 @@ fn read_state(dir: &Path) -> Result<TrainerState> {
 
 type Moments = (Vec<Tensor>, Vec<Tensor>);
 
+/// The model weights of a checkpoint directory.
+fn load_model(
+    dir: &Path,
+    cfg: &super::config::ModelConfig,
+    vocab: usize,
+    device: &Device,
+) -> Result<Qwen2> {
+    let mp = dir.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&mp, device)
+        .map_err(|e| RefError::Checkpoint(format!("{}: {e}", mp.display())))?;
+    Qwen2::from_tensors(cfg, vocab, tensors, device)
+}
+
 fn load_checkpoint_tensors(
     dir: &Path,
     cfg: &super::config::ModelConfig,
     vocab: usize,
     device: &Device,
 ) -> Result<(Qwen2, Moments)> {
-    let mp = dir.join("model.safetensors");
-    let tensors = candle_core::safetensors::load(&mp, device)
-        .map_err(|e| RefError::Checkpoint(format!("{}: {e}", mp.display())))?;
-    let model = Qwen2::from_tensors(cfg, vocab, tensors, device)?;
+    let model = load_model(dir, cfg, vocab, device)?;
     let op = dir.join("optimizer.safetensors");
     let mut o = candle_core::safetensors::load(&op, device)
         .map_err(|e| RefError::Checkpoint(format!("{}: {e}", op.display())))?;
@@ -846,10 +850,7 @@ pub struct Loaded {
 pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let dir = resolve_checkpoint(path)?;
     let state = read_state(&dir)?;
-    let mp = dir.join("model.safetensors");
-    let tensors = candle_core::safetensors::load(&mp, device)
-        .map_err(|e| RefError::Checkpoint(format!("{}: {e}", mp.display())))?;
-    let model = Qwen2::from_tensors(&state.config.model, state.vocab, tensors, device)?;
+    let model = load_model(&dir, &state.config.model, state.vocab, device)?;
     Ok(Loaded {
         model,
         config: state.config,
