@@ -82,6 +82,35 @@ fn forward_matches_transformers() {
         (loss - want_loss).abs() < 1e-4,
         "loss {loss} vs {want_loss}"
     );
+    // The fused CPU head (training and evaluation) gives the same loss from the hidden
+    // states, without logits.
+    let hs: Vec<f32> = h
+        .index_select(&rows, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let w: Vec<f32> = model
+        .lm_head()
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let head = corpus_models::reflm::head::Head {
+        h: &hs,
+        w: &w,
+        targets: &targets,
+        d: model.config().hidden,
+        block_rows: 16,
+    };
+    let losses = head.losses();
+    let fused = losses.iter().sum::<f64>() / losses.len() as f64;
+    assert!(
+        (fused - exp["loss"].as_f64().unwrap()).abs() < 1e-4,
+        "fused head loss {fused} vs {want_loss}"
+    );
 }
 
 /// Long-context options change nothing within the training context and something

@@ -182,8 +182,10 @@ pub struct TrainConfig {
     pub eval_sequences: usize,
     /// Checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
-    /// The output projection and loss are computed over this many tokens at a time,
-    /// which bounds the memory of the logits (tokens x vocabulary floats).
+    /// On devices other than the CPU, the output projection and loss are computed over
+    /// this many tokens at a time, which bounds the memory of the logits (tokens x
+    /// vocabulary floats). The CPU uses the fused head ([`super::head`]), which holds
+    /// about 1 MB of logits per thread whatever this value.
     pub loss_chunk_tokens: usize,
 }
 

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod config;
+pub mod head;
 pub mod model;
 pub mod ops;
 pub mod rng;

@@ -9,14 +9,15 @@
 //! step is a function of the seed and the step alone, and a resumed run reads what the
 //! uninterrupted run would have read.
 //!
-//! The output projection and loss are computed `loss_chunk_tokens` at a time: the final
-//! hidden states are cut from the graph, each chunk's logits and loss are differentiated
-//! on their own (their gradient for the hidden states collected), and the body then gets
-//! its gradient from the surrogate `sum(hidden * dL/dhidden)`. Memory for logits is
-//! `chunk x vocab` floats whatever the batch, and the gradients are those of the whole
-//! loss.
+//! The final hidden states are cut from the graph; the output projection and loss give
+//! the loss, the projection's gradient and the hidden states' gradient `dL/dhidden`, and
+//! the body then gets its gradient from the surrogate `sum(hidden * dL/dhidden)`. On the
+//! CPU the head is the fused kernel of [`super::head`] (never materialises the logits);
+//! on other devices it runs on tensors `loss_chunk_tokens` at a time, so memory for
+//! logits is `chunk x vocab` floats whatever the batch. Either way the gradients are
+//! those of the whole loss.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::config::{HfConfig, RefConfig};
+use super::head::Head;
 use super::model::{LongContext, Qwen2, cross_entropy, cross_entropy_sum};
 use super::rng::SplitMix64;
 use super::{RefError, Result};
@@ -281,6 +283,43 @@ fn loss_and_grads(
 ) -> Result<(f64, Vec<Option<Tensor>>)> {
     let hidden = model.hidden_states(inputs, LongContext::default())?;
     let n = hidden.dim(0)?;
+    if model.device().is_cpu() {
+        // The fused head: loss and gradients without materialising the logits.
+        let h = hidden.detach().contiguous()?;
+        let t = targets.contiguous()?;
+        let lm = model.lm_head().as_tensor();
+        let g = vec![(scale / n as f64) as f32; n];
+        let out = with_cpu_f32(&h, |hv| {
+            with_cpu_u32(&t, |tv| {
+                with_cpu_f32(lm, |wv| {
+                    Head {
+                        h: hv,
+                        w: wv,
+                        targets: tv,
+                        d: model.config().hidden,
+                        block_rows: 0,
+                    }
+                    .loss_and_grads(&g)
+                })
+            })
+        })???;
+        let loss = out.losses.iter().sum::<f64>() * scale / n as f64;
+        let gh = Tensor::from_vec(out.dh, h.dims(), model.device())?;
+        let lm_grad = Tensor::from_vec(out.dw, lm.dims(), model.device())?;
+        let body = (hidden * gh)?.sum_all()?.backward()?;
+        let grads = model
+            .params()
+            .iter()
+            .map(|p| {
+                if p.name == "lm_head.weight" {
+                    Some(lm_grad.clone())
+                } else {
+                    body.get(p.var.as_tensor()).cloned()
+                }
+            })
+            .collect();
+        return Ok((loss, grads));
+    }
     let cut = Var::from_tensor(&hidden.detach())?;
     let lm = model.lm_head();
     let mut lm_grad: Option<Tensor> = None;
@@ -323,6 +362,28 @@ fn loss_and_grads(
         })
         .collect();
     Ok((loss, grads))
+}
+
+/// Runs `f` on the data of a contiguous f32 CPU tensor, without copying it.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
+        _ => Err(RefError::Training(
+            "expected a contiguous f32 tensor on the CPU".into(),
+        )),
+    }
+}
+
+/// [`with_cpu_f32`] for u32 tensors (token ids).
+fn with_cpu_u32<R>(t: &Tensor, f: impl FnOnce(&[u32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::U32(v)), Some((a, b))) => Ok(f(&v[a..b])),
+        _ => Err(RefError::Training(
+            "expected a contiguous u32 tensor on the CPU".into(),
+        )),
+    }
 }
 
 fn batch_tensors(
@@ -402,6 +463,28 @@ pub fn evaluate(
         let (x, y) = batch_tensors(stream, context, b, model.device())?;
         let h = model.hidden_states(&x, long)?.detach();
         let rows = h.dim(0)?;
+        if model.device().is_cpu() {
+            let (h, y) = (h.contiguous()?, y.contiguous()?);
+            let lm = model.lm_head().as_tensor();
+            total += with_cpu_f32(&h, |hv| {
+                with_cpu_u32(&y, |tv| {
+                    with_cpu_f32(lm, |wv| {
+                        Head {
+                            h: hv,
+                            w: wv,
+                            targets: tv,
+                            d: model.config().hidden,
+                            block_rows: 0,
+                        }
+                        .losses()
+                        .iter()
+                        .sum::<f64>()
+                    })
+                })
+            })???;
+            count += rows as u64;
+            continue;
+        }
         let mut s = 0;
         while s < rows {
             let len = chunk.min(rows - s);
