@@ -1,6 +1,6 @@
 //! The whole default pipeline (configs/default.toml on the Common Crawl samples:
-//! extract, langid, normalize, exact and MinHash dedup, quality, decontam, then
-//! tokenization): byte-identical outputs for 1 and 4 worker threads, and after being
+//! extract, langid, normalize, exact and MinHash dedup, quality rules, safety lists,
+//! quality and safety classifiers, upsample, decontam, then tokenization): byte-identical outputs for 1 and 4 worker threads, and after being
 //! killed (SIGKILL) at random points of every step and resumed. tests/pipeline.rs checks
 //! the same properties stage by stage on JSONL; this checks them for the product.
 
