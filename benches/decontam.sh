@@ -3,6 +3,11 @@
 # or as a 15-word / 20-character partial span) in real documents, and the rate of clean
 # corpus documents flagged, with all the benchmark sets of ../shared/data/benchmarks,
 # for both policies (drop, remove-span); speed of the stage; index build vs load time.
+# Peers, same benchmark files, every PEER_SAMPLE-th clean document (default 10), one core:
+# datatrove's NGramsDecontFilter (benches/peers/decontam_datatrove.py; its indexer needs
+# lighteval and the Hugging Face Hub, so the index is written with its own recipe) when
+# PEER_PYTHON (default python3) has datatrove, and a straightforward Python 13-gram scanner
+# (benches/peers/decontam_baseline.py).
 #   benches/decontam.sh            (SHARED=... to point at another data folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -132,3 +137,22 @@ for policy in ("drop", "remove-span"):
                   f"{b['examples_matched']} examples, e.g. {b['matched_examples'][0]['example']} "
                   f"\"{b['sample_ngrams'][0]['ngram']}\"")
 PY
+
+# Peers on the clean corpus, side by side with the stage's speed above (policy drop).
+PEER_PYTHON=${PEER_PYTHON:-python3}
+PEER_SAMPLE=${PEER_SAMPLE:-10}
+OURS=$(python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['stages'][0]; print(c['bytes_in'] / 1e6 / c['seconds'])" "$WORK/clean-drop/stats.json")
+peer() { # python script name
+    local line
+    line=$("$1" "benches/peers/$2" --n 13 --sample "$PEER_SAMPLE" "${ARGS[@]}" "$SHARED/corpus" 2>/dev/null | tail -1)
+    echo "$line"
+    python3 -c "import re, sys; m = float(re.search(r'([0-9.]+) MB/s', sys.argv[1]).group(1)); print(f'  corpus decontam {float(sys.argv[2]):.1f} MB/s is {float(sys.argv[2]) / m:.0f}x $3')" \
+        "$line" "$OURS"
+}
+echo "== peers, one core, every ${PEER_SAMPLE}th clean document"
+if "$PEER_PYTHON" -c "import datatrove.pipeline.decont, spacy" 2>/dev/null; then
+    peer "$PEER_PYTHON" decontam_datatrove.py "datatrove NGramsDecontFilter"
+else
+    echo "datatrove: not installed for $PEER_PYTHON (PEER_PYTHON=... a Python with datatrove)"
+fi
+peer python3 decontam_baseline.py "the Python baseline"

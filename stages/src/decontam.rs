@@ -37,7 +37,7 @@
 use crate::document::Document;
 use crate::minhash::files::{FileError, decode_unchecked, encode_versioned};
 use crate::ngram::{BuildMix, ngram_hashes, word_hash};
-use crate::normalize::{KeyMap, dedup_key, dedup_key_mapped, key_tokens};
+use crate::normalize::{KeyMap, dedup_key, dedup_key_mapped, is_cjk_token_char, key_tokens};
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -228,8 +228,130 @@ pub struct Index {
     n: usize,
     max_examples_per_ngram: usize,
     map: HashMap<u64, Entry, BuildMix>,
+    /// A compact filter of the map's keys, asked before the map (see [`Prefilter`]).
+    prefilter: Prefilter,
     /// What was indexed, per benchmark.
     pub stats: Vec<IndexStats>,
+}
+
+/// A blocked Bloom filter of the index's n-gram hashes: two bits in one 64-bit word per
+/// hash, about 16 bits per n-gram (4 MB for the 1.9 million n-grams of the benchmark
+/// sets). Nearly every n-gram of a clean document misses the index; the filter answers
+/// most of them from cache instead of a random access into the much larger hash map.
+/// No false negatives, so it changes no result.
+struct Prefilter {
+    words: Vec<u64>,
+    /// 64 minus log2 of the number of words.
+    shift: u32,
+}
+
+impl Prefilter {
+    fn new<'a>(hashes: impl ExactSizeIterator<Item = &'a u64>) -> Prefilter {
+        let words = (hashes.len() / 4).next_power_of_two().max(1);
+        let mut p = Prefilter {
+            words: vec![0; words],
+            shift: 64 - words.trailing_zeros(),
+        };
+        for &h in hashes {
+            let (w, mask) = p.slot(h);
+            p.words[w] |= mask;
+        }
+        p
+    }
+
+    /// The word and the two bits of `h`.
+    #[inline(always)]
+    fn slot(&self, h: u64) -> (usize, u64) {
+        let w = (h ^ (h >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // `checked_shr`: a one-word filter (shift 64) uses word 0.
+        let word = w.checked_shr(self.shift).unwrap_or(0) as usize;
+        (word, (1 << (h & 63)) | (1 << ((h >> 6) & 63)))
+    }
+
+    /// False when `h` is certainly not in the index.
+    #[inline(always)]
+    fn may_contain(&self, h: u64) -> bool {
+        let (w, mask) = self.slot(h);
+        self.words[w] & mask == mask
+    }
+}
+
+/// Buffers of a scan, reused from document to document (one set per thread).
+#[derive(Default)]
+struct Scratch {
+    key: String,
+    /// Word hash per token of the key.
+    ids: Vec<u64>,
+    /// Tokens holding a letter among the first `i`, per `i`.
+    letters: Vec<u32>,
+    /// The hash of the n-gram starting at each token.
+    grams: Vec<u64>,
+    hits: Vec<(usize, u64, Entry)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// `char::is_alphabetic`, without the table look-up for the common Han ideographs
+/// (all alphabetic; a test checks it).
+#[inline(always)]
+fn is_letter(c: char) -> bool {
+    ('\u{4E00}'..='\u{9FFF}').contains(&c) || c.is_alphabetic()
+}
+
+/// The word hashes of the tokens of a dedup key (as [`key_tokens`] splits it) into
+/// `ids`, and into `letters` the running count of tokens holding a letter, in one pass
+/// over the key's bytes without collecting the tokens.
+fn token_hashes(key: &str, ids: &mut Vec<u64>, letters: &mut Vec<u32>) {
+    ids.clear();
+    letters.clear();
+    letters.push(0);
+    let bytes = key.as_bytes();
+    let mut count = 0u32;
+    let mut i = 0;
+    // The character at byte `j` and its length (`j` is on a character boundary).
+    let char_at = |j: usize| -> (char, usize) {
+        let c = key[j..].chars().next().unwrap_or(' ');
+        (c, c.len_utf8())
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (first, len) = if b < 0x80 {
+            (char::from(b), 1)
+        } else {
+            char_at(i)
+        };
+        if first.is_whitespace() {
+            i += len;
+            continue;
+        }
+        let start = i;
+        let mut letter = is_letter(first);
+        i += len;
+        if !is_cjk_token_char(first) {
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b < 0x80 {
+                    if char::from(b).is_whitespace() {
+                        break;
+                    }
+                    letter |= b.is_ascii_alphabetic();
+                    i += 1;
+                } else {
+                    let (c, len) = char_at(i);
+                    if c.is_whitespace() || is_cjk_token_char(c) {
+                        break;
+                    }
+                    letter |= is_letter(c);
+                    i += len;
+                }
+            }
+        }
+        ids.push(word_hash(&key[start..i]));
+        count += u32::from(letter);
+        letters.push(count);
+    }
 }
 
 fn config_err(message: String) -> StageError {
@@ -344,7 +466,7 @@ impl Index {
             stats.push(st);
         }
         let limit = max_examples_per_ngram.max(1) as u32;
-        let map = counts
+        let map: HashMap<u64, Entry, BuildMix> = counts
             .into_iter()
             .filter(|(_, (_, c))| *c <= limit)
             .map(|(h, (e, _))| (h, e))
@@ -352,6 +474,7 @@ impl Index {
         Ok(Index {
             n,
             max_examples_per_ngram,
+            prefilter: Prefilter::new(map.keys()),
             map,
             stats,
         })
@@ -443,6 +566,7 @@ impl Index {
         Ok(Index {
             n: header.n,
             max_examples_per_ngram: header.max_examples_per_ngram,
+            prefilter: Prefilter::new(map.keys()),
             map,
             stats: header.benchmarks,
         })
@@ -468,12 +592,31 @@ impl Index {
         self.map.is_empty()
     }
 
-    /// The matching n-grams of a dedup key: (token position, hash, entry), in order.
-    fn hits(&self, key: &str) -> Vec<(usize, u64, Entry)> {
-        evidence_ngrams(key, self.n)
-            .into_iter()
-            .filter_map(|(i, h)| self.map.get(&h).map(|e| (i, h, *e)))
-            .collect()
+    /// The matching n-grams of `scratch.key` (a dedup key) into `scratch.hits`:
+    /// (token position, hash, entry), in order. The n-grams are those of
+    /// [`evidence_ngrams`], made without collecting them.
+    fn hits(&self, scratch: &mut Scratch) {
+        let Scratch {
+            key,
+            ids,
+            letters,
+            grams,
+            hits,
+        } = scratch;
+        hits.clear();
+        token_hashes(key, ids, letters);
+        let n = self.n;
+        grams.clear();
+        grams.extend(ngram_hashes(ids, n));
+        // A loop of independent filter look-ups alone, so that many are in flight at once.
+        for (i, &h) in grams.iter().enumerate() {
+            if self.prefilter.may_contain(h)
+                && 2 * (letters[i + n] - letters[i]) as usize >= n
+                && let Some(e) = self.map.get(&h)
+            {
+                hits.push((i, h, *e));
+            }
+        }
     }
 }
 
@@ -551,11 +694,12 @@ impl Decontam {
 
     /// Distinct matching n-grams in `text`, by benchmark index.
     pub fn matches(&self, text: &str) -> HashMap<u16, usize> {
-        let mut key = String::new();
-        dedup_key(text, &mut key);
+        let mut scratch = Scratch::default();
+        dedup_key(text, &mut scratch.key);
+        self.index.hits(&mut scratch);
         let mut found: HashMap<u16, usize> = HashMap::new();
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
-        for (_, h, e) in self.index.hits(&key) {
+        for &(_, h, e) in &scratch.hits {
             if seen.insert(h) {
                 *found.entry(e.bench).or_default() += 1;
             }
@@ -635,12 +779,16 @@ impl Stage for Decontam {
     }
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
-        let mut key = String::new();
-        dedup_key(&doc.text, &mut key);
-        let hits = self.index.hits(&key);
-        if hits.is_empty() {
+        // Clean documents (nearly all) need nothing beyond the thread's buffers; the key
+        // and hits of a matching one are copied out.
+        let found = SCRATCH.with_borrow_mut(|scratch| {
+            dedup_key(&doc.text, &mut scratch.key);
+            self.index.hits(scratch);
+            (!scratch.hits.is_empty()).then(|| (scratch.key.clone(), scratch.hits.clone()))
+        });
+        let Some((key, hits)) = found else {
             return Ok(Verdict::Keep);
-        }
+        };
         // Distinct n-grams per benchmark; per (benchmark, example) the smallest hash.
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
         let mut per_bench: BTreeMap<u16, usize> = BTreeMap::new();
@@ -1274,5 +1422,95 @@ mod tests {
         assert_eq!(st.label(19), "gsm8k-test-head20.jsonl:20");
         assert_eq!(st.label(20), "humaneval-head5.jsonl:1");
         assert_eq!(st.label(44), "mmlu-anatomy-test-head20.csv:20");
+    }
+
+    /// The hits of the scan, made as the index was (tokens collected, then n-grams).
+    fn reference_hits(index: &Index, text: &str) -> Vec<(usize, u64, Entry)> {
+        let mut key = String::new();
+        dedup_key(text, &mut key);
+        evidence_ngrams(&key, index.n)
+            .into_iter()
+            .filter_map(|(i, h)| index.map.get(&h).map(|e| (i, h, *e)))
+            .collect()
+    }
+
+    fn scan_hits(index: &Index, text: &str) -> Vec<(usize, u64, Entry)> {
+        let mut scratch = Scratch::default();
+        dedup_key(text, &mut scratch.key);
+        index.hits(&mut scratch);
+        scratch.hits
+    }
+
+    #[test]
+    fn han_ideographs_are_letters() {
+        assert!(('\u{4E00}'..='\u{9FFF}').all(char::is_alphabetic));
+        for c in ['a', '0', ' ', 'é', '\u{301}', 'か', '\u{3400}', '中'] {
+            assert_eq!(is_letter(c), c.is_alphabetic(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn prefilter_keeps_every_indexed_ngram_and_rejects_most_others() {
+        let s = stage();
+        let index = s.index();
+        assert!(index.map.keys().all(|&h| index.prefilter.may_contain(h)));
+        let others = (0..100_000u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .filter(|&h| index.prefilter.may_contain(h) && !index.map.contains_key(&h))
+            .count();
+        assert!(others < 5_000, "{others} false positives of 100000");
+        // An empty index and a one-word filter work too.
+        let empty = Prefilter::new([].iter());
+        assert!(!empty.may_contain(7));
+        let one = Prefilter::new([7u64].iter());
+        assert!(one.may_contain(7));
+    }
+
+    #[test]
+    fn the_scan_finds_what_the_index_builder_would() {
+        let s = stage();
+        let mut texts: Vec<String> = reviews();
+        texts.push(format!(
+            "{} {JANET} ｊａｎｅｔ 小明有五个苹果 ǅemal İstanbul",
+            reviews()[1]
+        ));
+        texts.push("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n    \
+            \"\"\" Check if in given list of numbers, are any two numbers closer to each other than\n    \
+            given threshold. café ﬁ Ｔhe 12 34 — ß"
+            .into());
+        texts.push(String::new());
+        texts.push("  \u{3000}中文\u{301}e\u{301} かな 한국어 ١٢٣ x".into());
+        for text in &texts {
+            assert_eq!(
+                scan_hits(s.index(), text),
+                reference_hits(s.index(), text),
+                "{text}"
+            );
+        }
+        assert!(!scan_hits(s.index(), &texts[texts.len() - 4]).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn token_hashes_agree_with_key_tokens(text in "(\\PC|[\u{FF01}-\u{FF5E}\u{3000}-\u{3011}\u{300}-\u{36F}\u{AC00}-\u{AC10}\u{3040}-\u{30FF}e中 ,.0-9])*") {
+            let mut key = String::new();
+            dedup_key(&text, &mut key);
+            let (mut ids, mut letters) = (Vec::new(), Vec::new());
+            token_hashes(&key, &mut ids, &mut letters);
+            let tokens: Vec<&str> = key_tokens(&key).collect();
+            let expect: Vec<u64> = tokens.iter().map(|t| word_hash(t)).collect();
+            proptest::prop_assert_eq!(&ids, &expect);
+            let mut count = 0;
+            let mut expect_letters = vec![0u32];
+            for t in &tokens {
+                count += u32::from(t.chars().any(char::is_alphabetic));
+                expect_letters.push(count);
+            }
+            proptest::prop_assert_eq!(&letters, &expect_letters);
+            // The raw text too: the tokenizer must not depend on the key's shape.
+            token_hashes(&text, &mut ids, &mut letters);
+            let expect: Vec<u64> = key_tokens(&text).map(word_hash).collect();
+            proptest::prop_assert_eq!(ids, expect);
+        }
     }
 }

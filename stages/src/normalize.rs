@@ -374,7 +374,12 @@ fn dedup_key_with<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
     // Lowercasing can leave text that NFKC would still change (a few characters
     // lowercase to decomposed sequences); more passes make the key a fixed point.
     for _ in 0..2 {
-        if out.is_ascii() || unicode_normalization::is_nfkc_quick(out.chars()) == IsNormalized::Yes
+        // ASCII and Han ideographs (U+4E00..U+9FFF) are NFKC and starters: a key made of
+        // them only, as most are, needs no look-up per character.
+        if out
+            .chars()
+            .all(|c| c.is_ascii() || ('\u{4E00}'..='\u{9FFF}').contains(&c))
+            || unicode_normalization::is_nfkc_quick(out.chars()) == IsNormalized::Yes
         {
             return;
         }
@@ -464,10 +469,46 @@ impl KeyMapping for KeyMap {
     }
 }
 
+/// What the key makes of each ASCII byte: the lowercase letter, `0` for a digit, 0 for
+/// a separator.
+const ASCII_KEY: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() {
+            c.to_ascii_lowercase()
+        } else if c.is_ascii_digit() {
+            b'0'
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
 fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
     out.clear();
     out.reserve(text.len());
     let mut separator = false;
+    if text.is_ascii() {
+        // The common case, byte by byte through a table.
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            match ASCII_KEY[usize::from(b)] {
+                0 => separator = true,
+                k => {
+                    if separator && !out.is_empty() {
+                        out.push(' ');
+                    }
+                    separator = false;
+                    out.push(char::from(k));
+                }
+            }
+            map.mark(out.len(), i..i + 1);
+        }
+        return;
+    }
     let mut push = |out: &mut String, c: char| {
         // Han ideographs are most of Chinese text: kept as they are, without the
         // Unicode table look-ups below.
@@ -499,7 +540,7 @@ fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
             None => separator = true,
         }
     };
-    let lower = |c: char, out: &mut String, push: &mut dyn FnMut(&mut String, char)| {
+    fn lower(c: char, out: &mut String, push: &mut impl FnMut(&mut String, char)) {
         if c.is_ascii() || ('\u{4E00}'..='\u{9FFF}').contains(&c) {
             push(out, c);
         } else {
@@ -507,13 +548,6 @@ fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
                 push(out, l);
             }
         }
-    };
-    if text.is_ascii() {
-        for (i, c) in text.char_indices() {
-            push(out, c);
-            map.mark(out.len(), i..i + 1);
-        }
-        return;
     }
     // NFKC (the slowest step) only runs over stretches of text that need it: ASCII, Han
     // ideographs, full-width ASCII and CJK punctuation are handled one by one, since NFKC
