@@ -417,3 +417,36 @@ fn extract_stage_runs_inside_corpus_run() {
     );
     assert!(!body.contains("<div"), "{body}");
 }
+
+/// Main text of an HTML page written here.
+fn text_of(html: &str) -> String {
+    let (verdict, doc) = run_stage(html.as_bytes().to_vec(), None, None);
+    assert_eq!(verdict, Verdict::Keep, "{html}");
+    doc.text
+}
+
+const EN: &str = "The river rose by two metres overnight, and the town council opened the old school as a shelter for the families whose houses stood closest to the bank.";
+const EN2: &str = "By noon the water had started to fall again, and volunteers were clearing mud from the streets while engineers checked the bridge for damage.";
+
+#[test]
+fn cookie_dialog_is_dropped_however_long_its_text() {
+    let notice = "This website uses cookies to give you the most relevant experience by remembering your preferences and repeat visits. Some of them are necessary for the site to work.";
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p></article>\
+         <div id=cookie-settings class=privacy-modal><h2>Privacy overview</h2>\
+         <p>{notice}</p><p>{notice} Others help us understand how visitors use it.</p>\
+         <p>{notice} You can switch them off in the settings.</p></div></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN), "{text}");
+    assert!(!text.contains("This website uses cookies"), "{text}");
+    assert!(!text.contains("Privacy overview"), "{text}");
+    // A wrapper named after a dialog or a consent layer that holds the article is
+    // the page, not an overlay.
+    let html = format!(
+        "<html><body><div class='consent-layer-open main-canvas'><main><p>{EN}</p>\
+         <p>{EN2}</p></main></div></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+}

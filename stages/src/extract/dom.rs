@@ -189,6 +189,9 @@ impl Tag {
 
 /// Flag: class/id/role/hidden says this is boilerplate.
 pub const BOILER: u8 = 1;
+/// Flag: class/id/role says this is an overlay that is never the page's content
+/// (cookie and consent banners, modals, pop-ups, dialogs), however much text it holds.
+pub const STRONG: u8 = 2;
 /// Flag: `<article>`, `<main>` or role=main/article.
 pub const ARTICLE: u8 = 4;
 
@@ -200,7 +203,7 @@ pub const HEADER: u8 = 8;
 pub struct Node {
     /// What it is.
     pub tag: Tag,
-    /// Flags (`BOILER`, `ARTICLE`, `HEADER`).
+    /// Flags (`BOILER`, `STRONG`, `ARTICLE`, `HEADER`).
     pub flags: u8,
     /// Parent index (the root is its own parent).
     pub parent: u32,
@@ -492,9 +495,24 @@ const BOILER_PARTS: &[&str] = &[
     "offcanvas",
 ];
 
+/// Words in class/id (whole tokens, as [`BOILER_TOKENS`]) that mark an overlay: a
+/// cookie or consent banner, a modal, a pop-up. Such a block can hold long text (a
+/// privacy policy) but never wraps the page's content.
+const STRONG_TOKENS: &[&str] = &["modal", "popup"];
+
+/// Parts of class/id that mark an overlay wherever they occur (`cookie-law-info-bar`,
+/// `cmplz-cookiebanner`).
+const STRONG_PARTS: &[&str] = &["cookie", "consent", "gdpr"];
+
 fn tokens(s: &str) -> impl Iterator<Item = &str> + '_ {
     s.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|t| !t.is_empty())
+}
+
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn is_boiler_token(t: &str) -> bool {
@@ -550,6 +568,11 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
         if BOILER_MATCHER.as_ref().is_some_and(|m| m.is_match(attr)) {
             f |= BOILER;
+        }
+        if STRONG_PARTS.iter().any(|w| contains_ignore_case(attr, w))
+            || tokens(attr).any(|t| STRONG_TOKENS.iter().any(|w| w.eq_ignore_ascii_case(t)))
+        {
+            f |= BOILER | STRONG;
         }
         for t in tokens(attr) {
             if is_boiler_token(t) {

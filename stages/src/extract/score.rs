@@ -5,6 +5,9 @@
 //!    out, unless the subtree holds half of the page's paragraph text (a wrapper with an
 //!    unlucky class) or is an `<article>`/`<main>`. When pruning would leave under a
 //!    fifth of the paragraph text, the class rules are not trusted for that page.
+//!    Overlays (`STRONG`: cookie and consent banners, modals, pop-ups) are left out
+//!    however much text they hold, unless they hold an `<article>`/`<main>`, and their
+//!    text does not count in those shares.
 //! 2. Choosing the root: paragraph text is the text of leaf blocks long enough and not
 //!    mostly links; the root is the deepest container holding all of it, or inside it
 //!    the smallest `<article>`/`<main>` holding 70% of it.
@@ -17,7 +20,7 @@
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
 
-use super::dom::{ARTICLE, BOILER, HEADER, Page, Tag};
+use super::dom::{ARTICLE, BOILER, HEADER, Page, STRONG, Tag};
 
 /// Weighted length of one character: CJK ideographs, kana and hangul carry about as much
 /// as a short word.
@@ -47,15 +50,39 @@ const GUARD_TENTHS: u64 = 5;
 /// When pruning leaves less than this many tenths of the paragraph text, it is undone.
 const RESCUE_TENTHS: u64 = 2;
 
-/// Which nodes to leave out (with their subtrees): class/id/role boilerplate and page
-/// headers, unless they hold a large share of the page's paragraph text or are
-/// article elements themselves.
+/// Which nodes to leave out (with their subtrees): overlays (cookie banners, modals)
+/// always, class/id/role boilerplate and page headers unless they hold a large share of
+/// the page's paragraph text or are article elements themselves.
 fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
     let n = page.nodes.len();
     let whole = measure(page, tw, vec![false; n]);
     let mass = paragraph_mass(page, &whole, &leaf_text(page, &whole));
-    let total = mass[0];
-    let mut removed = vec![false; n];
+    // An element that holds an `<article>`/`<main>` wraps the content, whatever its
+    // class says (Drupal's `dialog-off-canvas-main-canvas`).
+    let mut holds_article = vec![false; n];
+    for i in (1..n).rev() {
+        if holds_article[i] || page.nodes[i].flags & ARTICLE != 0 {
+            holds_article[page.nodes[i].parent as usize] = true;
+        }
+    }
+    let mut overlay = vec![false; n];
+    for i in 1..n {
+        let node = &page.nodes[i];
+        overlay[i] = overlay[node.parent as usize]
+            || (node.flags & STRONG != 0
+                && node.flags & ARTICLE == 0
+                && !holds_article[i]
+                && node.tag != Tag::Body);
+    }
+    // The paragraph text outside overlays: a long privacy notice in a cookie dialog
+    // must not make the article look small.
+    let mut total = kept_mass(page, &mass, &overlay);
+    if total * 10 < mass[0] * RESCUE_TENTHS {
+        // Overlays took (nearly) everything: the markup misleads, keep them.
+        overlay = vec![false; n];
+        total = mass[0];
+    }
+    let mut removed = overlay.clone();
     let mut in_article = vec![false; n];
     for i in 1..n {
         let node = &page.nodes[i];
@@ -64,13 +91,13 @@ fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
         let big = total > 0 && mass[i] * 10 >= total * GUARD_TENTHS;
         let boiler = node.flags & BOILER != 0 && node.flags & ARTICLE == 0;
         let header = (node.tag == Tag::Header || node.flags & HEADER != 0) && !in_article[i];
-        removed[i] = removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
+        removed[i] |= removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
     }
     // Class words took (nearly) all the paragraph text: the markup misleads (a theme
     // that names every block `…-share-…`), so trust the tags alone.
     let kept = kept_mass(page, &mass, &removed);
     if total > 0 && kept * 10 < total * RESCUE_TENTHS {
-        return vec![false; n];
+        return overlay;
     }
     removed
 }
