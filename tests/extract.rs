@@ -450,3 +450,18 @@ fn cookie_dialog_is_dropped_however_long_its_text() {
     let text = text_of(&html);
     assert!(text.contains(EN) && text.contains(EN2), "{text}");
 }
+
+#[test]
+fn image_legends_and_photo_credits_are_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p>\
+         <div class=media><img src=a.jpg><div class=legend>Volunteers carry sandbags to the \
+         old school on Tuesday evening, after the council opened it as a shelter.</div>\
+         <span class=image-credits>Photo: Jane Doe / Example Agency</span></div>\
+         <p>{EN2}</p></article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    assert!(!text.contains("sandbags"), "{text}");
+    assert!(!text.contains("Jane Doe"), "{text}");
+}

@@ -436,6 +436,8 @@ const BOILER_TOKENS: &[&str] = &[
     "nav", "menu", "ad", "ads", "tags", "meta", "skip", "noprint", "login", "signup", "modal",
     "popup", "overlay", "promo", "rating", "reply", "respond", "share", "byline", "author",
     "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent", "social", "dialog",
+    // Image legends and photo credits.
+    "legend", "credit", "credits",
 ];
 
 /// Whole class names that hide an element or mark a sidebar widget. Only whole names:
