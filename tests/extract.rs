@@ -465,3 +465,19 @@ fn image_legends_and_photo_credits_are_dropped() {
     assert!(!text.contains("sandbags"), "{text}");
     assert!(!text.contains("Jane Doe"), "{text}");
 }
+
+#[test]
+fn heading_that_ends_the_text_is_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p><p>{EN2}</p>\
+         <h3>More stories from the valley</h3>\
+         <div><a href=/a><img src=a.jpg></a><a href=/b><img src=b.jpg></a></div>\
+         </article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.starts_with("Flood\n"), "{text}");
+    assert!(text.ends_with(EN2), "{text}");
+    // A page that is only a heading keeps it.
+    let text = text_of("<html><body><h1>Closed for the holidays</h1></body></html>");
+    assert_eq!(text, "Closed for the holidays");
+}

@@ -15,7 +15,8 @@
 //!    collapsed except in `<pre>`.
 //! 4. Lines: link-heavy lines are dropped; lines before the first and after the last
 //!    content line ("anchor") are dropped unless they sit in the same block as it (a
-//!    list or table closing the article); short labels over link lists go too.
+//!    list or table closing the article); short labels over link lists go too, and so
+//!    do headings left at the end of the text with nothing under them.
 //!
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
@@ -247,6 +248,8 @@ struct Line {
     w: u32,
     lw: u32,
     keep: bool,
+    /// The line is a heading (`<h1>`..`<h6>`).
+    heading: bool,
     /// The line is (the start of) a `<p>`.
     para: bool,
     /// The block that holds this line together with its sibling paragraphs, lists
@@ -280,6 +283,7 @@ struct Render<'a> {
     cur_w: u32,
     cur_lw: u32,
     cur_keep: bool,
+    cur_heading: bool,
     space: bool,
     in_link: u32,
     in_pre: u32,
@@ -296,6 +300,7 @@ impl Render<'_> {
                 w: self.cur_w,
                 lw: self.cur_lw,
                 keep: self.cur_keep,
+                heading: self.cur_heading,
                 container: self.cur_text.map_or(0, |t| container(self.page, t)),
                 para: self
                     .cur_text
@@ -307,6 +312,7 @@ impl Render<'_> {
         self.cur_w = 0;
         self.cur_lw = 0;
         self.cur_keep = false;
+        self.cur_heading = false;
         self.space = false;
     }
 
@@ -379,6 +385,7 @@ impl Render<'_> {
                 self.flush();
                 self.children(i);
                 self.cur_keep = true;
+                self.cur_heading = true;
                 self.flush();
             }
             _ => {
@@ -490,7 +497,7 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             seen = class[i];
         }
     }
-    (0..n)
+    let mut keep: Vec<bool> = (0..n)
         .map(|i| {
             if i < first || i > last || class[i] == Class::Bad {
                 return false;
@@ -509,7 +516,16 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             }
             true
         })
-        .collect()
+        .collect();
+    // A heading that ends the text heads nothing that was kept: the title of a list
+    // of links or teasers after the article ("Related articles", "More on this").
+    while let Some(j) = keep.iter().rposition(|&k| k) {
+        if !(lines[j].heading && lines[j].w < GOOD) || !keep[..j].iter().any(|&k| k) {
+            break;
+        }
+        keep[j] = false;
+    }
+    keep
 }
 
 /// Extracts the main text of a page. `use_classes`: prune by class/id words (turned off
@@ -536,6 +552,7 @@ pub fn main_text(page: &Page) -> String {
         cur_w: 0,
         cur_lw: 0,
         cur_keep: false,
+        cur_heading: false,
         space: false,
         in_link: 0,
         in_pre: 0,
