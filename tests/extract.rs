@@ -481,3 +481,21 @@ fn heading_that_ends_the_text_is_dropped() {
     let text = text_of("<html><body><h1>Closed for the holidays</h1></body></html>");
     assert_eq!(text, "Closed for the holidays");
 }
+
+#[test]
+fn donation_disclaimer_and_affiliate_boxes_are_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1>\
+         <p class=affiliate-notice>This article contains affiliate links: we earn a small \
+         commission when you buy through them.</p><p>{EN}</p><p>{EN2}</p>\
+         <div class=donation-box><p>Independent local news needs your support: give what you \
+         can today and help us keep reporting.</p></div>\
+         <p class=legal-disclaimer>The information in this article is provided without any \
+         warranty and does not replace professional advice.</p></article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    for junk in ["affiliate links", "your support", "without any warranty"] {
+        assert!(!text.contains(junk), "{junk} in {text}");
+    }
+}

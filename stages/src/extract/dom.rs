@@ -495,6 +495,11 @@ const BOILER_PARTS: &[&str] = &[
     "submenu",
     "dropdown",
     "offcanvas",
+    // Appeals and notices around an article: donation calls, legal disclaimers,
+    // affiliate-link disclosures.
+    "donation",
+    "disclaimer",
+    "affiliate",
 ];
 
 /// Words in class/id (whole tokens, as [`BOILER_TOKENS`]) that mark an overlay: a
