@@ -520,7 +520,7 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
     // A heading that ends the text heads nothing that was kept: the title of a list
     // of links or teasers after the article ("Related articles", "More on this").
     while let Some(j) = keep.iter().rposition(|&k| k) {
-        if !(lines[j].heading && lines[j].w < GOOD) || !keep[..j].iter().any(|&k| k) {
+        if !(lines[j].heading && lines[j].w < GOOD && keep[..j].iter().any(|&k| k)) {
             break;
         }
         keep[j] = false;
