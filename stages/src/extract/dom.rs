@@ -471,7 +471,6 @@ const BOILER_PARTS: &[&str] = &[
     "social",
     "sociable",
     "comment",
-    "cookie",
     "banner",
     "advert",
     "sponsor",
@@ -516,21 +515,17 @@ fn tokens(s: &str) -> impl Iterator<Item = &str> + '_ {
         .filter(|t| !t.is_empty())
 }
 
-fn contains_ignore_case(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
 fn is_boiler_token(t: &str) -> bool {
     BOILER_TOKENS.iter().any(|b| b.eq_ignore_ascii_case(t))
 }
 
+/// One matcher for [`BOILER_PARTS`] and [`STRONG_PARTS`]; pattern ids from
+/// `BOILER_PARTS.len()` on are overlay words.
 static BOILER_MATCHER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
     std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(BOILER_PARTS)
+            .build(BOILER_PARTS.iter().chain(STRONG_PARTS))
             .ok()
     });
 
@@ -573,16 +568,18 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         f |= BOILER;
     }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
-        if BOILER_MATCHER.as_ref().is_some_and(|m| m.is_match(attr)) {
-            f |= BOILER;
-        }
-        if STRONG_PARTS.iter().any(|w| contains_ignore_case(attr, w))
-            || tokens(attr).any(|t| STRONG_TOKENS.iter().any(|w| w.eq_ignore_ascii_case(t)))
-        {
-            f |= BOILER | STRONG;
+        if let Some(m) = BOILER_MATCHER.as_ref() {
+            for hit in m.find_iter(attr) {
+                f |= BOILER;
+                if hit.pattern().as_usize() >= BOILER_PARTS.len() {
+                    f |= STRONG;
+                }
+            }
         }
         for t in tokens(attr) {
-            if is_boiler_token(t) {
+            if STRONG_TOKENS.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+                f |= BOILER | STRONG;
+            } else if is_boiler_token(t) {
                 f |= BOILER;
             } else if t.eq_ignore_ascii_case("header") {
                 f |= HEADER;
