@@ -417,3 +417,85 @@ fn extract_stage_runs_inside_corpus_run() {
     );
     assert!(!body.contains("<div"), "{body}");
 }
+
+/// Main text of an HTML page written here.
+fn text_of(html: &str) -> String {
+    let (verdict, doc) = run_stage(html.as_bytes().to_vec(), None, None);
+    assert_eq!(verdict, Verdict::Keep, "{html}");
+    doc.text
+}
+
+const EN: &str = "The river rose by two metres overnight, and the town council opened the old school as a shelter for the families whose houses stood closest to the bank.";
+const EN2: &str = "By noon the water had started to fall again, and volunteers were clearing mud from the streets while engineers checked the bridge for damage.";
+
+#[test]
+fn cookie_dialog_is_dropped_however_long_its_text() {
+    let notice = "This website uses cookies to give you the most relevant experience by remembering your preferences and repeat visits. Some of them are necessary for the site to work.";
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p></article>\
+         <div id=cookie-settings class=privacy-modal><h2>Privacy overview</h2>\
+         <p>{notice}</p><p>{notice} Others help us understand how visitors use it.</p>\
+         <p>{notice} You can switch them off in the settings.</p></div></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN), "{text}");
+    assert!(!text.contains("This website uses cookies"), "{text}");
+    assert!(!text.contains("Privacy overview"), "{text}");
+    // A wrapper named after a dialog or a consent layer that holds the article is
+    // the page, not an overlay.
+    let html = format!(
+        "<html><body><div class='consent-layer-open main-canvas'><main><p>{EN}</p>\
+         <p>{EN2}</p></main></div></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+}
+
+#[test]
+fn image_legends_and_photo_credits_are_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p>\
+         <div class=media><img src=a.jpg><div class=legend>Volunteers carry sandbags to the \
+         old school on Tuesday evening, after the council opened it as a shelter.</div>\
+         <span class=image-credits>Photo: Jane Doe / Example Agency</span></div>\
+         <p>{EN2}</p></article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    assert!(!text.contains("sandbags"), "{text}");
+    assert!(!text.contains("Jane Doe"), "{text}");
+}
+
+#[test]
+fn heading_that_ends_the_text_is_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1><p>{EN}</p><p>{EN2}</p>\
+         <h3>More stories from the valley</h3>\
+         <div><a href=/a><img src=a.jpg></a><a href=/b><img src=b.jpg></a></div>\
+         </article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.starts_with("Flood\n"), "{text}");
+    assert!(text.ends_with(EN2), "{text}");
+    // A page that is only a heading keeps it.
+    let text = text_of("<html><body><h1>Closed for the holidays</h1></body></html>");
+    assert_eq!(text, "Closed for the holidays");
+}
+
+#[test]
+fn donation_disclaimer_and_affiliate_boxes_are_dropped() {
+    let html = format!(
+        "<html><body><article><h1>Flood</h1>\
+         <p class=affiliate-notice>This article contains affiliate links: we earn a small \
+         commission when you buy through them.</p><p>{EN}</p><p>{EN2}</p>\
+         <div class=donation-box><p>Independent local news needs your support: give what you \
+         can today and help us keep reporting.</p></div>\
+         <p class=legal-disclaimer>The information in this article is provided without any \
+         warranty and does not replace professional advice.</p></article></body></html>"
+    );
+    let text = text_of(&html);
+    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    for junk in ["affiliate links", "your support", "without any warranty"] {
+        assert!(!text.contains(junk), "{junk} in {text}");
+    }
+}

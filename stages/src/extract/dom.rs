@@ -189,6 +189,9 @@ impl Tag {
 
 /// Flag: class/id/role/hidden says this is boilerplate.
 pub const BOILER: u8 = 1;
+/// Flag: class/id/role says this is an overlay that is never the page's content
+/// (cookie and consent banners, modals, pop-ups, dialogs), however much text it holds.
+pub const STRONG: u8 = 2;
 /// Flag: `<article>`, `<main>` or role=main/article.
 pub const ARTICLE: u8 = 4;
 
@@ -200,7 +203,7 @@ pub const HEADER: u8 = 8;
 pub struct Node {
     /// What it is.
     pub tag: Tag,
-    /// Flags (`BOILER`, `ARTICLE`, `HEADER`).
+    /// Flags (`BOILER`, `STRONG`, `ARTICLE`, `HEADER`).
     pub flags: u8,
     /// Parent index (the root is its own parent).
     pub parent: u32,
@@ -433,6 +436,8 @@ const BOILER_TOKENS: &[&str] = &[
     "nav", "menu", "ad", "ads", "tags", "meta", "skip", "noprint", "login", "signup", "modal",
     "popup", "overlay", "promo", "rating", "reply", "respond", "share", "byline", "author",
     "caption", "toolbar", "masthead", "pager", "crumbs", "gdpr", "consent", "social", "dialog",
+    // Image legends and photo credits.
+    "legend", "credit", "credits",
 ];
 
 /// Whole class names that hide an element or mark a sidebar widget. Only whole names:
@@ -466,7 +471,6 @@ const BOILER_PARTS: &[&str] = &[
     "social",
     "sociable",
     "comment",
-    "cookie",
     "banner",
     "advert",
     "sponsor",
@@ -490,7 +494,21 @@ const BOILER_PARTS: &[&str] = &[
     "submenu",
     "dropdown",
     "offcanvas",
+    // Appeals and notices around an article: donation calls, legal disclaimers,
+    // affiliate-link disclosures.
+    "donation",
+    "disclaimer",
+    "affiliate",
 ];
+
+/// Words in class/id (whole tokens, as [`BOILER_TOKENS`]) that mark an overlay: a
+/// cookie or consent banner, a modal, a pop-up. Such a block can hold long text (a
+/// privacy policy) but never wraps the page's content.
+const STRONG_TOKENS: &[&str] = &["modal", "popup"];
+
+/// Parts of class/id that mark an overlay wherever they occur (`cookie-law-info-bar`,
+/// `cmplz-cookiebanner`).
+const STRONG_PARTS: &[&str] = &["cookie", "consent", "gdpr"];
 
 fn tokens(s: &str) -> impl Iterator<Item = &str> + '_ {
     s.split(|c: char| !c.is_ascii_alphanumeric())
@@ -501,11 +519,13 @@ fn is_boiler_token(t: &str) -> bool {
     BOILER_TOKENS.iter().any(|b| b.eq_ignore_ascii_case(t))
 }
 
+/// One matcher for [`BOILER_PARTS`] and [`STRONG_PARTS`]; pattern ids from
+/// `BOILER_PARTS.len()` on are overlay words.
 static BOILER_MATCHER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
     std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(BOILER_PARTS)
+            .build(BOILER_PARTS.iter().chain(STRONG_PARTS))
             .ok()
     });
 
@@ -548,11 +568,18 @@ fn flags(name: &str, el: &scraper::node::Element) -> u8 {
         f |= BOILER;
     }
     for attr in [el.attr("class"), el.attr("id")].into_iter().flatten() {
-        if BOILER_MATCHER.as_ref().is_some_and(|m| m.is_match(attr)) {
-            f |= BOILER;
+        if let Some(m) = BOILER_MATCHER.as_ref() {
+            for hit in m.find_iter(attr) {
+                f |= BOILER;
+                if hit.pattern().as_usize() >= BOILER_PARTS.len() {
+                    f |= STRONG;
+                }
+            }
         }
         for t in tokens(attr) {
-            if is_boiler_token(t) {
+            if STRONG_TOKENS.iter().any(|w| w.eq_ignore_ascii_case(t)) {
+                f |= BOILER | STRONG;
+            } else if is_boiler_token(t) {
                 f |= BOILER;
             } else if t.eq_ignore_ascii_case("header") {
                 f |= HEADER;

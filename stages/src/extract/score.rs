@@ -5,6 +5,9 @@
 //!    out, unless the subtree holds half of the page's paragraph text (a wrapper with an
 //!    unlucky class) or is an `<article>`/`<main>`. When pruning would leave under a
 //!    fifth of the paragraph text, the class rules are not trusted for that page.
+//!    Overlays (`STRONG`: cookie and consent banners, modals, pop-ups) are left out
+//!    however much text they hold, unless they hold an `<article>`/`<main>`, and their
+//!    text does not count in those shares.
 //! 2. Choosing the root: paragraph text is the text of leaf blocks long enough and not
 //!    mostly links; the root is the deepest container holding all of it, or inside it
 //!    the smallest `<article>`/`<main>` holding 70% of it.
@@ -12,12 +15,13 @@
 //!    collapsed except in `<pre>`.
 //! 4. Lines: link-heavy lines are dropped; lines before the first and after the last
 //!    content line ("anchor") are dropped unless they sit in the same block as it (a
-//!    list or table closing the article); short labels over link lists go too.
+//!    list or table closing the article); short labels over link lists go too, and so
+//!    do headings left at the end of the text with nothing under them.
 //!
 //! Text length is weighted by script: a CJK character counts as three Latin letters, so
 //! thresholds mean about the same amount of content for pages without spaces.
 
-use super::dom::{ARTICLE, BOILER, HEADER, Page, Tag};
+use super::dom::{ARTICLE, BOILER, HEADER, Page, STRONG, Tag};
 
 /// Weighted length of one character: CJK ideographs, kana and hangul carry about as much
 /// as a short word.
@@ -47,15 +51,39 @@ const GUARD_TENTHS: u64 = 5;
 /// When pruning leaves less than this many tenths of the paragraph text, it is undone.
 const RESCUE_TENTHS: u64 = 2;
 
-/// Which nodes to leave out (with their subtrees): class/id/role boilerplate and page
-/// headers, unless they hold a large share of the page's paragraph text or are
-/// article elements themselves.
+/// Which nodes to leave out (with their subtrees): overlays (cookie banners, modals)
+/// always, class/id/role boilerplate and page headers unless they hold a large share of
+/// the page's paragraph text or are article elements themselves.
 fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
     let n = page.nodes.len();
     let whole = measure(page, tw, vec![false; n]);
     let mass = paragraph_mass(page, &whole, &leaf_text(page, &whole));
-    let total = mass[0];
-    let mut removed = vec![false; n];
+    // An element that holds an `<article>`/`<main>` wraps the content, whatever its
+    // class says (Drupal's `dialog-off-canvas-main-canvas`).
+    let mut holds_article = vec![false; n];
+    for i in (1..n).rev() {
+        if holds_article[i] || page.nodes[i].flags & ARTICLE != 0 {
+            holds_article[page.nodes[i].parent as usize] = true;
+        }
+    }
+    let mut overlay = vec![false; n];
+    for i in 1..n {
+        let node = &page.nodes[i];
+        overlay[i] = overlay[node.parent as usize]
+            || (node.flags & STRONG != 0
+                && node.flags & ARTICLE == 0
+                && !holds_article[i]
+                && node.tag != Tag::Body);
+    }
+    // The paragraph text outside overlays: a long privacy notice in a cookie dialog
+    // must not make the article look small.
+    let mut total = kept_mass(page, &mass, &overlay);
+    if total * 10 < mass[0] * RESCUE_TENTHS {
+        // Overlays took (nearly) everything: the markup misleads, keep them.
+        overlay = vec![false; n];
+        total = mass[0];
+    }
+    let mut removed = overlay.clone();
     let mut in_article = vec![false; n];
     for i in 1..n {
         let node = &page.nodes[i];
@@ -64,13 +92,13 @@ fn prune(page: &Page, tw: &TextWeights) -> Vec<bool> {
         let big = total > 0 && mass[i] * 10 >= total * GUARD_TENTHS;
         let boiler = node.flags & BOILER != 0 && node.flags & ARTICLE == 0;
         let header = (node.tag == Tag::Header || node.flags & HEADER != 0) && !in_article[i];
-        removed[i] = removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
+        removed[i] |= removed[p] || ((boiler || header) && !big && node.tag != Tag::Body);
     }
     // Class words took (nearly) all the paragraph text: the markup misleads (a theme
     // that names every block `…-share-…`), so trust the tags alone.
     let kept = kept_mass(page, &mass, &removed);
     if total > 0 && kept * 10 < total * RESCUE_TENTHS {
-        return vec![false; n];
+        return overlay;
     }
     removed
 }
@@ -220,6 +248,8 @@ struct Line {
     w: u32,
     lw: u32,
     keep: bool,
+    /// The line is a heading (`<h1>`..`<h6>`).
+    heading: bool,
     /// The line is (the start of) a `<p>`.
     para: bool,
     /// The block that holds this line together with its sibling paragraphs, lists
@@ -253,6 +283,7 @@ struct Render<'a> {
     cur_w: u32,
     cur_lw: u32,
     cur_keep: bool,
+    cur_heading: bool,
     space: bool,
     in_link: u32,
     in_pre: u32,
@@ -269,6 +300,7 @@ impl Render<'_> {
                 w: self.cur_w,
                 lw: self.cur_lw,
                 keep: self.cur_keep,
+                heading: self.cur_heading,
                 container: self.cur_text.map_or(0, |t| container(self.page, t)),
                 para: self
                     .cur_text
@@ -280,6 +312,7 @@ impl Render<'_> {
         self.cur_w = 0;
         self.cur_lw = 0;
         self.cur_keep = false;
+        self.cur_heading = false;
         self.space = false;
     }
 
@@ -352,6 +385,7 @@ impl Render<'_> {
                 self.flush();
                 self.children(i);
                 self.cur_keep = true;
+                self.cur_heading = true;
                 self.flush();
             }
             _ => {
@@ -463,7 +497,7 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             seen = class[i];
         }
     }
-    (0..n)
+    let mut keep: Vec<bool> = (0..n)
         .map(|i| {
             if i < first || i > last || class[i] == Class::Bad {
                 return false;
@@ -482,7 +516,16 @@ fn trim_lines(lines: &[Line]) -> Vec<bool> {
             }
             true
         })
-        .collect()
+        .collect();
+    // A heading that ends the text heads nothing that was kept: the title of a list
+    // of links or teasers after the article ("Related articles", "More on this").
+    while let Some(j) = keep.iter().rposition(|&k| k) {
+        if !(lines[j].heading && lines[j].w < GOOD && keep[..j].iter().any(|&k| k)) {
+            break;
+        }
+        keep[j] = false;
+    }
+    keep
 }
 
 /// Extracts the main text of a page. `use_classes`: prune by class/id words (turned off
@@ -509,6 +552,7 @@ pub fn main_text(page: &Page) -> String {
         cur_w: 0,
         cur_lw: 0,
         cur_keep: false,
+        cur_heading: false,
         space: false,
         in_link: 0,
         in_pre: 0,
