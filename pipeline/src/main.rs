@@ -594,6 +594,20 @@ struct DecontamNgramArgs {
     /// n-grams in more test examples than this are ignored.
     #[arg(long, default_value_t = 10)]
     max_examples_per_ngram: usize,
+    /// Fields of a test example shorter than n tokens but with at least this many are
+    /// matched whole (0: never).
+    #[arg(long, default_value_t = 8)]
+    short_min_tokens: usize,
+}
+
+impl DecontamNgramArgs {
+    fn settings(&self) -> corpus::stages::decontam::IndexSettings {
+        corpus::stages::decontam::IndexSettings {
+            n: self.n,
+            max_examples_per_ngram: self.max_examples_per_ngram,
+            short_min_tokens: self.short_min_tokens,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -1136,27 +1150,23 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
             .map(|b| dc::parse_benchmark(b))
             .collect::<Result<Vec<_>, _>>()
             .map_err(fail)?;
-        let s = dc::write_index(
-            &benchmarks,
-            ngrams.n,
-            ngrams.max_examples_per_ngram,
-            &output,
-        )
-        .map_err(fail)?;
+        let s = dc::write_index(&benchmarks, ngrams.settings(), &output).map_err(fail)?;
         if !quiet {
             for b in &s.benchmarks {
                 eprintln!(
-                    "{}: {} examples ({} too short to match) in {} files",
+                    "{}: {} examples ({} too short to match, {} fields matched whole) in {} files",
                     b.name,
                     b.examples,
                     b.too_short,
+                    b.short_fields,
                     b.files.len()
                 );
             }
             eprintln!(
-                "{}: {} n-grams, {} bytes; built in {:.2}s, written in {:.2}s",
+                "{}: {} n-grams, {} whole fields, {} bytes; built in {:.2}s, written in {:.2}s",
                 output.display(),
                 s.ngrams,
+                s.short_fields,
                 s.bytes,
                 s.build.as_secs_f64(),
                 s.write.as_secs_f64()
@@ -1176,13 +1186,7 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fail)?;
             let path = output.join("decontam.index");
-            dc::write_index(
-                &benchmarks,
-                args.ngrams.n,
-                args.ngrams.max_examples_per_ngram,
-                &path,
-            )
-            .map_err(fail)?;
+            dc::write_index(&benchmarks, args.ngrams.settings(), &path).map_err(fail)?;
             path
         }
     };
@@ -1190,6 +1194,7 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
         index: Some(index.clone()),
         n: args.ngrams.n,
         max_examples_per_ngram: args.ngrams.max_examples_per_ngram,
+        short_min_tokens: args.ngrams.short_min_tokens,
         min_matches: args.min_matches,
         policy: match args.policy {
             DecontamPolicyArg::Drop => Policy::Drop,

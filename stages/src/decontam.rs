@@ -12,8 +12,12 @@
 //! ([`crate::normalize::dedup_key`], [`crate::normalize::key_tokens`]): lower-cased,
 //! punctuation and digits folded, every CJK character a token, so Chinese benchmarks
 //! work. An n-gram found in more than `max_examples_per_ngram` examples is too common to
-//! be evidence and is ignored. A document with at least `min_matches` distinct matching
-//! n-grams is contaminated. Policies:
+//! be evidence and is ignored. A test example, or its question, shorter than `n` tokens
+//! but with at least `short_min_tokens` (8) is matched whole, as the evaluation
+//! harnesses do for short examples; choices and answers are not (short phrases such as
+//! "the general agreement on tariffs and trade" are in ordinary text). A document with at
+//! least `min_matches` distinct matching n-grams (or whole questions) is contaminated.
+//! Policies:
 //! - `drop` (default, as Qwen did): the document is dropped (`contaminated`).
 //! - `remove_span` (GPT-3): every matched n-gram is cut out of the text with `window`
 //!   characters on each side; the pieces left are the document's new text, joined by a
@@ -22,10 +26,14 @@
 //!   no piece left (`contaminated_remainder`). Spans are found in the text through the
 //!   byte map of the dedup key ([`crate::normalize::dedup_key_mapped`]).
 //!
+//! The scan probes a filter of 8-token anchors at one position in `n - 7` and looks
+//! n-grams up only around the anchors that pass (see [`Index`]).
+//!
 //! The index (n-gram hash -> benchmark and example) is built from the benchmark files,
 //! or loaded from an index file written once by [`Index::to_bytes`] (`corpus decontam
-//! index`): versioned, checksummed and fingerprinted with `n`, `max_examples_per_ngram`
-//! and the key and hash functions, so a file made with other settings is refused.
+//! index`): versioned, checksummed and fingerprinted with `n`, `max_examples_per_ngram`,
+//! `short_min_tokens` and the key and hash functions, so a file made with other settings
+//! is refused.
 //!
 //! Statistics: `benchmark:<name>` counts contaminated documents by the benchmark they
 //! matched most, `matched:<name>` documents matching a benchmark at all,
@@ -36,7 +44,7 @@
 
 use crate::document::Document;
 use crate::minhash::files::{FileError, decode_unchecked, encode_versioned};
-use crate::ngram::{BuildMix, ngram_hashes, word_hash};
+use crate::ngram::{BuildMix, ngram_hash, ngram_hashes, word_hash};
 use crate::normalize::{KeyMap, dedup_key, dedup_key_mapped, is_cjk_token_char, key_tokens};
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
@@ -59,7 +67,11 @@ pub const CONTAMINATED_REMAINDER: Reason = Reason::new("contaminated_remainder")
 /// Magic of index files.
 pub const INDEX_MAGIC: &[u8; 8] = b"CDXIDX\0\0";
 /// Index file format version written and accepted.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
+
+/// Tokens of the anchor n-grams the scan probes first (fewer when `n` or
+/// `short_min_tokens` is smaller): see [`Index`].
+const ANCHOR: usize = 8;
 
 /// One benchmark: a name for reports and where its test examples are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +110,11 @@ pub struct Config {
     pub n: usize,
     /// n-grams found in more test examples than this are ignored. Default 10.
     pub max_examples_per_ngram: usize,
+    /// A test example, or its question, with fewer than `n` tokens but at least this
+    /// many is matched as a whole (see [`for_each_example`] for which field is the
+    /// question; choices and answers are not: short phrases are no evidence); 0: never.
+    /// Default 8.
+    pub short_min_tokens: usize,
     /// Distinct matching n-grams that make a document contaminated. Default 1.
     pub min_matches: usize,
     /// `drop` (default) or `remove_span`.
@@ -118,6 +135,7 @@ impl Default for Config {
             index: None,
             n: 13,
             max_examples_per_ngram: 10,
+            short_min_tokens: 8,
             min_matches: 1,
             policy: Policy::Drop,
             window: 200,
@@ -144,6 +162,10 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     crate::FieldDoc {
         name: "max_examples_per_ngram",
         doc: "n-grams in more test examples than this are too common to count",
+    },
+    crate::FieldDoc {
+        name: "short_min_tokens",
+        doc: "examples or questions shorter than n tokens but with at least this many are matched whole (0: never)",
     },
     crate::FieldDoc {
         name: "min_matches",
@@ -175,8 +197,12 @@ pub struct IndexStats {
     /// Test examples read.
     pub examples: usize,
     /// Examples without an n-gram that can be evidence (fewer than `n` tokens, or
-    /// mostly numbers): they cannot be matched.
+    /// mostly numbers) and without a field matched whole: they cannot be matched.
     pub too_short: usize,
+    /// Questions (or whole examples) with fewer than `n` tokens but at least
+    /// `short_min_tokens`, indexed to be matched as a whole.
+    #[serde(default)]
+    pub short_fields: usize,
     /// The files read, in order, with the number of their first example: example `k`
     /// is in the last file whose `first` is at most `k`.
     pub files: Vec<ExampleFile>,
@@ -211,33 +237,108 @@ struct Entry {
     example: u32,
 }
 
+/// A matching n-gram of a scanned key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hit {
+    /// Its first token.
+    at: usize,
+    /// Its tokens: `n`, or fewer for a field matched whole.
+    len: usize,
+    /// Its key in the index (distinct n-grams have distinct keys).
+    key: u64,
+    entry: Entry,
+}
+
+/// The settings an index is made with; a loaded index must have the stage's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSettings {
+    /// n-gram length in tokens.
+    pub n: usize,
+    /// n-grams in more test examples than this are ignored.
+    pub max_examples_per_ngram: usize,
+    /// Fields with fewer than `n` tokens but at least this many are matched whole.
+    pub short_min_tokens: usize,
+}
+
+impl IndexSettings {
+    /// The anchor length: [`ANCHOR`] tokens, or fewer when `n` or `short_min_tokens`
+    /// is smaller.
+    fn anchor(&self) -> usize {
+        let mut k = ANCHOR.min(self.n).max(1);
+        if self.short_min_tokens > 0 {
+            k = k.min(self.short_min_tokens);
+        }
+        k
+    }
+
+    /// True when fields shorter than `n` are matched whole.
+    fn short(&self) -> bool {
+        self.short_min_tokens > 0 && self.short_min_tokens < self.n
+    }
+}
+
+impl Config {
+    /// The index settings of this config.
+    pub fn index_settings(&self) -> IndexSettings {
+        IndexSettings {
+            n: self.n,
+            max_examples_per_ngram: self.max_examples_per_ngram,
+            short_min_tokens: self.short_min_tokens,
+        }
+    }
+}
+
 /// The header of an index file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IndexHeader {
-    n: usize,
-    max_examples_per_ngram: usize,
+    settings: IndexSettings,
     entries: u64,
+    short_entries: u64,
+    anchor_words: u64,
+    short_anchor_words: u64,
     benchmarks: Vec<IndexStats>,
 }
 
 /// Bytes per entry in an index file body: hash u64, benchmark u16, example u32.
 const ENTRY_LEN: usize = 14;
+/// Bytes per whole-field entry: key u64, length u16, benchmark u16, example u32.
+const SHORT_ENTRY_LEN: usize = 16;
 
-/// The n-gram index: n-gram hash -> benchmark and example.
+/// The n-gram index: n-gram hash -> benchmark and example, and the fields matched whole.
+///
+/// The scan does not probe every n-gram of a document. Every `k`-token window inside an
+/// indexed n-gram (`k` = [`ANCHOR`], 8) is an *anchor*, kept in a compact filter. An
+/// n-gram starting at token `j` holds the window starting at the one multiple of
+/// `n - k + 1` in `j..=j + n - k`, so the scan probes the filter only at those
+/// positions (one in six for 13-grams) and looks the n-grams around a passing anchor up
+/// in the map. Fields matched whole (fewer than `n` tokens) are found through a second,
+/// small filter of their first `k` tokens, probed at every position. No step can miss
+/// an indexed n-gram, so the hits are those of looking up every n-gram.
 pub struct Index {
-    n: usize,
-    max_examples_per_ngram: usize,
+    settings: IndexSettings,
     map: HashMap<u64, Entry, BuildMix>,
-    /// A compact filter of the map's keys, asked before the map (see [`Prefilter`]).
-    prefilter: Prefilter,
+    /// Whole-field key ([`short_key`]) -> benchmark and example, and its tokens.
+    short: HashMap<u64, (Entry, u16), BuildMix>,
+    /// The lengths of the whole fields, ascending.
+    short_lens: Vec<usize>,
+    /// The anchors of the map's n-grams.
+    anchors: Prefilter,
+    /// The first `k` tokens of the whole fields.
+    short_anchors: Prefilter,
     /// What was indexed, per benchmark.
     pub stats: Vec<IndexStats>,
 }
 
-/// A blocked Bloom filter of the index's n-gram hashes: two bits in one 64-bit word per
-/// hash, about 16 bits per n-gram (4 MB for the 1.9 million n-grams of the benchmark
-/// sets). Nearly every n-gram of a clean document misses the index; the filter answers
-/// most of them from cache instead of a random access into the much larger hash map.
+/// The index key of a field of `len` tokens whose n-gram hash is `h`.
+#[inline]
+fn short_key(h: u64, len: usize) -> u64 {
+    (h ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
+}
+
+/// A blocked Bloom filter of 64-bit hashes: two bits in one 64-bit word per hash,
+/// about 16 bits per hash (4 MB for the 1.9 million anchors of the benchmark sets).
+/// Nearly every window of a clean document misses the index; the filter answers most
+/// of them from cache instead of a random access into the much larger hash map.
 /// No false negatives, so it changes no result.
 struct Prefilter {
     words: Vec<u64>,
@@ -247,16 +348,28 @@ struct Prefilter {
 
 impl Prefilter {
     fn new<'a>(hashes: impl ExactSizeIterator<Item = &'a u64>) -> Prefilter {
-        let words = (hashes.len() / 4).next_power_of_two().max(1);
-        let mut p = Prefilter {
-            words: vec![0; words],
-            shift: 64 - words.trailing_zeros(),
-        };
+        let mut p = Prefilter::empty((hashes.len() / 4).next_power_of_two().max(1));
         for &h in hashes {
             let (w, mask) = p.slot(h);
             p.words[w] |= mask;
         }
         p
+    }
+
+    /// A filter of `words` (a power of two) words, nothing in it.
+    fn empty(words: usize) -> Prefilter {
+        Prefilter {
+            words: vec![0; words],
+            shift: 64 - words.trailing_zeros(),
+        }
+    }
+
+    /// The filter with these words (a power of two of them, from [`Prefilter::words`]).
+    fn from_words(words: Vec<u64>) -> Option<Prefilter> {
+        (words.len().is_power_of_two()).then(|| Prefilter {
+            shift: 64 - words.len().trailing_zeros(),
+            words,
+        })
     }
 
     /// The word and the two bits of `h`.
@@ -284,9 +397,9 @@ struct Scratch {
     ids: Vec<u64>,
     /// Tokens holding a letter among the first `i`, per `i`.
     letters: Vec<u32>,
-    /// The hash of the n-gram starting at each token.
+    /// The hash of the anchor window starting at each token.
     grams: Vec<u64>,
-    hits: Vec<(usize, u64, Entry)>,
+    hits: Vec<Hit>,
 }
 
 thread_local! {
@@ -310,8 +423,17 @@ fn token_hashes(key: &str, ids: &mut Vec<u64>, letters: &mut Vec<u32>) {
     let bytes = key.as_bytes();
     let mut count = 0u32;
     let mut i = 0;
-    // The character at byte `j` and its length (`j` is on a character boundary).
+    // The character at byte `j` and its length (`j` is on a character boundary). Three
+    // bytes (CJK, most characters of Chinese text) are decoded here.
     let char_at = |j: usize| -> (char, usize) {
+        if bytes[j] & 0xF0 == 0xE0 && j + 2 < bytes.len() {
+            let c = (u32::from(bytes[j] & 0x0F) << 12)
+                | (u32::from(bytes[j + 1] & 0x3F) << 6)
+                | u32::from(bytes[j + 2] & 0x3F);
+            if let Some(c) = char::from_u32(c) {
+                return (c, 3);
+            }
+        }
         let c = key[j..].chars().next().unwrap_or(' ');
         (c, c.len_utf8())
     };
@@ -348,7 +470,7 @@ fn token_hashes(key: &str, ids: &mut Vec<u64>, letters: &mut Vec<u32>) {
                 }
             }
         }
-        ids.push(word_hash(&key[start..i]));
+        ids.push(xxhash_rust::xxh3::xxh3_64(&bytes[start..i]));
         count += u32::from(letter);
         letters.push(count);
     }
@@ -362,9 +484,9 @@ fn config_err(message: String) -> StageError {
 }
 
 /// The fingerprint of an index: its settings and the functions that make n-grams (the
-/// dedup key, its tokens, the word and n-gram hashes, the evidence rule), probed on a
-/// fixed text so that a change to any of them changes it.
-pub fn index_fingerprint(n: usize, max_examples_per_ngram: usize) -> u64 {
+/// dedup key, its tokens, the word and n-gram hashes, the evidence rule, the anchors),
+/// probed on a fixed text so that a change to any of them changes it.
+pub fn index_fingerprint(settings: &IndexSettings) -> u64 {
     const PROBE: &str =
         "Ｔhe QUICK brown fox, 1999 — café crème ﬁ 小明有五个苹果。Ǆemal İstanbul ß 12 34";
     let mut key = String::new();
@@ -373,8 +495,16 @@ pub fn index_fingerprint(n: usize, max_examples_per_ngram: usize) -> u64 {
         .into_iter()
         .map(|(_, h)| h)
         .collect();
+    let IndexSettings {
+        n,
+        max_examples_per_ngram,
+        short_min_tokens,
+    } = *settings;
     let mut text = format!(
-        "corpus decontam index v{INDEX_VERSION}; n={n}; max_examples_per_ngram={max_examples_per_ngram}; key={key}; tokens="
+        "corpus decontam index v{INDEX_VERSION}; n={n}; max_examples_per_ngram={max_examples_per_ngram}; \
+         short_min_tokens={short_min_tokens}; anchor={}; short_key={}; key={key}; tokens=",
+        settings.anchor(),
+        short_key(12345, 9)
     );
     for t in key_tokens(&key) {
         text.push_str(t);
@@ -384,13 +514,17 @@ pub fn index_fingerprint(n: usize, max_examples_per_ngram: usize) -> u64 {
     xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
+/// True when at least half of the `len` tokens from `at` hold a letter (`letters` as
+/// [`token_hashes`] makes it): n-grams of numbers are not evidence.
+#[inline(always)]
+fn evidence(letters: &[u32], at: usize, len: usize) -> bool {
+    2 * (letters[at + len] - letters[at]) as usize >= len
+}
+
 impl Index {
     /// Builds the index from benchmark files.
-    pub fn build(
-        benchmarks: &[Benchmark],
-        n: usize,
-        max_examples_per_ngram: usize,
-    ) -> Result<Index, StageError> {
+    pub fn build(benchmarks: &[Benchmark], settings: IndexSettings) -> Result<Index, StageError> {
+        let n = settings.n;
         if n == 0 {
             return Err(config_err("n must be at least 1".into()));
         }
@@ -406,10 +540,16 @@ impl Index {
                 )));
             }
         }
+        let k = settings.anchor();
         // n-gram -> (first benchmark and example holding it, examples holding it).
         let mut counts: HashMap<u64, (Entry, u32), BuildMix> = HashMap::default();
+        // Whole field key -> (first example, tokens, hash of its first k tokens).
+        let mut shorts: HashMap<u64, (Entry, usize, u64), BuildMix> = HashMap::default();
+        // Every example's tokens, for the anchors and for counting the whole fields.
+        let mut examples: Vec<(Vec<u64>, Vec<u32>)> = Vec::new();
         let mut stats = Vec::new();
-        let mut key = String::new();
+        let (mut key, mut ids, mut letters) = (String::new(), Vec::new(), Vec::new());
+        let (mut fkey, mut fids, mut fletters) = (String::new(), Vec::new(), Vec::new());
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
         for (b, bench) in benchmarks.iter().enumerate() {
             let mut st = IndexStats {
@@ -417,7 +557,7 @@ impl Index {
                 ..Default::default()
             };
             let mut last_file: Option<PathBuf> = None;
-            for_each_example(&bench.path, &bench.fields, &mut |file, text| {
+            for_each_example(&bench.path, &bench.fields, &mut |file, text, question| {
                 if last_file.as_deref() != Some(file) {
                     let rel = file.strip_prefix(&bench.path).unwrap_or(file);
                     let rel = if rel.as_os_str().is_empty() {
@@ -431,24 +571,49 @@ impl Index {
                     });
                     last_file = Some(file.to_path_buf());
                 }
-                let example = st.examples as u32;
+                let entry = Entry {
+                    bench: b as u16,
+                    example: st.examples as u32,
+                };
                 st.examples += 1;
                 dedup_key(text, &mut key);
-                let grams = evidence_ngrams(&key, n);
-                if grams.is_empty() {
-                    st.too_short += 1;
-                    return;
-                }
+                token_hashes(&key, &mut ids, &mut letters);
+                let mut matchable = false;
                 seen.clear();
-                for (_, h) in grams {
-                    if seen.insert(h) {
-                        let entry = Entry {
-                            bench: b as u16,
-                            example,
-                        };
-                        counts.entry(h).or_insert((entry, 0)).1 += 1;
+                for (j, h) in ngram_hashes(&ids, n).enumerate() {
+                    if evidence(&letters, j, n) {
+                        matchable = true;
+                        if seen.insert(h) {
+                            counts.entry(h).or_insert((entry, 0)).1 += 1;
+                        }
                     }
                 }
+                if settings.short() {
+                    let mut whole = |ids: &[u64], letters: &[u32]| {
+                        let len = ids.len();
+                        let fits = (settings.short_min_tokens..n).contains(&len)
+                            && evidence(letters, 0, len);
+                        if fits {
+                            let anchor = ngram_hash(&ids[..k]);
+                            shorts
+                                .entry(short_key(ngram_hash(ids), len))
+                                .or_insert((entry, len, anchor));
+                        }
+                        fits
+                    };
+                    let mut short = usize::from(whole(&ids, &letters));
+                    if let Some(q) = question {
+                        dedup_key(&text[q], &mut fkey);
+                        token_hashes(&fkey, &mut fids, &mut fletters);
+                        if fids.len() < ids.len() {
+                            short += usize::from(whole(&fids, &fletters));
+                        }
+                    }
+                    st.short_fields += short;
+                    matchable |= short > 0;
+                }
+                st.too_short += usize::from(!matchable);
+                examples.push((ids.clone(), letters.clone()));
             })?;
             if st.examples == 0 {
                 return Err(config_err(format!(
@@ -465,16 +630,55 @@ impl Index {
             }
             stats.push(st);
         }
-        let limit = max_examples_per_ngram.max(1) as u32;
+        let limit = max_examples_per_ngram_limit(settings.max_examples_per_ngram);
         let map: HashMap<u64, Entry, BuildMix> = counts
             .into_iter()
             .filter(|(_, (_, c))| *c <= limit)
             .map(|(h, (e, _))| (h, e))
             .collect();
+        // Whole fields are too common when that many examples hold their tokens.
+        let lens: BTreeSet<usize> = shorts.values().map(|s| s.1).collect();
+        let mut short_counts: HashMap<u64, u32, BuildMix> = HashMap::default();
+        for (ids, _) in &examples {
+            seen.clear();
+            for &len in &lens {
+                for h in ngram_hashes(ids, len) {
+                    let key = short_key(h, len);
+                    if shorts.contains_key(&key) && seen.insert(key) {
+                        *short_counts.entry(key).or_default() += 1;
+                    }
+                }
+            }
+        }
+        shorts.retain(|key, _| short_counts.get(key).is_none_or(|&c| c <= limit));
+        // The anchors: every k-token window inside an indexed n-gram.
+        let stride = n - k + 1;
+        let mut anchors: HashSet<u64, BuildMix> = HashSet::default();
+        let mut windows = Vec::new();
+        for (ids, letters) in &examples {
+            windows.clear();
+            windows.extend(ngram_hashes(ids, k));
+            for (j, h) in ngram_hashes(ids, n).enumerate() {
+                if evidence(letters, j, n) && map.contains_key(&h) {
+                    anchors.extend(&windows[j..j + stride]);
+                }
+            }
+        }
+        let short_anchors: HashSet<u64, BuildMix> = shorts.values().map(|s| s.2).collect();
         Ok(Index {
-            n,
-            max_examples_per_ngram,
-            prefilter: Prefilter::new(map.keys()),
+            settings,
+            anchors: Prefilter::new(anchors.iter()),
+            short_anchors: Prefilter::new(short_anchors.iter()),
+            short_lens: shorts
+                .values()
+                .map(|s| s.1)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            short: shorts
+                .into_iter()
+                .map(|(key, (e, len, _))| (key, (e, len as u16)))
+                .collect(),
             map,
             stats,
         })
@@ -485,31 +689,47 @@ impl Index {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut entries: Vec<(u64, Entry)> = self.map.iter().map(|(h, e)| (*h, *e)).collect();
         entries.sort_unstable_by_key(|(h, _)| *h);
-        let mut body = Vec::with_capacity(entries.len() * ENTRY_LEN);
+        let mut shorts: Vec<(u64, (Entry, u16))> =
+            self.short.iter().map(|(h, e)| (*h, *e)).collect();
+        shorts.sort_unstable_by_key(|(h, _)| *h);
+        let (aw, sw) = (&self.anchors.words, &self.short_anchors.words);
+        let mut body = Vec::with_capacity(
+            entries.len() * ENTRY_LEN + shorts.len() * SHORT_ENTRY_LEN + (aw.len() + sw.len()) * 8,
+        );
         for (h, e) in &entries {
             body.extend_from_slice(&h.to_le_bytes());
             body.extend_from_slice(&e.bench.to_le_bytes());
             body.extend_from_slice(&e.example.to_le_bytes());
         }
+        for (key, (e, len)) in &shorts {
+            body.extend_from_slice(&key.to_le_bytes());
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(&e.bench.to_le_bytes());
+            body.extend_from_slice(&e.example.to_le_bytes());
+        }
+        for w in aw.iter().chain(sw) {
+            body.extend_from_slice(&w.to_le_bytes());
+        }
         let header = IndexHeader {
-            n: self.n,
-            max_examples_per_ngram: self.max_examples_per_ngram,
+            settings: self.settings,
             entries: entries.len() as u64,
+            short_entries: shorts.len() as u64,
+            anchor_words: aw.len() as u64,
+            short_anchor_words: sw.len() as u64,
             benchmarks: self.stats.clone(),
         };
         encode_versioned(
             INDEX_MAGIC,
             INDEX_VERSION,
-            index_fingerprint(self.n, self.max_examples_per_ngram),
+            index_fingerprint(&self.settings),
             &header,
             &body,
         )
     }
 
-    /// Reads an index file. `expect` (n, max_examples_per_ngram), when given, must be
-    /// what the file was made with. A damaged, truncated, foreign or mismatched file is
-    /// an error naming it.
-    pub fn load(path: &Path, expect: Option<(usize, usize)>) -> Result<Index, FileError> {
+    /// Reads an index file. `expect`, when given, must be the settings the file was
+    /// made with. A damaged, truncated, foreign or mismatched file is an error naming it.
+    pub fn load(path: &Path, expect: Option<IndexSettings>) -> Result<Index, FileError> {
         let bytes = std::fs::read(path).map_err(|source| FileError::Io {
             path: path.to_path_buf(),
             source,
@@ -521,7 +741,7 @@ impl Index {
     pub fn from_bytes(
         bytes: &[u8],
         path: &Path,
-        expect: Option<(usize, usize)>,
+        expect: Option<IndexSettings>,
     ) -> Result<Index, FileError> {
         let invalid = |message: String| FileError::Invalid {
             path: path.to_path_buf(),
@@ -529,44 +749,101 @@ impl Index {
         };
         let (fingerprint, header, body): (u64, IndexHeader, &[u8]) =
             decode_unchecked(bytes, INDEX_MAGIC, INDEX_VERSION, path)?;
-        if let Some((n, max)) = expect
-            && (n, max) != (header.n, header.max_examples_per_ngram)
+        let s = header.settings;
+        if let Some(want) = expect
+            && want != s
         {
             return Err(invalid(format!(
-                "index made with n = {}, max_examples_per_ngram = {}; the stage asks for n = {n}, \
-                 max_examples_per_ngram = {max}: rebuild the index or change the settings",
-                header.n, header.max_examples_per_ngram
+                "index made with n = {}, max_examples_per_ngram = {}, short_min_tokens = {}; \
+                 the stage asks for n = {}, max_examples_per_ngram = {}, short_min_tokens = {}: \
+                 rebuild the index or change the settings",
+                s.n,
+                s.max_examples_per_ngram,
+                s.short_min_tokens,
+                want.n,
+                want.max_examples_per_ngram,
+                want.short_min_tokens
             )));
         }
-        if fingerprint != index_fingerprint(header.n, header.max_examples_per_ngram) {
+        if fingerprint != index_fingerprint(&s) {
             return Err(invalid(
                 "index made by a build whose dedup key or n-gram hashing differs from this one: \
                  rebuild it with this build's `corpus decontam index`"
                     .into(),
             ));
         }
-        if body.len() as u64 != header.entries * ENTRY_LEN as u64 {
+        let sizes = [
+            header.entries.checked_mul(ENTRY_LEN as u64),
+            header.short_entries.checked_mul(SHORT_ENTRY_LEN as u64),
+            header.anchor_words.checked_mul(8),
+            header.short_anchor_words.checked_mul(8),
+        ];
+        let expected = sizes
+            .iter()
+            .try_fold(0u64, |acc, s| s.and_then(|s| acc.checked_add(s)));
+        if expected != Some(body.len() as u64) {
             return Err(invalid(format!(
-                "body holds {} bytes, the header says {} entries",
+                "body holds {} bytes, the header says {} entries, {} whole fields and {} + {} filter words",
                 body.len(),
-                header.entries
+                header.entries,
+                header.short_entries,
+                header.anchor_words,
+                header.short_anchor_words
             )));
         }
+        let (entries, rest) = body.split_at(header.entries as usize * ENTRY_LEN);
+        let (short_entries, words) = rest.split_at(header.short_entries as usize * SHORT_ENTRY_LEN);
+        let bench_of = |bench: u16| {
+            if usize::from(bench) >= header.benchmarks.len() {
+                Err(invalid(format!("entry names benchmark {bench}, unknown")))
+            } else {
+                Ok(bench)
+            }
+        };
+        let u16_at = |c: &[u8], at: usize| u16::from_le_bytes([c[at], c[at + 1]]);
+        let u32_at = |c: &[u8], at: usize| u32::from_le_bytes(c[at..at + 4].try_into().unwrap());
+        let u64_at = |c: &[u8], at: usize| u64::from_le_bytes(c[at..at + 8].try_into().unwrap());
         let mut map: HashMap<u64, Entry, BuildMix> =
             HashMap::with_capacity_and_hasher(header.entries as usize, BuildMix);
-        for chunk in body.chunks_exact(ENTRY_LEN) {
-            let h = u64::from_le_bytes(chunk[..8].try_into().unwrap());
-            let bench = u16::from_le_bytes(chunk[8..10].try_into().unwrap());
-            let example = u32::from_le_bytes(chunk[10..14].try_into().unwrap());
-            if usize::from(bench) >= header.benchmarks.len() {
-                return Err(invalid(format!("entry names benchmark {bench}, unknown")));
-            }
-            map.insert(h, Entry { bench, example });
+        for c in entries.chunks_exact(ENTRY_LEN) {
+            let entry = Entry {
+                bench: bench_of(u16_at(c, 8))?,
+                example: u32_at(c, 10),
+            };
+            map.insert(u64_at(c, 0), entry);
         }
+        let mut short: HashMap<u64, (Entry, u16), BuildMix> = HashMap::default();
+        for c in short_entries.chunks_exact(SHORT_ENTRY_LEN) {
+            let (key, len) = (u64_at(c, 0), usize::from(u16_at(c, 8)));
+            if !(s.short_min_tokens.max(1)..s.n).contains(&len) {
+                return Err(invalid(format!(
+                    "whole field of {len} tokens, out of range"
+                )));
+            }
+            let entry = Entry {
+                bench: bench_of(u16_at(c, 10))?,
+                example: u32_at(c, 12),
+            };
+            short.insert(key, (entry, len as u16));
+        }
+        let words: Vec<u64> = words.chunks_exact(8).map(|c| u64_at(c, 0)).collect();
+        let (aw, sw) = words.split_at(header.anchor_words as usize);
+        let filter = |w: &[u64]| {
+            Prefilter::from_words(w.to_vec()).ok_or_else(|| {
+                invalid(format!("a filter of {} words, not a power of two", w.len()))
+            })
+        };
         Ok(Index {
-            n: header.n,
-            max_examples_per_ngram: header.max_examples_per_ngram,
-            prefilter: Prefilter::new(map.keys()),
+            settings: s,
+            anchors: filter(aw)?,
+            short_anchors: filter(sw)?,
+            short_lens: short
+                .values()
+                .map(|(_, l)| usize::from(*l))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            short,
             map,
             stats: header.benchmarks,
         })
@@ -574,12 +851,17 @@ impl Index {
 
     /// n-gram length.
     pub fn n(&self) -> usize {
-        self.n
+        self.settings.n
     }
 
     /// The `max_examples_per_ngram` it was built with.
     pub fn max_examples_per_ngram(&self) -> usize {
-        self.max_examples_per_ngram
+        self.settings.max_examples_per_ngram
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> IndexSettings {
+        self.settings
     }
 
     /// Number of distinct n-grams in the index.
@@ -587,14 +869,19 @@ impl Index {
         self.map.len()
     }
 
-    /// True when nothing was indexed.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+    /// Number of fields matched whole.
+    pub fn short_len(&self) -> usize {
+        self.short.len()
     }
 
-    /// The matching n-grams of `scratch.key` (a dedup key) into `scratch.hits`:
-    /// (token position, hash, entry), in order. The n-grams are those of
-    /// [`evidence_ngrams`], made without collecting them.
+    /// True when nothing was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty() && self.short.is_empty()
+    }
+
+    /// The matching n-grams and whole fields of `scratch.key` (a dedup key) into
+    /// `scratch.hits`, by position: the n-grams of [`evidence_ngrams`] found in the map
+    /// and the fields found whole, made without collecting tokens or n-grams.
     fn hits(&self, scratch: &mut Scratch) {
         let Scratch {
             key,
@@ -605,19 +892,66 @@ impl Index {
         } = scratch;
         hits.clear();
         token_hashes(key, ids, letters);
-        let n = self.n;
+        let (n, k, len) = (self.settings.n, self.settings.anchor(), ids.len());
+        if len < k {
+            return;
+        }
         grams.clear();
-        grams.extend(ngram_hashes(ids, n));
-        // A loop of independent filter look-ups alone, so that many are in flight at once.
-        for (i, &h) in grams.iter().enumerate() {
-            if self.prefilter.may_contain(h)
-                && 2 * (letters[i + n] - letters[i]) as usize >= n
-                && let Some(e) = self.map.get(&h)
-            {
-                hits.push((i, h, *e));
+        grams.extend(ngram_hashes(ids, k));
+        if len >= n && !self.map.is_empty() {
+            // The n-grams from `a + 1 - stride` to `a` hold the window at `a`.
+            let stride = n - k + 1;
+            for a in (0..grams.len()).step_by(stride) {
+                if !self.anchors.may_contain(grams[a]) {
+                    continue;
+                }
+                for j in a.saturating_sub(stride - 1)..=a.min(len - n) {
+                    if !evidence(letters, j, n) {
+                        continue;
+                    }
+                    let h = ngram_hash(&ids[j..j + n]);
+                    if let Some(e) = self.map.get(&h) {
+                        hits.push(Hit {
+                            at: j,
+                            len: n,
+                            key: h,
+                            entry: *e,
+                        });
+                    }
+                }
+            }
+        }
+        if !self.short.is_empty() {
+            let before = hits.len();
+            for (i, &g) in grams.iter().enumerate() {
+                if !self.short_anchors.may_contain(g) {
+                    continue;
+                }
+                for &l in self.short_lens.iter().take_while(|&&l| i + l <= len) {
+                    if !evidence(letters, i, l) {
+                        continue;
+                    }
+                    let key = short_key(ngram_hash(&ids[i..i + l]), l);
+                    if let Some((e, _)) = self.short.get(&key) {
+                        hits.push(Hit {
+                            at: i,
+                            len: l,
+                            key,
+                            entry: *e,
+                        });
+                    }
+                }
+            }
+            if hits.len() > before {
+                hits.sort_unstable_by_key(|h| (h.at, h.len));
             }
         }
     }
+}
+
+/// `max_examples_per_ngram` as a count limit (at least 1).
+fn max_examples_per_ngram_limit(max: usize) -> u32 {
+    max.clamp(1, u32::MAX as usize) as u32
 }
 
 /// Per-benchmark counter names, made once per build.
@@ -647,10 +981,10 @@ pub fn build(config: &Config) -> Result<Decontam, StageError> {
                     "give either `index` or `benchmarks`, not both".into(),
                 ));
             }
-            Index::load(path, Some((config.n, config.max_examples_per_ngram)))
+            Index::load(path, Some(config.index_settings()))
                 .map_err(|e| config_err(e.to_string()))?
         }
-        None => Index::build(&config.benchmarks, config.n, config.max_examples_per_ngram)?,
+        None => Index::build(&config.benchmarks, config.index_settings())?,
     };
     Decontam::new(index, config)
 }
@@ -699,18 +1033,18 @@ impl Decontam {
         self.index.hits(&mut scratch);
         let mut found: HashMap<u16, usize> = HashMap::new();
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
-        for &(_, h, e) in &scratch.hits {
-            if seen.insert(h) {
-                *found.entry(e.bench).or_default() += 1;
+        for hit in &scratch.hits {
+            if seen.insert(hit.key) {
+                *found.entry(hit.entry.bench).or_default() += 1;
             }
         }
         found
     }
 
-    /// Byte ranges of `text` to remove: every matched n-gram (token positions `hits`
-    /// of `key`, the dedup key of `text`) widened by `window` characters on each side,
-    /// merged, in order.
-    fn spans(&self, text: &str, key: &str, hits: &[usize]) -> Vec<Range<usize>> {
+    /// Byte ranges of `text` to remove: every matched n-gram (first token and length
+    /// in tokens of `key`, the dedup key of `text`, by position) widened by `window`
+    /// characters on each side, merged, in order.
+    fn spans(&self, text: &str, key: &str, hits: &[(usize, usize)]) -> Vec<Range<usize>> {
         let (mut mapped, mut map) = (String::new(), KeyMap::default());
         dedup_key_mapped(text, &mut mapped, &mut map);
         debug_assert_eq!(mapped, key);
@@ -720,10 +1054,9 @@ impl Decontam {
                 at..at + t.len()
             })
             .collect();
-        let n = self.index.n;
         let mut spans: Vec<Range<usize>> = Vec::new();
-        for &i in hits {
-            let r = map.source_range(tokens[i].start..tokens[i + n - 1].end);
+        for &(i, len) in hits {
+            let r = map.source_range(tokens[i].start..tokens[i + len - 1].end);
             let r = back_chars(text, r.start, self.window)..fwd_chars(text, r.end, self.window);
             match spans.last_mut() {
                 Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
@@ -793,15 +1126,16 @@ impl Stage for Decontam {
         let mut seen: HashSet<u64, BuildMix> = HashSet::default();
         let mut per_bench: BTreeMap<u16, usize> = BTreeMap::new();
         let mut examples: BTreeSet<(u16, u32)> = BTreeSet::new();
-        let mut sample: BTreeMap<u16, (u64, usize)> = BTreeMap::new();
-        for &(i, h, e) in &hits {
+        let mut sample: BTreeMap<u16, (u64, usize, usize)> = BTreeMap::new();
+        for hit in &hits {
+            let (h, e) = (hit.key, hit.entry);
             if seen.insert(h) {
                 *per_bench.entry(e.bench).or_default() += 1;
             }
             examples.insert((e.bench, e.example));
-            let s = sample.entry(e.bench).or_insert((h, i));
+            let s = sample.entry(e.bench).or_insert((h, hit.at, hit.len));
             if h < s.0 {
-                *s = (h, i);
+                *s = (h, hit.at, hit.len);
             }
         }
         let total: usize = per_bench.values().sum();
@@ -814,11 +1148,10 @@ impl Stage for Decontam {
             .expect("hits are not empty");
         cx.count(self.names[usize::from(top)].top, 1);
         let tokens: Vec<&str> = key_tokens(&key).collect();
-        let n = self.index.n;
-        for (&b, &(_, i)) in &sample {
+        for (&b, &(_, i, len)) in &sample {
             let names = &self.names[usize::from(b)];
             cx.count(names.matched, 1);
-            let gram = tokens[i..i + n].join(" ");
+            let gram = tokens[i..i + len].join(" ");
             cx.count(intern(format!("ngram:{}:{gram}", names.name)), 1);
         }
         let mut labels = Vec::new();
@@ -839,7 +1172,7 @@ impl Stage for Decontam {
             doc.meta.extra.insert("decontam".into(), info);
             return Ok(Verdict::Drop(CONTAMINATED));
         }
-        let positions: Vec<usize> = hits.iter().map(|(i, _, _)| *i).collect();
+        let positions: Vec<(usize, usize)> = hits.iter().map(|h| (h.at, h.len)).collect();
         let spans = self.spans(&doc.text, &key, &positions);
         // Pieces between the removed spans, trimmed; empty ones do not count.
         let mut pieces: Vec<&str> = Vec::new();
@@ -898,12 +1231,28 @@ fn evidence_ngrams(key: &str, n: usize) -> Vec<(usize, u64)> {
         .collect()
 }
 
-/// Calls `f` with the file and the text of every example under `path`, in order (the
-/// files of a directory sorted by name, recursively).
+/// What [`for_each_example`] calls: file, example text, question range in the text.
+pub type ExampleFn<'a> = dyn FnMut(&Path, &str, Option<Range<usize>>) + 'a;
+
+/// Keys of a JSON record whose string is its question, when no `fields` are given.
+pub const QUESTION_KEYS: &[&str] = &[
+    "question",
+    "problem",
+    "prompt",
+    "input",
+    "query",
+    "instruction",
+    "text",
+];
+
+/// Calls `f` with the file, the text of every example under `path` and the byte range
+/// of its question in that text, in order (the files of a directory sorted by name,
+/// recursively). The question is the first CSV cell that is not a number, the first of
+/// `fields` that is a string, or without `fields` the first of [`QUESTION_KEYS`].
 pub fn for_each_example(
     path: &Path,
     fields: &[String],
-    f: &mut dyn FnMut(&Path, &str),
+    f: &mut ExampleFn<'_>,
 ) -> Result<(), StageError> {
     let err = |e: &dyn std::fmt::Display| config_err(format!("{}: {e}", path.display()));
     if path.is_dir() {
@@ -944,11 +1293,16 @@ pub fn for_each_example(
         for record in csv.records() {
             let record = record.map_err(|e| err(&e))?;
             text.clear();
+            let mut question = None;
             for cell in record.iter() {
+                let number = cell.trim().bytes().all(|b| b.is_ascii_digit());
+                if question.is_none() && !number {
+                    question = Some(text.len()..text.len() + cell.len());
+                }
                 text.push_str(cell);
                 text.push('\n');
             }
-            f(path, &text);
+            f(path, &text, question);
         }
     } else if base.ends_with(".jsonl") {
         for (i, line) in reader.lines().enumerate() {
@@ -959,8 +1313,8 @@ pub fn for_each_example(
             let value: serde_json::Value =
                 serde_json::from_str(&line).map_err(|e| err(&format!("line {}: {e}", i + 1)))?;
             text.clear();
-            collect_text(&value, fields, &mut text);
-            f(path, &text);
+            let question = collect_record(&value, fields, &mut text);
+            f(path, &text, question);
         }
     } else {
         let mut all = String::new();
@@ -968,8 +1322,8 @@ pub fn for_each_example(
         let value: serde_json::Value = serde_json::from_str(&all).map_err(|e| err(&e))?;
         for record in json_records(&value) {
             text.clear();
-            collect_text(record, fields, &mut text);
-            f(path, &text);
+            let question = collect_record(record, fields, &mut text);
+            f(path, &text, question);
         }
     }
     Ok(())
@@ -993,25 +1347,54 @@ fn json_records(value: &serde_json::Value) -> Vec<&serde_json::Value> {
     }
 }
 
-/// Appends the strings of a record (only `fields` when given) to `out`.
-fn collect_text(value: &serde_json::Value, fields: &[String], out: &mut String) {
+/// Appends the strings of a record (only `fields` when given) to `out`; the byte range
+/// of its question (see [`for_each_example`]) in `out`.
+fn collect_record(
+    value: &serde_json::Value,
+    fields: &[String],
+    out: &mut String,
+) -> Option<Range<usize>> {
+    let mut ranges = Vec::new();
+    collect_text(value, fields, out, &mut ranges);
+    let question = match value {
+        serde_json::Value::Object(map) if fields.is_empty() => {
+            QUESTION_KEYS.iter().find_map(|k| map.get(*k)?.as_str())
+        }
+        serde_json::Value::Object(map) => fields.iter().find_map(|k| map.get(k)?.as_str()),
+        _ => None,
+    }?;
+    ranges
+        .into_iter()
+        .find(|(ptr, _)| *ptr == question.as_ptr())
+        .map(|(_, r)| r)
+}
+
+/// Appends the strings of a record (only `fields` when given) to `out`, and where each
+/// string came from and went in `out` to `ranges`.
+fn collect_text(
+    value: &serde_json::Value,
+    fields: &[String],
+    out: &mut String,
+    ranges: &mut Vec<(*const u8, Range<usize>)>,
+) {
     match (value, fields.is_empty()) {
         (serde_json::Value::Object(map), false) => {
             for field in fields {
                 if let Some(v) = map.get(field) {
-                    collect_text(v, &[], out);
+                    collect_text(v, &[], out, ranges);
                 }
             }
         }
         (serde_json::Value::String(s), _) => {
+            ranges.push((s.as_ptr(), out.len()..out.len() + s.len()));
             out.push_str(s);
             out.push('\n');
         }
         (serde_json::Value::Array(items), _) => {
-            items.iter().for_each(|v| collect_text(v, &[], out));
+            items.iter().for_each(|v| collect_text(v, &[], out, ranges));
         }
         (serde_json::Value::Object(map), true) => {
-            map.values().for_each(|v| collect_text(v, &[], out));
+            map.values().for_each(|v| collect_text(v, &[], out, ranges));
         }
         _ => {}
     }
@@ -1330,6 +1713,92 @@ mod tests {
         assert_eq!(doc.text, format!("{b}\n\n{a}"));
     }
 
+    /// An MMLU question of 9 tokens (tests/data/benchmarks/mmlu-anatomy-test-head20.csv).
+    const ECTO: &str = "Which of the following structures is derived from ectomesenchyme?";
+
+    #[test]
+    fn short_questions_are_matched_whole() {
+        let s = stage();
+        let host = &reviews()[0];
+        let page = format!(
+            "{host}\nWHICH OF THE FOLLOWING STRUCTURES IS DERIVED FROM ECTOMESENCHYME\n{host}"
+        );
+        let (v, d) = verdict(&s, &page);
+        assert_eq!(v, Verdict::Drop(CONTAMINATED), "{:?}", d.meta.extra);
+        assert_eq!(
+            d.meta.extra["decontam"]["examples"][0],
+            "mmlu:mmlu-anatomy-test-head20.csv:4"
+        );
+        // Only the whole field: a part of it is no evidence.
+        let part = format!("{host}\nWhich of the following structures is derived from\n{host}");
+        assert_eq!(verdict(&s, &part).0, Verdict::Keep);
+        // 7 tokens: under the default 8.
+        let short = format!("{host}\nThe palatine processes begin to fuse at\n{host}");
+        assert_eq!(verdict(&s, &short).0, Verdict::Keep);
+        let mmlu = |short_min_tokens| {
+            build(&Config {
+                benchmarks: vec![Benchmark {
+                    name: "mmlu".into(),
+                    path: data("mmlu-anatomy-test-head20.csv"),
+                    fields: vec![],
+                }],
+                short_min_tokens,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(verdict(&mmlu(0), &page).0, Verdict::Keep);
+        assert_eq!(verdict(&mmlu(7), &short).0, Verdict::Drop(CONTAMINATED));
+        assert_eq!(mmlu(0).stats()[0].short_fields, 0);
+        assert!(mmlu(8).stats()[0].short_fields >= 5);
+        // A field in more examples than max_examples_per_ngram is too common.
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        let q = "which of the following is a bone of the hand";
+        std::fs::write(
+            &csv,
+            format!(
+                "{q},a,b\n{q},c,d\n17,another question of nine tokens about the arm,\
+                 a choice of nine tokens about the leg here,f\n"
+            ),
+        )
+        .unwrap();
+        let common = |max| {
+            build(&Config {
+                benchmarks: vec![Benchmark {
+                    name: "t".into(),
+                    path: csv.clone(),
+                    fields: vec![],
+                }],
+                max_examples_per_ngram: max,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(verdict(&common(1), &format!("{host} {q}")).0, Verdict::Keep);
+        assert_eq!(
+            verdict(&common(2), &format!("{host} {q}")).0,
+            Verdict::Drop(CONTAMINATED)
+        );
+        // The question, not the number before it, and not a choice.
+        assert_eq!(
+            verdict(
+                &common(1),
+                &format!("{host} another question of nine tokens about the arm")
+            )
+            .0,
+            Verdict::Drop(CONTAMINATED)
+        );
+        assert_eq!(
+            verdict(
+                &common(1),
+                &format!("{host} a choice of nine tokens about the leg here")
+            )
+            .0,
+            Verdict::Keep
+        );
+    }
+
     #[test]
     fn index_files_round_trip_and_refuse_damage_and_other_settings() {
         let s = stage();
@@ -1345,7 +1814,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(loaded.index().len(), s.index().len());
+        assert!(s.index().short_len() > 0);
+        assert_eq!(loaded.index().short_len(), s.index().short_len());
+        assert_eq!(loaded.index().short_lens, s.index().short_lens);
         assert_eq!(loaded.stats(), s.stats());
+        for text in reviews().iter().chain([&format!("x {ECTO} y")]) {
+            assert_eq!(
+                scan_hits(loaded.index(), text),
+                scan_hits(s.index(), text),
+                "{text}"
+            );
+        }
         let page = "JANET'S DUCKS LAY 20 EGGS PER DAY; she eats three for breakfast every \
             morning and bakes muffins for her friends every day with four.";
         let (v1, d1) = verdict(&s, page);
@@ -1393,8 +1872,16 @@ mod tests {
         );
         assert!(e.contains("not both"), "{e}");
         // Another key or hashing changes the fingerprint; n and the limit are in it.
-        assert_ne!(index_fingerprint(13, 10), index_fingerprint(12, 10));
-        assert_ne!(index_fingerprint(13, 10), index_fingerprint(13, 9));
+        let fp = |n, max, short| {
+            index_fingerprint(&IndexSettings {
+                n,
+                max_examples_per_ngram: max,
+                short_min_tokens: short,
+            })
+        };
+        assert_ne!(fp(13, 10, 8), fp(12, 10, 8));
+        assert_ne!(fp(13, 10, 8), fp(13, 9, 8));
+        assert_ne!(fp(13, 10, 8), fp(13, 10, 7));
     }
 
     #[test]
@@ -1424,17 +1911,40 @@ mod tests {
         assert_eq!(st.label(44), "mmlu-anatomy-test-head20.csv:20");
     }
 
-    /// The hits of the scan, made as the index was (tokens collected, then n-grams).
-    fn reference_hits(index: &Index, text: &str) -> Vec<(usize, u64, Entry)> {
+    /// The hits of the scan, made the plain way: every n-gram and every run of each
+    /// whole-field length looked up (tokens collected, then n-grams).
+    fn reference_hits(index: &Index, text: &str) -> Vec<Hit> {
         let mut key = String::new();
         dedup_key(text, &mut key);
-        evidence_ngrams(&key, index.n)
+        let n = index.n();
+        let mut hits: Vec<Hit> = evidence_ngrams(&key, n)
             .into_iter()
-            .filter_map(|(i, h)| index.map.get(&h).map(|e| (i, h, *e)))
-            .collect()
+            .filter_map(|(i, h)| {
+                index.map.get(&h).map(|e| Hit {
+                    at: i,
+                    len: n,
+                    key: h,
+                    entry: *e,
+                })
+            })
+            .collect();
+        for &len in &index.short_lens {
+            for (i, h) in evidence_ngrams(&key, len) {
+                if let Some((e, _)) = index.short.get(&short_key(h, len)) {
+                    hits.push(Hit {
+                        at: i,
+                        len,
+                        key: short_key(h, len),
+                        entry: *e,
+                    });
+                }
+            }
+        }
+        hits.sort_by_key(|h| (h.at, h.len));
+        hits
     }
 
-    fn scan_hits(index: &Index, text: &str) -> Vec<(usize, u64, Entry)> {
+    fn scan_hits(index: &Index, text: &str) -> Vec<Hit> {
         let mut scratch = Scratch::default();
         dedup_key(text, &mut scratch.key);
         index.hits(&mut scratch);
@@ -1451,14 +1961,19 @@ mod tests {
 
     #[test]
     fn prefilter_keeps_every_indexed_ngram_and_rejects_most_others() {
-        let s = stage();
-        let index = s.index();
-        assert!(index.map.keys().all(|&h| index.prefilter.may_contain(h)));
+        let keys: Vec<u64> = (0..20_000u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_be_bytes()))
+            .collect();
+        let filter = Prefilter::new(keys.iter());
+        assert!(keys.iter().all(|&h| filter.may_contain(h)));
         let others = (0..100_000u64)
             .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
-            .filter(|&h| index.prefilter.may_contain(h) && !index.map.contains_key(&h))
+            .filter(|&h| filter.may_contain(h) && !keys.contains(&h))
             .count();
         assert!(others < 5_000, "{others} false positives of 100000");
+        let back = Prefilter::from_words(filter.words.clone()).unwrap();
+        assert!(keys.iter().all(|&h| back.may_contain(h)));
+        assert!(Prefilter::from_words(vec![0; 3]).is_none());
         // An empty index and a one-word filter work too.
         let empty = Prefilter::new([].iter());
         assert!(!empty.may_contain(7));
@@ -1480,6 +1995,7 @@ mod tests {
             .into());
         texts.push(String::new());
         texts.push("  \u{3000}中文\u{301}e\u{301} かな 한국어 ١٢٣ x".into());
+        texts.push(format!("{ECTO} {ECTO} which of the following {ECTO}"));
         for text in &texts {
             assert_eq!(
                 scan_hits(s.index(), text),
@@ -1487,7 +2003,8 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(!scan_hits(s.index(), &texts[texts.len() - 4]).is_empty());
+        assert!(!scan_hits(s.index(), &texts[texts.len() - 5]).is_empty());
+        assert_eq!(scan_hits(s.index(), &texts[texts.len() - 1]).len(), 3);
     }
 
     proptest::proptest! {

@@ -5,10 +5,19 @@ pub fn word_hash(word: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(word.as_bytes())
 }
 
+/// The multiplier of the n-gram hash polynomial.
+const P: u64 = 0x100_0000_01b3;
+
+/// The hash of one n-gram of word hashes, the value [`ngram_hashes`] gives it.
+#[inline]
+pub fn ngram_hash(ids: &[u64]) -> u64 {
+    ids.iter()
+        .fold(0u64, |acc, &w| acc.wrapping_mul(P).wrapping_add(w))
+}
+
 /// Rolling hashes of every n-gram of `ids` (a polynomial in the word hashes), one per
 /// position `0..=ids.len() - n`; nothing when there are fewer than `n` words or `n` is 0.
 pub fn ngram_hashes(ids: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
-    const P: u64 = 0x100_0000_01b3;
     let top = (1..n.max(1)).fold(1u64, |acc, _| acc.wrapping_mul(P));
     let start = if n == 0 || ids.len() < n {
         ids.len()
@@ -66,14 +75,7 @@ mod tests {
             .collect();
         for n in 1..6 {
             let rolled: Vec<u64> = ngram_hashes(&ids, n).collect();
-            let direct: Vec<u64> = ids
-                .windows(n)
-                .map(|w| {
-                    w.iter().fold(0u64, |a, &x| {
-                        a.wrapping_mul(0x100_0000_01b3).wrapping_add(x)
-                    })
-                })
-                .collect();
+            let direct: Vec<u64> = ids.windows(n).map(ngram_hash).collect();
             assert_eq!(rolled, direct, "n = {n}");
         }
         assert_eq!(ngram_hashes(&ids[..3], 5).count(), 0);

@@ -11,7 +11,7 @@
 //!   the report needs (see [`corpus_stages::decontam`]).
 
 use crate::stats::{RunStats, StageStats};
-use corpus_stages::decontam::{Benchmark, Index, IndexStats, KIND};
+use corpus_stages::decontam::{Benchmark, Index, IndexSettings, IndexStats, KIND};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +77,8 @@ pub struct IndexSummary {
     pub benchmarks: Vec<IndexStats>,
     /// Distinct n-grams indexed.
     pub ngrams: usize,
+    /// Distinct fields matched whole (shorter than n tokens).
+    pub short_fields: usize,
     /// Bytes of the index file.
     pub bytes: u64,
     /// Time to read the benchmarks and build the index.
@@ -88,22 +90,20 @@ pub struct IndexSummary {
 /// Builds the index of `benchmarks`.
 pub fn build_index(
     benchmarks: &[Benchmark],
-    n: usize,
-    max_examples_per_ngram: usize,
+    settings: IndexSettings,
 ) -> Result<(Index, Duration), DecontamError> {
     let started = Instant::now();
-    let index = Index::build(benchmarks, n, max_examples_per_ngram)?;
+    let index = Index::build(benchmarks, settings)?;
     Ok((index, started.elapsed()))
 }
 
 /// Builds the index of `benchmarks` and writes it to `path` atomically.
 pub fn write_index(
     benchmarks: &[Benchmark],
-    n: usize,
-    max_examples_per_ngram: usize,
+    settings: IndexSettings,
     path: &Path,
 ) -> Result<IndexSummary, DecontamError> {
-    let (index, build) = build_index(benchmarks, n, max_examples_per_ngram)?;
+    let (index, build) = build_index(benchmarks, settings)?;
     let started = Instant::now();
     let bytes = index.to_bytes();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -113,6 +113,7 @@ pub fn write_index(
     Ok(IndexSummary {
         benchmarks: index.stats.clone(),
         ngrams: index.len(),
+        short_fields: index.short_len(),
         bytes: bytes.len() as u64,
         build,
         write: started.elapsed(),
