@@ -96,6 +96,8 @@ fn main() {
         }
     }
     let detector = Detector::default();
+    // The opt-in English prior (`prior = "en"`), measured beside the default.
+    let prior = Detector::default().with_prior_english(true);
     let supported: Vec<&str> = whatlang::Lang::all()
         .iter()
         .map(|&l| lang_code(l))
@@ -116,7 +118,12 @@ fn main() {
             .map(|s| whatlang::detect(&s.text).map(|i| lang_code(i.lang())))
             .collect()
     });
+    let ours_prior: Labels = sentences
+        .iter()
+        .map(|s| prior.detect(&s.text).lang)
+        .collect();
     let per_ours = score(&sentences, &ours);
+    let per_prior = score(&sentences, &ours_prior);
     let per_wl = score(&sentences, &wl);
     println!(
         "## Sentences ({} sentences, {:.2} MB, {} languages; {} of them known to whatlang)\n",
@@ -134,6 +141,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (name, per, t) in [
         ("corpus langid", &per_ours, t_ours),
+        ("corpus langid, prior = \"en\"", &per_prior, t_ours),
         ("whatlang::detect", &per_wl, t_wl),
     ] {
         let all = total(per, |_| true);
@@ -145,6 +153,39 @@ fn main() {
             all.und,
             sentences.len() as f64 / t,
             bytes as f64 / 1e6 / t
+        );
+    }
+    // Other languages' text taken for English: whole sentences, and the first k words of
+    // each sentence (k = 1..8, sentences of at least k + 2 words), which is what short
+    // rules see. Some of those fragments are English (titles, names, HTTP headers).
+    println!(
+        "\nOther-language sentences labelled en (of {}), and fragments of them (first 1..8 words):\n",
+        sentences.iter().filter(|s| s.lang != "en").count()
+    );
+    println!("| detector | sentences -> en | fragments -> en | fragments |");
+    println!("|---|---|---|---|");
+    for (name, d, labels) in [
+        ("corpus langid", &detector, &ours),
+        ("corpus langid, prior = \"en\"", &prior, &ours_prior),
+    ] {
+        let whole = sentences
+            .iter()
+            .zip(labels)
+            .filter(|(s, l)| s.lang != "en" && **l == Some("en"))
+            .count();
+        let (mut n, mut en) = (0, 0);
+        for s in sentences.iter().filter(|s| s.lang != "en") {
+            let words: Vec<&str> = s.text.split_whitespace().collect();
+            for k in 1..=8 {
+                if words.len() >= k + 2 {
+                    n += 1;
+                    en += usize::from(d.detect(&words[..k].join(" ")).lang == Some("en"));
+                }
+            }
+        }
+        println!(
+            "| {name} | {whole} | {en} ({:.2}%) | {n} |",
+            100.0 * en as f64 / n as f64
         );
     }
     println!("\nPer language (whatlang's languages), weakest first:\n");
@@ -200,9 +241,9 @@ fn main() {
          would keep; \"dropped\": documents the stage would drop as unknown or low confidence.\n"
     );
     println!(
-        "| file | docs | MB | corpus langid | ≥200 chars | wrong kept | dropped | whatlang | docs/s (langid) | MB/s (langid) | docs/s (whatlang) |"
+        "| file | docs | MB | corpus langid | prior = en | ≥200 chars | wrong kept | dropped | whatlang | docs/s (langid) | MB/s (langid) | docs/s (whatlang) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("corpus"))
         .expect("corpus directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -243,15 +284,18 @@ fn main() {
                 .collect()
         });
         let a = total(&score(&docs, &ours), |_| true);
+        let with_prior: Labels = docs.iter().map(|d| prior.detect(&d.text).lang).collect();
+        let p = total(&score(&docs, &with_prior), |_| true);
         let b = total(&score(&docs, &wl), |_| true);
         println!(
-            "| {} | {} | {:.2} | {:.2}% | {:.2}% ({long_n}) | {wrong_kept} | {dropped} | {:.2}% | {:.0} | {:.1} | {:.0} |",
+            "| {} | {} | {:.2} | {:.2}% | {:.2}% | {:.2}% ({long_n}) | {wrong_kept} | {dropped} | {:.2}% | {:.0} | {:.1} | {:.0} |",
             path.file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
             docs.len(),
             mb,
             a.pct(),
+            p.pct(),
             100.0 * long_right as f64 / long_n.max(1) as f64,
             b.pct(),
             docs.len() as f64 / t1,
@@ -267,7 +311,7 @@ fn main() {
         all_docs.extend(docs);
     }
     println!(
-        "| **all** | {} | {:.2} | {:.2}% | | | {} und | {:.2}% | {:.0} | {:.1} | |",
+        "| **all** | {} | {:.2} | {:.2}% | | | | {} und | {:.2}% | {:.0} | {:.1} | |",
         sums.0,
         sums.5,
         100.0 * sums.1 as f64 / sums.0.max(1) as f64,
@@ -279,6 +323,15 @@ fn main() {
     println!();
     for lang in ["en", "zh"] {
         let docs: Vec<&Item> = all_docs.iter().filter(|d| d.lang == lang).collect();
+        let with_prior = docs
+            .iter()
+            .filter(|d| prior.detect(&d.text).lang == Some(lang))
+            .count();
+        println!(
+            "- {lang}, prior = \"en\": {with_prior}/{} = {:.3}% right",
+            docs.len(),
+            100.0 * with_prior as f64 / docs.len().max(1) as f64
+        );
         let found: Vec<_> = docs.iter().map(|d| detector.detect(&d.text)).collect();
         let right = found.iter().filter(|f| f.lang == Some(lang)).count();
         let long: Vec<(&&Item, _)> = docs

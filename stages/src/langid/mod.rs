@@ -20,7 +20,15 @@
 //!    is only compared with Cyrillic languages, and so on), and its confidence is scaled
 //!    by the share of the letters that are not CJK. When whatlang is unsure (confidence
 //!    below 0.8) on unaccented Latin text with at least 20% English words, the answer is
-//!    English (headlines, tables and one-line chat mislead the trigram model).
+//!    English (headlines, tables and one-line chat mislead the trigram model). Failing
+//!    that, the larger English lexicon (`lexicon/english.txt`, about 24,600 words from
+//!    MIT-licensed English text, less the words whatlang's profiles find plausible in
+//!    another Latin-script language; see `lexicon/SOURCE.md`) decides: at least two
+//!    English words of three letters or more (or contractions such as "don't", "I'm")
+//!    carrying at least half of the letters, and no accented word.
+//!    With the opt-in English prior (`prior = "en"`, [`Detector::with_prior_english`]),
+//!    unsure or too-short Latin text is English when one English word carries a third of
+//!    the letters, names left out ("Girl: Ew.").
 //! 6. A second opinion on the pairs whatlang confuses most moves the label inside its
 //!    family on evidence in the text: letters only one language uses (Cyrillic ы/э/ё for
 //!    Russian, і/ї/є for Ukrainian, ў for Belarusian, ђ/ћ for Serbian, ѓ/ќ/ѕ for
@@ -83,6 +91,12 @@ pub struct Config {
     /// Fewer letters than this leave the language undecided, unless the script alone
     /// settles it (Han, kana, Hangul, Greek, Thai...). Default 8.
     pub min_letters: usize,
+    /// The language a short or ambiguous Latin-script text is taken to be when nothing in
+    /// it contradicts that language: a prior for a corpus known to be in that language
+    /// (for example a pipeline that keeps only `en` and `zh`). Only `en` is supported (the
+    /// one language with a lexicon). Off by default: without it such text is left
+    /// undecided or dropped as low confidence. See [`Detector::with_prior_english`].
+    pub prior: Option<String>,
 }
 
 impl Default for Config {
@@ -94,6 +108,7 @@ impl Default for Config {
             sample_bytes: 2048,
             sample_slices: 4,
             min_letters: 8,
+            prior: None,
         }
     }
 }
@@ -123,6 +138,10 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     crate::FieldDoc {
         name: "min_letters",
         doc: "fewer letters leave the language undecided (unknown_language), unless the script settles it",
+    },
+    crate::FieldDoc {
+        name: "prior",
+        doc: "language (only \"en\") that short or unsure Latin-script text is taken to be when nothing contradicts it; off by default",
     },
 ];
 
@@ -156,6 +175,7 @@ pub struct Detector {
     sample_bytes: usize,
     sample_slices: usize,
     min_letters: usize,
+    prior_english: bool,
 }
 
 impl Default for Detector {
@@ -207,7 +227,19 @@ impl Detector {
             sample_bytes: sample_bytes.max(64),
             sample_slices: sample_slices.max(1),
             min_letters,
+            prior_english: false,
         }
+    }
+
+    /// The same detector with the English prior on or off (`prior = "en"` in the stage's
+    /// config). With it, a Latin-script text that the detector would leave undecided (too
+    /// few letters) or that whatlang is unsure about is English when no word carries a
+    /// non-ASCII letter and at least one word, and a third of the letters, are in the
+    /// English lexicon ("Girl: Ew.", "Woman #2: No.", "startup fails"). Text that whatlang
+    /// is sure about, accented text and text of other scripts are not affected.
+    pub fn with_prior_english(mut self, on: bool) -> Detector {
+        self.prior_english = on;
+        self
     }
 
     /// Decides the language of `text`.
@@ -248,6 +280,16 @@ impl Detector {
                 | whatlang::Script::Hebrew
         );
         if shared && counts.other < self.min_letters {
+            if self.prior_english
+                && info.script() == whatlang::Script::Latin
+                && LexiconWords::of(&sample).prior_fits()
+            {
+                return Detection {
+                    lang: Some("en"),
+                    script: Some(script),
+                    confidence: PRIOR_CONFIDENCE * (counts.other as f32 / total as f32),
+                };
+            }
             return Detection {
                 lang: None,
                 script: Some(script),
@@ -259,15 +301,25 @@ impl Detector {
         // one-line chat) and then often names a small language; unaccented text with a
         // fair share of English words (of a list without words other languages share)
         // is English.
-        if info.script() == whatlang::Script::Latin
-            && info.confidence() < WHATLANG_UNSURE
-            && english.is_english(ENGLISH_SHARE_WEAK)
-        {
-            return Detection {
-                lang: Some("en"),
-                script: Some(script),
-                confidence: 0.5 * share,
-            };
+        if info.script() == whatlang::Script::Latin && info.confidence() < WHATLANG_UNSURE {
+            // The curated list first (cheap), then the larger lexicon: words of bug
+            // titles and chat lines ("PHP pages sometimes downloaded instead of viewed").
+            let lexicon =
+                (!english.is_english(ENGLISH_SHARE_WEAK)).then(|| LexiconWords::of(&sample));
+            if lexicon.as_ref().is_none_or(LexiconWords::is_english) {
+                return Detection {
+                    lang: Some("en"),
+                    script: Some(script),
+                    confidence: 0.5 * share,
+                };
+            }
+            if self.prior_english && lexicon.as_ref().is_some_and(LexiconWords::prior_fits) {
+                return Detection {
+                    lang: Some("en"),
+                    script: Some(script),
+                    confidence: PRIOR_CONFIDENCE * share,
+                };
+            }
         }
         let mut lang = lang_code(info.lang());
         let mut confidence = info.confidence() as f32;
@@ -290,6 +342,116 @@ const ENGLISH_SHARE: f32 = 0.25;
 const ENGLISH_SHARE_WEAK: f32 = 0.2;
 /// Below this whatlang confidence a Latin-script answer is open to the English rule.
 const WHATLANG_UNSURE: f64 = 0.8;
+/// Confidence of a label that the English prior decided (kept at the default
+/// `min_confidence`).
+const PRIOR_CONFIDENCE: f32 = 0.5;
+
+/// The English lexicon (`lexicon/english.txt`, built by `lexicon/build_english.py`, see
+/// `lexicon/SOURCE.md`): about 24,600 words of 3 to 16 letters that occur at least 3
+/// times in MIT-licensed English text and that are not made only of the trigrams of
+/// another Latin-script language's whatlang profile.
+const ENGLISH_LEXICON: &str = include_str!("lexicon/english.txt");
+
+/// [`ENGLISH_LEXICON`] as sorted [`word_key`]s.
+fn lexicon_keys() -> &'static [u128] {
+    static KEYS: std::sync::LazyLock<Vec<u128>> = std::sync::LazyLock::new(|| {
+        let mut keys: Vec<u128> = ENGLISH_LEXICON.lines().filter_map(word_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    });
+    &KEYS
+}
+
+/// English contractions: a word ending in "n't", "'m", "'re", "'ve", "'ll" or "'d" (with a
+/// straight or curly apostrophe). Other Latin-script languages elide at the start of a
+/// word ("l'", "d'", "qu'") rather than at the end.
+fn is_contraction(word: &str) -> bool {
+    let w = word.replace('\u{2019}', "'").to_ascii_lowercase();
+    let Some((stem, tail)) = w.rsplit_once('\'') else {
+        return false;
+    };
+    !stem.is_empty()
+        && stem.bytes().all(|b| b.is_ascii_lowercase())
+        && (matches!(tail, "m" | "re" | "ve" | "ll" | "d") || (tail == "t" && stem.ends_with('n')))
+}
+
+/// Letters of a sample in words of the English lexicon, for the rules on short or
+/// unsure Latin-script text.
+#[derive(Debug, Default)]
+struct LexiconWords {
+    /// Letters in lowercase words and lexicon words of at least two letters (one-letter
+    /// words are left out: "a", "i", "e", "y", "o" are words of many languages).
+    letters: usize,
+    /// Of those, letters in words of the lexicon or of [`ENGLISH_WORDS`], and in
+    /// contractions.
+    english_letters: usize,
+    /// Words of at least three letters counted in `english_letters`.
+    english: usize,
+    /// Letters in capitalized words outside the lexicon, not counted in `letters`:
+    /// mostly names ("Firebird", "Tom Cruise"), but also the words of another language
+    /// at the start of a sentence, so only the prior leaves them out.
+    name_letters: usize,
+    /// A word has a non-ASCII letter (an accent, another script).
+    foreign: bool,
+}
+
+impl LexiconWords {
+    fn of(text: &str) -> LexiconWords {
+        let mut c = LexiconWords::default();
+        let (lexicon, curated) = (lexicon_keys(), english_keys());
+        let apostrophe = |ch: char| ch == '\'' || ch == '\u{2019}';
+        for token in text.split(|ch: char| !ch.is_alphabetic() && !apostrophe(ch)) {
+            let token = token.trim_matches(apostrophe);
+            if token.is_empty() {
+                continue;
+            }
+            if token.chars().any(|ch| ch.is_alphabetic() && !ch.is_ascii()) {
+                c.foreign = true;
+                continue;
+            }
+            if is_contraction(token) {
+                let n = token.bytes().filter(u8::is_ascii_alphabetic).count();
+                c.letters += n;
+                c.english_letters += n;
+                c.english += 1;
+                continue;
+            }
+            let word = token.split(apostrophe).next().unwrap_or_default();
+            if word.len() < 2 {
+                continue;
+            }
+            let known = word_key(word).is_some_and(|key| {
+                lexicon.binary_search(&key).is_ok() || curated.binary_search(&key).is_ok()
+            });
+            if known {
+                c.letters += word.len();
+                c.english_letters += word.len();
+                // Two-letter words ("hi", "go", "be") are words of other languages too.
+                c.english += usize::from(word.len() >= 3);
+            } else if word.as_bytes()[0].is_ascii_uppercase() {
+                c.name_letters += word.len();
+            } else {
+                c.letters += word.len();
+            }
+        }
+        c
+    }
+
+    /// English without a prior: at least two English words carrying at least half of
+    /// the letters, and no accented word.
+    fn is_english(&self) -> bool {
+        !self.foreign
+            && self.english >= 2
+            && self.english_letters * 2 >= self.letters + self.name_letters
+    }
+
+    /// English under the English prior: one English word and a third of the letters,
+    /// capitalized words outside the lexicon (names) left out.
+    fn prior_fits(&self) -> bool {
+        !self.foreign && self.english >= 1 && self.english_letters * 3 >= self.letters
+    }
+}
 
 /// Frequent English words that are not also frequent words of another Latin-script
 /// language: "a", "in", "is", "to", "on", "for", "die", "was", "of", "over", "want",
@@ -1056,6 +1218,15 @@ pub fn build(config: &Config) -> Result<LangId, StageError> {
         check_confidence(&format!("min_confidence_by_lang.{code}"), v)?;
         by_lang.push((known_code("min_confidence_by_lang", code)?, v));
     }
+    let prior_english = match config.prior.as_deref().map(str::trim) {
+        None => false,
+        Some("en" | "eng") => true,
+        Some(other) => {
+            return Err(config_error(format!(
+                "prior = `{other}`: only `en` is supported (the one language with a lexicon)"
+            )));
+        }
+    };
     if config.sample_slices == 0 {
         return Err(config_error("sample_slices must be at least 1".into()));
     }
@@ -1070,7 +1241,8 @@ pub fn build(config: &Config) -> Result<LangId, StageError> {
             config.sample_bytes,
             config.sample_slices,
             config.min_letters,
-        ),
+        )
+        .with_prior_english(prior_english),
         languages,
         min_confidence: config.min_confidence,
         by_lang,
@@ -1278,6 +1450,75 @@ mod tests {
             detect("Das ist ein schöner Tag, und wir gehen mit den Kindern an den Strand.").lang,
             Some("de")
         );
+    }
+
+    #[test]
+    fn lexicon_decides_short_english_lines_whatlang_is_unsure_about() {
+        // Labelled pt, fr, da... before the lexicon (nltk webtext bug titles).
+        for text in [
+            "PHP pages sometimes downloaded instead of viewed",
+            "Toolbars customize dialog needs a Cancel button",
+            "Firebird loses proxy settings on restart",
+            "Queer: You're so ahead of me.",
+        ] {
+            assert_eq!(detect(text).lang, Some("en"), "{text:?}");
+        }
+        // Accented words and lines of another language are not English.
+        for (text, not) in [
+            ("Il a dit qu'il viendrait demain matin", "en"),
+            ("Het weer is vandaag erg mooi geweest", "en"),
+            ("search bar does not take accent é", "en"),
+        ] {
+            assert_ne!(detect(text).lang, Some(not), "{text:?}");
+        }
+        assert!(is_contraction("don't") && is_contraction("I\u{2019}m"));
+        assert!(!is_contraction("l'homme") && !is_contraction("'s"));
+    }
+
+    #[test]
+    fn english_prior_is_opt_in_and_needs_an_english_word() {
+        let with = Detector::default().with_prior_english(true);
+        for text in ["Girl: Ew.", "Woman #2: No.", "startup fails"] {
+            assert_ne!(detect(text).lang, Some("en"), "{text:?} without the prior");
+            let d = with.detect(text);
+            assert_eq!(d.lang, Some("en"), "{text:?}");
+            assert!((0.5..=1.0).contains(&d.confidence), "{d:?}");
+        }
+        // No English word, an accent or another script: the prior does not apply.
+        for text in ["Xyzzy qwv", "Déjà vu", "Здравствуй", "1234"] {
+            assert_ne!(with.detect(text).lang, Some("en"), "{text:?}");
+        }
+        let stage = build(&Config {
+            prior: Some("en".into()),
+            ..Config::default()
+        })
+        .unwrap();
+        assert!(stage.detector().prior_english);
+        let err = build(&Config {
+            prior: Some("fr".into()),
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("prior"), "{err}");
+    }
+
+    #[test]
+    fn lexicon_is_sorted_lowercase_and_loaded() {
+        let words: Vec<&str> = ENGLISH_LEXICON.lines().collect();
+        assert!(words.len() > 20_000, "{}", words.len());
+        for pair in words.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+        assert!(
+            words
+                .iter()
+                .all(|w| (3..=16).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase()))
+        );
+        assert_eq!(lexicon_keys().len(), words.len());
+        // Words of other Latin-script languages are left out by the recipe.
+        for w in ["die", "und", "son", "man"] {
+            assert!(!words.contains(&w), "{w}");
+        }
     }
 
     #[test]
