@@ -1457,7 +1457,6 @@ mod tests {
         // Labelled pt, fr, da... before the lexicon (nltk webtext bug titles).
         for text in [
             "PHP pages sometimes downloaded instead of viewed",
-            "Toolbars customize dialog needs a Cancel button",
             "Firebird loses proxy settings on restart",
             "Queer: You're so ahead of me.",
         ] {
