@@ -120,7 +120,49 @@ pub fn open(name: &str, ordinal: usize) -> Result<Device, String> {
             info.devices - 1
         ));
     }
+    libraries().map_err(|cause| format!("--device {name}: {cause}"))?;
     Device::new_cuda(ordinal).map_err(|e| format!("--device {name}: {e}"))
+}
+
+/// The CUDA libraries candle opens when it creates a device (cuBLAS, cuBLASLt for its
+/// matrix products, cuRAND for its generator), and the pip wheel that ships each. With
+/// cudarc's `dynamic-loading` a missing one is a panic inside cudarc; here it is an error
+/// that names it.
+const LIBRARIES: &[(&str, &str)] = &[
+    ("cublas", "nvidia-cublas"),
+    ("cublasLt", "nvidia-cublas"),
+    ("curand", "nvidia-curand"),
+];
+
+/// Checks that each of [`LIBRARIES`] can be opened under one of the names cudarc tries.
+fn libraries() -> Result<(), String> {
+    for (lib, wheel) in LIBRARIES {
+        let names = library_names(lib);
+        // SAFETY: as for the driver: loading runs the library's initialisers only.
+        if !names.iter().any(|n| unsafe { Library::new(n) }.is_ok()) {
+            return Err(format!(
+                "cannot load the CUDA library {lib} (tried {}): install CUDA 13's, e.g. \
+                 `pip install {wheel}` (13.x), and put its lib folder on LD_LIBRARY_PATH",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// File names of a CUDA library: the subset of cudarc's candidates for this platform
+/// that CUDA 9 to 13 installs and wheels use.
+fn library_names(lib: &str) -> Vec<String> {
+    if cfg!(windows) {
+        return vec![
+            format!("{lib}64_13.dll"),
+            format!("{lib}64_12.dll"),
+            format!("{lib}.dll"),
+        ];
+    }
+    let mut v = vec![format!("lib{lib}.so")];
+    v.extend(["13", "12", "11", "10", "9", "1"].map(|m| format!("lib{lib}.so.{m}")));
+    v
 }
 
 /// `(used, total)` bytes of the device's memory as the driver reports them (all
