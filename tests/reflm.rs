@@ -467,3 +467,23 @@ fn cuda_training_matches_cpu() {
     }
     assert_eq!((cpu.len(), f32.len(), bf16.len()), (8, 8, 8));
 }
+
+/// configs/ref-100m.toml parses and has the sizes its comments give (with the shipped
+/// vocabulary's 151,851 ids).
+#[test]
+fn ref_100m_config_has_the_sizes_it_states() {
+    use corpus_models::reflm::config::{Precision, RefConfig};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ref-100m.toml");
+    let cfg = RefConfig::from_toml(&std::fs::read_to_string(&path).unwrap(), "ref-100m").unwrap();
+    let vocab = 151_851;
+    let m = &cfg.model;
+    assert_eq!(cfg.train.precision, Precision::Bf16);
+    assert_eq!(m.parameters(vocab), 318_224_640);
+    assert_eq!(
+        m.parameters(vocab) - 2 * vocab * m.hidden - m.hidden,
+        84_980_736
+    );
+    let gflop = corpus_models::reflm::perf::flops_per_token(m, vocab) / 1e9;
+    assert!((gflop - 1.32).abs() < 0.005, "{gflop}");
+    assert_eq!(cfg.train.tokens_per_step(m.context), 65_536);
+}
