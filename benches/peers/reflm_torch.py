@@ -181,7 +181,7 @@ def main():
         use_sliding_window=False, attention_dropout=0.0, bos_token_id=eot, eos_token_id=eot,
         use_cache=False,
     )
-    model = Qwen2ForCausalLM._from_config(hf, attn_implementation=a.attn, torch_dtype=torch.float32)
+    model = Qwen2ForCausalLM._from_config(hf, attn_implementation=a.attn)  # f32
     model.to(dev).train()
     n_params = sum(p.numel() for p in model.parameters())
     expected = parameters(m, vocab)
