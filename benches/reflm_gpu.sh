@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Reference model on a GPU (benches/README.md, "Reference model"; docs/cuda.md): trains
-# configs/ref-100m.toml for a fixed token budget with `corpus ref train --device cuda`
+# Reference model on a GPU (benches/README.md, "Reference model"; docs/cuda.md):
+#  1. parity: a tiny model trained 8 steps with --device cpu and --device cuda from the
+#     same seed has the same losses (f32, within 1e-3) and bf16 stays within 3%;
+#  2. trains configs/ref-100m.toml for a fixed token budget with `corpus ref train --device cuda`
 # and with PyTorch + transformers' Qwen2ForCausalLM (benches/peers/reflm_torch.py) on the
 # same shards, windows, order, batch and schedule, and prints tokens/s, model FLOPs
 # utilization, GPU memory and validation perplexity side by side.
 #
 # Usage: benches/reflm_gpu.sh [--bin PATH] [--tokens N] [--shards DIR] [--config FILE]
 #          [--python PY] [--attn sdpa,eager] [--peak-tflops X] [--skip-torch] [--skip-corpus]
+#          [--skip-parity]
 #   --bin      a CUDA build of corpus (default: build one with scripts/build-cuda.sh,
 #              about 10 minutes on 2 cores; libcudart.so.13 must sit beside it)
 #   --tokens   training tokens for each run (default 20000000: 306 steps of 65,536)
@@ -15,7 +18,7 @@
 #   --attn     the peer's attention kernels, comma-separated (default sdpa,eager: PyTorch's
 #              fused attention, and the materialised scores corpus computes)
 # Needs: an NVIDIA GPU with driver >= 580; python with torch (CUDA), transformers, pyarrow.
-# Exits 1 when a run fails, a loss is not finite, the runs saw different token counts, or
+# Exits 1 when the parity check fails, a run fails, a loss is not finite, the runs saw different token counts, or
 # the perplexities differ by more than 25% (the initial weights differ; see the peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,7 @@ attns=sdpa,eager
 peak=()
 torch_run=1
 corpus_run=1
+parity=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
     --peak-tflops) peak=(--peak-tflops "$2"); shift 2 ;;
     --skip-torch) torch_run=0; shift ;;
     --skip-corpus) corpus_run=0; shift ;;
+    --skip-parity) parity=0; shift ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +80,38 @@ if [ -z "$shards" ]; then
       -o "$shards" --seq-len 2048 --val-fraction 0.02 -q
   fi
 fi
+if [ "$parity" = 1 ]; then
+  echo "== 1. parity: the same tiny model on the CPU and the GPU" >&2
+  for p in f32 bf16; do
+    printf '%s\n' "[model]" "layers = 2" "hidden = 64" "heads = 4" "kv_heads = 2" "context = 64" \
+      "[train]" "batch_sequences = 4" "grad_accum = 2" "steps = 8" "lr = 3e-3" "warmup_steps = 2" \
+      "eval_every = 4" "eval_sequences = 8" "checkpoint_every = 0" "loss_chunk_tokens = 100" \
+      "precision = \"$p\"" > "$out/parity-$p.toml"
+  done
+  rm -rf "$out/parity-cpu" "$out/parity-cuda-f32" "$out/parity-cuda-bf16"
+  "$bin" ref train --shards "$shards" --config "$out/parity-f32.toml" --out "$out/parity-cpu" -q > /dev/null
+  for p in f32 bf16; do
+    "${corpus_env[@]}" "$bin" ref train --shards "$shards" --config "$out/parity-$p.toml" \
+      --out "$out/parity-cuda-$p" --device cuda -q > /dev/null
+  done
+  python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows = {k: [json.loads(l) for l in open(f"{out}/parity-{k}/metrics.jsonl")]
+        for k in ("cpu", "cuda-f32", "cuda-bf16")}
+bad = []
+for c, g, h in zip(rows["cpu"], rows["cuda-f32"], rows["cuda-bf16"]):
+    for k in ("loss", "grad_norm", "val_loss"):
+        if c.get(k) is not None and abs(c[k] - g[k]) > 1e-3 * max(abs(c[k]), 1.0):
+            bad.append(f"step {c['step']} {k}: cpu {c[k]:.6f} cuda {g[k]:.6f}")
+    if abs(c["loss"] - h["loss"]) > 0.03 * c["loss"]:
+        bad.append(f"step {c['step']} loss: cpu f32 {c['loss']:.4f} cuda bf16 {h['loss']:.4f}")
+    print(f"step {c['step']}: loss cpu {c['loss']:.5f} cuda f32 {g['loss']:.5f} cuda bf16 {h['loss']:.5f}")
+if bad or len(rows["cpu"]) != 8:
+    sys.exit("parity failed:\n" + "\n".join(bad))
+PY
+fi
+
 # The config with the budget's steps, warm-up a tenth of them, one evaluation at the end.
 read -r steps run_cfg < <(python3 - "$cfg" "$tokens" "$out" <<'PY'
 import re, sys, tomllib
@@ -94,7 +131,7 @@ open(dst, "w").write(text)
 print(steps, dst)
 PY
 )
-echo "== $run_cfg: $steps steps ($tokens tokens budget)" >&2
+echo "== 2. $run_cfg: $steps steps ($tokens tokens budget)" >&2
 
 results=()
 if [ "$corpus_run" = 1 ]; then

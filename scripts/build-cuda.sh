@@ -118,7 +118,7 @@ done
 grep -q '^libcudart.so.13$' <<<"$needed" || die "$BIN does not link libcudart.so.13 (unexpected; check candle-kernels)"
 env -u LD_LIBRARY_PATH "$BIN" --version >/dev/null || die "$BIN does not start without LD_LIBRARY_PATH"
 
-# 6. A stripped copy with libcudart, to move to a GPU machine (about 40 MB).
+# 6. A stripped copy with libcudart, to move to a GPU machine (about 33 MB).
 DIST=$BUILD/dist/corpus-cuda13-sm$CUDA_COMPUTE_CAP
 rm -rf "$DIST"
 mkdir -p "$DIST"
