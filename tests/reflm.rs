@@ -220,6 +220,12 @@ fn training_lowers_loss_and_resumes_exactly() {
         serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"], 24);
     assert!(summary["val_perplexity"].as_f64().unwrap().is_finite());
+    assert_eq!(summary["device"], "cpu");
+    assert_eq!(summary["precision"], "f32");
+    assert!(summary["flops_per_token"].as_f64().unwrap() > 0.0);
+    assert!(summary["step_tokens_per_second"].as_f64().unwrap() > 0.0);
+    // No peak is known for a CPU, and there is no GPU memory to report.
+    assert!(summary["mfu"].is_null() && summary["gpu_memory_peak_bytes"].is_null());
 
     let b = tmp.path().join("b");
     let out = train(&shards, &cfg, &b, &["--stop-after", "10"]);
@@ -312,19 +318,172 @@ fn config_errors_name_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("layer"), "{err}");
-    let out = corpus()
-        .args([
-            "ref",
-            "eval",
-            "--shards",
-            "x",
-            "--checkpoint",
-            "y",
-            "--device",
-            "cuda",
-        ])
-        .output()
-        .unwrap();
+    let eval_on = |device: &str| {
+        corpus()
+            .args([
+                "ref",
+                "eval",
+                "--shards",
+                "x",
+                "--checkpoint",
+                "y",
+                "--device",
+            ])
+            .arg(device)
+            .output()
+            .unwrap()
+    };
+    let out = eval_on("cuda");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cuda") {
+        // No driver, or no such device, or (on a GPU machine) on to the missing files.
+        assert!(!err.contains("panicked"), "{err}");
+    } else {
+        assert!(
+            err.contains("--device cuda") && err.contains("no CUDA support"),
+            "{err}"
+        );
+    }
+    for bad in ["gpu", "cuda:x"] {
+        let out = eval_on(bad);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--device {bad}")), "{err}");
+    }
+    // bf16 mixed precision is for GPUs: a config error before any data is read.
+    std::fs::write(&cfg, format!("{TINY}precision = \"bf16\"\n")).unwrap();
+    let out = train(Path::new("nowhere"), &cfg, &tmp.path().join("o"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("train.precision") && err.contains("GPU"),
+        "{err}"
+    );
+}
+
+/// With the `cuda` feature: `--device cuda` never panics; without a driver the error
+/// says so, with one a device number out of range names the devices there are.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_device_errors_are_clear() {
+    use corpus_models::reflm::{cuda, device};
+    match cuda::probe() {
+        Err(cause) => {
+            eprintln!("no usable NVIDIA driver here: {cause}");
+            let e = device("cuda").unwrap_err().to_string();
+            assert!(
+                e.starts_with("--device cuda: ") && e.contains(&cause),
+                "{e}"
+            );
+        }
+        Ok(info) => {
+            let e = device("cuda:99").unwrap_err().to_string();
+            assert!(
+                e.contains("--device cuda:99")
+                    && e.contains(&format!("{} CUDA device", info.devices)),
+                "{e}"
+            );
+            if info.devices > 0 {
+                assert!(device("cuda").unwrap().is_cuda());
+            }
+        }
+    }
+}
+
+/// The same tiny model trained a few steps on the CPU and on a GPU from the same seed
+/// has the same losses and gradient norms within float tolerance (both f32; the CPU's
+/// fused head and AdamW against candle's tensor operations), and bf16 mixed precision on
+/// the GPU stays close to them. Skipped, saying why, without a usable CUDA device.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_training_matches_cpu() {
+    use corpus_models::reflm::config::RefConfig;
+    use corpus_models::reflm::train::{TokenStream, TrainOptions, train as train_lib};
+    let gpu = match corpus_models::reflm::device("cuda") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    // A stream with structure to learn: a noisy walk over 512 ids.
+    let mut x = 12345u64;
+    let tokens: Vec<u32> = (0..20_000)
+        .scan(0u32, |t, _| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *t = (*t + 1 + ((x >> 60) as u32 & 3)) % 512;
+            Some(*t)
+        })
+        .collect();
+    let data = TokenStream { tokens };
+    let toml = "[model]\nlayers = 2\nhidden = 64\nheads = 4\nkv_heads = 2\ncontext = 64\n\
+        [train]\nbatch_sequences = 4\ngrad_accum = 2\nsteps = 8\nlr = 3e-3\nwarmup_steps = 2\n\
+        eval_every = 4\neval_sequences = 8\ncheckpoint_every = 0\nloss_chunk_tokens = 100\n";
+    let run = |device: &Device, precision: &str| {
+        let cfg = RefConfig::from_toml(&format!("{toml}precision = \"{precision}\"\n"), "parity")
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = TrainOptions {
+            vocab: 512,
+            eot: 511,
+            device: device.clone(),
+            data_fingerprint: "parity".into(),
+            stop_after: None,
+            verbose: false,
+            peak_flops: None,
+        };
+        train_lib(&cfg, &data, Some(&data), tmp.path(), &opts).unwrap();
+        metrics(tmp.path())
+    };
+    let cpu = run(&Device::Cpu, "f32");
+    let f32 = run(&gpu, "f32");
+    let bf16 = run(&gpu, "bf16");
+    let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    for (c, g) in cpu.iter().zip(&f32) {
+        for k in ["loss", "grad_norm"] {
+            let (a, b) = (num(c, k), num(g, k));
+            assert!(
+                (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+                "{k}: cpu {c} vs cuda {g}"
+            );
+        }
+        if !c["val_loss"].is_null() {
+            let (a, b) = (num(c, "val_loss"), num(g, "val_loss"));
+            assert!(
+                (a - b).abs() <= 1e-3 * a.abs(),
+                "val_loss: cpu {c} vs cuda {g}"
+            );
+        }
+    }
+    for (c, h) in cpu.iter().zip(&bf16) {
+        let (a, b) = (num(c, "loss"), num(h, "loss"));
+        assert!(
+            (a - b).abs() <= 0.03 * a,
+            "loss: cpu f32 {c} vs cuda bf16 {h}"
+        );
+    }
+    assert_eq!((cpu.len(), f32.len(), bf16.len()), (8, 8, 8));
+}
+
+/// configs/ref-100m.toml parses and has the sizes its comments give (with the shipped
+/// vocabulary's 151,851 ids).
+#[test]
+fn ref_100m_config_has_the_sizes_it_states() {
+    use corpus_models::reflm::config::{Precision, RefConfig};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ref-100m.toml");
+    let cfg = RefConfig::from_toml(&std::fs::read_to_string(&path).unwrap(), "ref-100m").unwrap();
+    let vocab = 151_851;
+    let m = &cfg.model;
+    assert_eq!(cfg.train.precision, Precision::Bf16);
+    assert_eq!(m.parameters(vocab), 318_224_640);
+    assert_eq!(
+        m.parameters(vocab) - 2 * vocab * m.hidden - m.hidden,
+        84_980_736
+    );
+    let gflop = corpus_models::reflm::perf::flops_per_token(m, vocab) / 1e9;
+    assert!((gflop - 1.32).abs() < 0.005, "{gflop}");
+    assert_eq!(cfg.train.tokens_per_step(m.context), 65_536);
 }

@@ -89,9 +89,13 @@ struct RefTrainArgs {
     /// Output directory for checkpoints and metrics.
     #[arg(long)]
     out: PathBuf,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`, docs/cuda.md).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Dense peak TFLOP/s of the device in the config's precision, for the model FLOPs
+    /// utilization (MFU) in the summary (default: known for H100, H200 and A100 by name).
+    #[arg(long)]
+    peak_tflops: Option<f64>,
     /// Worker threads for the CPU backend (0: one per core).
     #[arg(long, short = 't', default_value_t = 0)]
     threads: usize,
@@ -133,7 +137,7 @@ struct RefEvalArgs {
     /// Write the result as JSON to this file too.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`, docs/cuda.md).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Worker threads for the CPU backend (0: one per core).
@@ -754,12 +758,30 @@ fn reference(cmd: RefCommand) -> Result<(), RefCmdError> {
                 device: a.device,
                 stop_after: a.stop_after,
                 verbose: !a.quiet,
+                peak_tflops: a.peak_tflops,
             })?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&s).expect("summary serializes")
             );
             if !a.quiet {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                let mut perf = format!(
+                    "{}, {}: {:.0} tokens/s in optimizer steps, {:.3} TFLOP/s of model FLOPs",
+                    s.device,
+                    s.precision,
+                    s.step_tokens_per_second,
+                    s.flops_per_token * s.step_tokens_per_second / 1e12
+                );
+                match s.mfu {
+                    Some(m) => perf += &format!(", MFU {:.1}%", m * 100.0),
+                    None if s.device != "cpu" => perf += " (for MFU give --peak-tflops)",
+                    None => {}
+                }
+                if let (Some(p), Some(t)) = (s.gpu_memory_peak_bytes, s.gpu_memory_total_bytes) {
+                    perf += &format!("; GPU memory peak {:.2} of {:.2} GiB", gib(p), gib(t));
+                }
+                eprintln!("{perf}");
                 eprintln!(
                     "trained {} steps ({} tokens, {:.0} tokens/s): validation perplexity {} (unigram baseline {}); summary in {}",
                     s.steps,

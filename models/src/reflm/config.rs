@@ -187,6 +187,40 @@ pub struct TrainConfig {
     /// vocabulary floats). The CPU uses the fused head ([`super::head`]), which holds
     /// about 1 MB of logits per thread whatever this value.
     pub loss_chunk_tokens: usize,
+    /// Arithmetic of the matrix products: `f32`, or `bf16` mixed precision (GPU only).
+    pub precision: Precision,
+}
+
+/// Arithmetic of the matrix products in training and evaluation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Mixed precision as PyTorch's autocast and Qwen's training do it: the operands of
+    /// every matrix product (weights, activations) are cast to bfloat16 and the product
+    /// back to f32; the master weights, AdamW moments, residual stream, RMSNorm, softmax
+    /// and loss stay in f32. Only on a GPU: the CPU's fused kernels are f32.
+    Bf16,
+}
+
+impl Precision {
+    /// The dtype of the matrix products' operands.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+
+    /// `f32` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -208,6 +242,7 @@ impl Default for TrainConfig {
             eval_sequences: 64,
             checkpoint_every: 100,
             loss_chunk_tokens: 1024,
+            precision: Precision::F32,
         }
     }
 }
@@ -385,6 +420,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("x.toml") && e.contains("hiden"), "{e}");
+    }
+
+    #[test]
+    fn precision_parses_and_defaults_to_f32() {
+        assert_eq!(tiny().train.precision, Precision::F32);
+        let c = RefConfig::from_toml(
+            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n[train]\nprecision = \"bf16\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.train.precision, Precision::Bf16);
+        let e = RefConfig::from_toml(
+            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n[train]\nprecision = \"fp8\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! let opts = TrainOptions {
 //!     vocab: 100, eot: 99, device: corpus_models::reflm::Device::Cpu,
 //!     data_fingerprint: "demo".into(), stop_after: None, verbose: false,
+//!     peak_flops: None,
 //! };
 //! let summary = train(&cfg, &data, Some(&data), std::path::Path::new("out/ref"), &opts)?;
 //! println!("validation perplexity {:?}", summary.val_perplexity);
@@ -23,9 +24,12 @@
 //! ```
 
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod head;
 pub mod model;
 pub mod ops;
+pub mod perf;
 pub mod rng;
 pub mod train;
 
@@ -34,18 +38,44 @@ use std::path::Path;
 pub use candle_core;
 pub use candle_core::Device;
 
-/// The device named on a command line: `cpu`, `cuda` or `cuda:N`.
+/// The device named on a command line: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`. A CUDA
+/// device needs a build with the `cuda` feature and an NVIDIA driver; the error says
+/// which is missing (or how many devices there are, for an `N` out of range).
 pub fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        n if n == "cuda" || n.starts_with("cuda:") => Err(RefError::Device(format!(
-            "--device {n}: this build has no CUDA support (build with `--features cuda`)"
-        ))),
-        n => Err(RefError::Device(format!(
-            "--device {n}: expected cpu, cuda or cuda:N"
-        ))),
-    }
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        n => match n.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => i,
+            Some(Err(_)) => {
+                return Err(RefError::Device(format!(
+                    "--device {n}: expected cuda:N with N a device number (cuda:0, cuda:1, ...)"
+                )));
+            }
+            None => {
+                return Err(RefError::Device(format!(
+                    "--device {n}: expected cpu, cuda or cuda:N"
+                )));
+            }
+        },
+    };
+    cuda_device(name, ordinal)
 }
+
+#[cfg(feature = "cuda")]
+fn cuda_device(name: &str, ordinal: usize) -> Result<Device> {
+    cuda::open(name, ordinal).map_err(RefError::Device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(name: &str, _ordinal: usize) -> Result<Device> {
+    Err(RefError::Device(format!(
+        "--device {name}: this build has no CUDA support (build with `--features cuda`, see docs/cuda.md)"
+    )))
+}
+
+/// Whether this build has the CUDA backend (the `cuda` feature).
+pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
 
 /// Errors of the reference model.
 #[derive(Debug, thiserror::Error)]

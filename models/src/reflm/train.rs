@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::config::{HfConfig, RefConfig};
+use super::config::{HfConfig, Precision, RefConfig};
 use super::head::Head;
 use super::model::{LongContext, Qwen2, cross_entropy, cross_entropy_sum};
 use super::rng::SplitMix64;
@@ -73,6 +73,9 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Print progress lines to stderr.
     pub verbose: bool,
+    /// Dense peak FLOP/s of the device for the MFU in the summary; None: looked up by
+    /// the device's name for known GPUs ([`super::perf::peak_flops`]).
+    pub peak_flops: Option<f64>,
 }
 
 /// One row of `metrics.jsonl`.
@@ -111,8 +114,36 @@ pub struct TrainSummary {
     /// Perplexity of a unigram model of the training tokens (add-one smoothing) on the
     /// same validation windows.
     pub unigram_perplexity: Option<f64>,
-    /// Training tokens per second in this process (resumed steps only).
+    /// Training tokens per second in this process (resumed steps only), evaluation and
+    /// checkpoints included.
     pub tokens_per_second: f64,
+    /// Training tokens per second of the optimizer steps alone (without evaluation and
+    /// checkpoints): the throughput MFU is computed from.
+    #[serde(default)]
+    pub step_tokens_per_second: f64,
+    /// Device trained on (`cpu`, `cuda:0 (NVIDIA H100 80GB HBM3)`).
+    #[serde(default)]
+    pub device: String,
+    /// Precision of the matrix products (`f32` or `bf16`).
+    #[serde(default)]
+    pub precision: String,
+    /// Model FLOPs per training token ([`super::perf::flops_per_token`]).
+    #[serde(default)]
+    pub flops_per_token: f64,
+    /// Dense peak FLOP/s assumed for MFU (given, or known for the device), if any.
+    #[serde(default)]
+    pub peak_flops: Option<f64>,
+    /// Model FLOPs utilization: `flops_per_token * step_tokens_per_second / peak_flops`.
+    #[serde(default)]
+    pub mfu: Option<f64>,
+    /// On a GPU: the most device memory in use (as the driver reports it: all processes,
+    /// and memory the allocator keeps for reuse), sampled after every backward pass and
+    /// optimizer step.
+    #[serde(default)]
+    pub gpu_memory_peak_bytes: Option<u64>,
+    /// On a GPU: the device's memory.
+    #[serde(default)]
+    pub gpu_memory_total_bytes: Option<u64>,
     /// Checkpoint directory of the final step.
     pub checkpoint: PathBuf,
     /// Step this process started from (0 when not resumed).
@@ -273,13 +304,63 @@ fn clip_factor(norm: f64, max: f64) -> f64 {
     }
 }
 
+/// The most device memory seen in use (GPU only; nothing to watch on the CPU).
+struct MemWatch {
+    device: Device,
+    peak: Option<u64>,
+    total: Option<u64>,
+}
+
+impl MemWatch {
+    fn new(device: &Device) -> Self {
+        MemWatch {
+            device: device.clone(),
+            peak: None,
+            total: None,
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn sample(&mut self) {
+        if let Some((used, total)) = super::cuda::memory(&self.device) {
+            self.peak = Some(self.peak.map_or(used, |p| p.max(used)));
+            self.total = Some(total);
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn sample(&mut self) {
+        let _ = &self.device;
+    }
+}
+
+/// The device as the summary names it: `cpu`, `cuda:0 (NVIDIA H100 80GB HBM3)`.
+fn device_label(device: &Device) -> (String, Option<String>) {
+    match device {
+        Device::Cpu => ("cpu".into(), None),
+        #[cfg(feature = "cuda")]
+        d @ Device::Cuda(c) => {
+            let name = super::cuda::name(d);
+            let ord = c.cuda_stream().context().ordinal();
+            let label = match &name {
+                Some(n) => format!("cuda:{ord} ({n})"),
+                None => format!("cuda:{ord}"),
+            };
+            (label, name)
+        }
+        d => (format!("{:?}", d.location()), None),
+    }
+}
+
 /// Loss and gradients (in parameter order) of one micro-batch; `scale` multiplies both.
+/// `mem` is sampled while the graph and gradients are alive.
 fn loss_and_grads(
     model: &Qwen2,
     inputs: &Tensor,
     targets: &Tensor,
     chunk: usize,
     scale: f64,
+    mem: &mut MemWatch,
 ) -> Result<(f64, Vec<Option<Tensor>>)> {
     let hidden = model.hidden_states(inputs, LongContext::default())?;
     let n = hidden.dim(0)?;
@@ -350,6 +431,7 @@ fn loss_and_grads(
     let gh = Tensor::cat(&h_grads, 0)?;
     let surrogate = (hidden * gh)?.sum_all()?;
     let body = surrogate.backward()?;
+    mem.sample();
     let grads = model
         .params()
         .iter()
@@ -544,6 +626,19 @@ fn check_ids(stream: &TokenStream, vocab: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether a config can train on a device: bf16 mixed precision needs a GPU.
+pub fn check_device(cfg: &RefConfig, device: &Device) -> Result<()> {
+    if cfg.train.precision == Precision::Bf16 && device.is_cpu() {
+        return Err(RefError::Config {
+            what: "train.precision".into(),
+            message:
+                "\"bf16\" mixed precision needs a GPU (--device cuda); the CPU trains in \"f32\""
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Trains a model on `train` (validating on `val`), writing checkpoints and
 /// `metrics.jsonl` under `out`. A directory holding a checkpoint of the same config and
 /// data is resumed from its latest checkpoint; one of another config or data is refused.
@@ -568,6 +663,7 @@ pub fn train(
             ctx
         )));
     }
+    check_device(cfg, &opts.device)?;
     std::fs::create_dir_all(out).map_err(|e| RefError::io(out, e))?;
 
     let mut model = Qwen2::init(&cfg.model, opts.vocab, tc.seed, &opts.device)?;
@@ -601,6 +697,7 @@ pub fn train(
             eprintln!("resuming from {} (step {step})", dir.display());
         }
     }
+    model.set_compute_dtype(tc.precision.dtype());
     let resumed_from = step;
     let metrics_path = out.join("metrics.jsonl");
     let mut kept = read_metrics(&metrics_path)?;
@@ -622,11 +719,14 @@ pub fn train(
         );
     }
     let mut order = Order::new(tc.seed, n_windows);
+    let mut mem = MemWatch::new(&opts.device);
+    let mut step_secs = 0.0f64;
     let started = Instant::now();
     let tokens_at_start = tokens;
     let stop = opts.stop_after.unwrap_or(tc.steps).min(tc.steps);
     let n_params = model.params().len();
     while step < stop {
+        let step_started = Instant::now();
         let lr = tc.lr_at(step);
         let mut grads: Vec<Option<Tensor>> = vec![None; n_params];
         let mut loss = 0.0;
@@ -642,6 +742,7 @@ pub fn train(
                 &y,
                 tc.loss_chunk_tokens,
                 1.0 / tc.grad_accum as f64,
+                &mut mem,
             )?;
             loss += l;
             for (acc, g) in grads.iter_mut().zip(g) {
@@ -662,6 +763,11 @@ pub fn train(
             })
             .collect::<Result<_>>()?;
         let norm = opt.step(&model, &grads, lr, cfg)?;
+        drop(grads);
+        // The update is queued on a GPU: wait for it, so the step's time is its own.
+        opts.device.synchronize()?;
+        mem.sample();
+        step_secs += step_started.elapsed().as_secs_f64();
         step += 1;
         tokens += tc.tokens_per_step(ctx) as u64;
         let mut row = StepMetrics {
@@ -713,6 +819,22 @@ pub fn train(
     let rows = read_metrics(&metrics_path)?;
     let last_loss = rows.last().map_or(f64::NAN, |r| r.loss);
     let last_val = rows.iter().rev().find_map(|r| r.val_loss);
+    let (device, device_name) = device_label(&opts.device);
+    let flops_per_token = super::perf::flops_per_token(&cfg.model, opts.vocab);
+    let peak_flops = opts.peak_flops.or_else(|| {
+        device_name
+            .as_deref()
+            .and_then(|n| super::perf::peak_flops(n, tc.precision))
+    });
+    let step_tps = if step_secs > 0.0 {
+        (tokens - tokens_at_start) as f64 / step_secs
+    } else {
+        0.0
+    };
+    let mfu = match peak_flops {
+        Some(p) if p > 0.0 && step_tps > 0.0 => Some(flops_per_token * step_tps / p),
+        _ => None,
+    };
     Ok(TrainSummary {
         steps: step,
         tokens,
@@ -722,6 +844,14 @@ pub fn train(
         val_perplexity: last_val.map(f64::exp),
         unigram_perplexity: unigram,
         tokens_per_second: (tokens - tokens_at_start) as f64 / secs.max(1e-9),
+        step_tokens_per_second: step_tps,
+        device,
+        precision: tc.precision.name().into(),
+        flops_per_token,
+        peak_flops,
+        mfu,
+        gpu_memory_peak_bytes: mem.peak,
+        gpu_memory_total_bytes: mem.total,
         checkpoint,
         resumed_from,
     })
@@ -933,7 +1063,11 @@ pub struct Loaded {
 pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let dir = resolve_checkpoint(path)?;
     let state = read_state(&dir)?;
-    let model = load_model(&dir, &state.config.model, state.vocab, device)?;
+    let mut model = load_model(&dir, &state.config.model, state.vocab, device)?;
+    // A model trained in mixed precision is evaluated so on a GPU; the CPU is f32.
+    if !device.is_cpu() {
+        model.set_compute_dtype(state.config.train.precision.dtype());
+    }
     Ok(Loaded {
         model,
         config: state.config,

@@ -102,6 +102,8 @@ pub struct TrainArgs {
     pub stop_after: Option<u64>,
     /// Progress lines.
     pub verbose: bool,
+    /// Dense peak TFLOP/s of the device for MFU (None: known GPUs by name).
+    pub peak_tflops: Option<f64>,
 }
 
 /// Reads the config file.
@@ -117,6 +119,7 @@ pub fn read_config(path: &Path) -> Result<RefConfig, RefCmdError> {
 pub fn train_cmd(args: &TrainArgs) -> Result<TrainSummary, RefCmdError> {
     let cfg = read_config(&args.config)?;
     let device = corpus_models::reflm::device(&args.device)?;
+    train::check_device(&cfg, &device)?;
     let (train_stream, m) = load_split(&args.shards, "train")?;
     let val_dir = args.val_shards.as_deref().unwrap_or(&args.shards);
     let (val_stream, vm) = load_split(val_dir, "validation")?;
@@ -139,6 +142,7 @@ pub fn train_cmd(args: &TrainArgs) -> Result<TrainSummary, RefCmdError> {
         data_fingerprint: manifest_fingerprint(&args.shards, "train")?,
         stop_after: args.stop_after,
         verbose: args.verbose,
+        peak_flops: args.peak_tflops.map(|t| t * 1e12),
     };
     let summary = train::train(&cfg, &train_stream, Some(&val_stream), &args.out, &opts)?;
     let p = args.out.join("summary.json");
