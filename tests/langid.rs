@@ -184,6 +184,26 @@ fn cli_plain_and_jsonl() {
         assert_eq!(Some(v["lang"].as_str().unwrap()), label.split('\t').next());
     }
 
+    // The English prior: short lines the default leaves undecided become en; any other
+    // prior is a usage error.
+    let out = run(&[], "Girl: Ew.\nWoman #2: No.\n");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "und\t0.000\nund\t0.000\n"
+    );
+    let out = run(&["--prior", "en"], "Girl: Ew.\nWoman #2: No.\nDéjà vu\n");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let langs: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(langs[..2], ["en", "en"]);
+    assert_ne!(langs[2], "en");
+    let out = run(&["--prior", "fr"], "Bonjour\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--prior fr"));
+
     // A bad line is reported and keeps its place; the exit status says so.
     let out = run(
         &["--jsonl"],

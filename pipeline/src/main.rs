@@ -434,6 +434,11 @@ struct LangidArgs {
     /// Report `und` below this confidence (0..=1).
     #[arg(long, default_value_t = 0.0)]
     min_confidence: f32,
+    /// A language the input is known to be mostly in (`en`, the one language with a
+    /// lexicon): short or unsure unaccented Latin lines with an English word are labelled
+    /// `en` instead of `und` (the `langid` stage's `prior`).
+    #[arg(long, value_name = "LANG")]
+    prior: Option<String>,
     /// Worker threads (0: one per core).
     #[arg(long, short = 't', default_value_t = 0)]
     threads: usize,
@@ -1428,12 +1433,21 @@ fn langid(args: LangidArgs) -> Result<(), Failure> {
             args.min_confidence
         )));
     }
+    let prior_english = match args.prior.as_deref() {
+        None => false,
+        Some("en") => true,
+        Some(other) => {
+            return Err(usage(anyhow::anyhow!(
+                "--prior {other}: only `en` is supported (the one language with a lexicon)"
+            )));
+        }
+    };
     let options = corpus::commands::langid::LangidOptions {
         jsonl: args.jsonl,
         text_field: args.field,
         min_confidence: args.min_confidence,
+        detector: corpus::stages::langid::Detector::default().with_prior_english(prior_english),
         threads: args.threads,
-        ..Default::default()
     };
     let stdin = std::io::stdin();
     let mut input: Box<dyn std::io::BufRead> = match &args.file {
