@@ -110,21 +110,11 @@ pub struct DocTokens {
 
 /// Expands input paths (files, directories, globs) to JSONL/Parquet files. The output
 /// directory of a pipeline run (`corpus run`, `dedup`, `decontam`: it has `docs/` and
-/// `done/`) stands for its kept documents, `docs/`.
+/// `done/`) stands for its kept documents, `docs/`
+/// (`source::run_output_docs`, as for every input).
 pub fn expand(inputs: &[String]) -> Result<Vec<InputFile>, TokensError> {
-    let paths = inputs
-        .iter()
-        .map(|p| {
-            let dir = Path::new(p);
-            if dir.join("docs").is_dir() && dir.join("done").is_dir() {
-                dir.join("docs").display().to_string()
-            } else {
-                p.clone()
-            }
-        })
-        .collect();
     let config = InputConfig {
-        paths,
+        paths: inputs.to_vec(),
         ..Default::default()
     };
     let files = source::expand_inputs(&config, Path::new(""))?;

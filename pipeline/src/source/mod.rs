@@ -485,7 +485,19 @@ pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>
         .collect()
 }
 
+/// The kept documents (`docs/`) of `dir` when `dir` is the output directory of a pipeline
+/// run (`corpus run`, `dedup`, `decontam`: it has `docs/` and `done/`). Such a directory
+/// given as input stands for its kept documents only, not its dropped documents, stats,
+/// markers or token shards.
+pub fn run_output_docs(dir: &Path) -> Option<PathBuf> {
+    let docs = dir.join("docs");
+    (docs.is_dir() && dir.join("done").is_dir()).then_some(docs)
+}
+
 fn walk_dir(dir: &Path, format: Format, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    if let Some(docs) = run_output_docs(dir) {
+        return walk_dir(&docs, format, out);
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Open {
         path: dir.to_path_buf(),
         source: e,
@@ -523,6 +535,32 @@ mod tests {
         assert_eq!(d("x.json.gz"), Some(Format::Jsonl));
         assert_eq!(d("x.parquet"), Some(Format::Parquet));
         assert_eq!(d("x.txt"), None);
+    }
+
+    #[test]
+    fn a_run_output_directory_stands_for_its_kept_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        for d in ["docs", "dropped", "stats", "done", "state", "tokens"] {
+            std::fs::create_dir_all(out.join(d)).unwrap();
+        }
+        for f in [
+            "docs/part-00000.jsonl.gz",
+            "dropped/part-00000.jsonl.gz",
+            "stats/part-00000.json",
+            "done/part-00000.json",
+            "stats.json",
+            "tokens/train-00000.parquet",
+        ] {
+            std::fs::write(out.join(f), b"").unwrap();
+        }
+        let config = InputConfig {
+            paths: vec![out.display().to_string(), dir.path().display().to_string()],
+            ..Default::default()
+        };
+        let files = expand_inputs(&config, Path::new("")).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(names, vec![out.join("docs/part-00000.jsonl.gz")]);
     }
 
     #[test]
