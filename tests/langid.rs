@@ -202,7 +202,11 @@ fn cli_plain_and_jsonl() {
     assert_ne!(langs[2], "en");
     let out = run(&["--prior", "fr"], "Bonjour\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--prior fr"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--prior") && stderr.contains("`fr`"),
+        "{stderr}"
+    );
 
     // A bad line is reported and keeps its place; the exit status says so.
     let out = run(

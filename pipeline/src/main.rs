@@ -1433,20 +1433,18 @@ fn langid(args: LangidArgs) -> Result<(), Failure> {
             args.min_confidence
         )));
     }
-    let prior_english = match args.prior.as_deref() {
-        None => false,
-        Some("en") => true,
-        Some(other) => {
-            return Err(usage(anyhow::anyhow!(
-                "--prior {other}: only `en` is supported (the one language with a lexicon)"
-            )));
-        }
-    };
+    // The stage's own config check, so `--prior` accepts what `prior =` accepts.
+    let stage = corpus::stages::langid::build(&corpus::stages::langid::Config {
+        prior: args.prior,
+        ..Default::default()
+    })
+    .context("--prior")
+    .map_err(usage)?;
     let options = corpus::commands::langid::LangidOptions {
         jsonl: args.jsonl,
         text_field: args.field,
         min_confidence: args.min_confidence,
-        detector: corpus::stages::langid::Detector::default().with_prior_english(prior_english),
+        detector: stage.detector().clone(),
         threads: args.threads,
     };
     let stdin = std::io::stdin();
