@@ -22,80 +22,17 @@ pub struct PipelineConfig {
     /// The stages, in order.
     #[serde(default)]
     pub stages: Vec<StageConfig>,
-    /// Tokenize and pack the kept documents into training shards after the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenize: Option<TokenizeConfig>,
+    /// The former `[tokenize]` table, read for old configs and turned into the last
+    /// stage (`kind = "tokenize"`) with a notice.
+    #[serde(default, skip_serializing)]
+    pub tokenize: Option<corpus_stages::tokenize::Config>,
     /// Directory relative paths are taken from: the config file's directory.
     #[serde(skip)]
     pub base_dir: PathBuf,
-}
-
-/// The `[tokenize]` table: after a run (of one task, or of the last of several), the
-/// kept documents are tokenized and packed as `corpus tokens pack` does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenizeConfig {
-    /// Vocabulary: `cl100k` or a tiktoken-format file (relative to the config file).
-    pub vocab: String,
-    /// Pre-tokenization: `qwen`, `cl100k` or a regex.
-    #[serde(default = "default_pattern")]
-    pub pattern: String,
-    /// Reserved `<|extra_N|>` tokens.
-    #[serde(default = "default_extras")]
-    pub extra_tokens: u32,
-    /// Where the shards go, relative to the output directory.
-    #[serde(default = "default_tokens_dir")]
-    pub dir: String,
-    /// Tokens per sequence (the context length).
-    #[serde(default = "default_seq_len")]
-    pub seq_len: usize,
-    /// Share of documents in the validation split.
-    #[serde(default = "default_val_fraction")]
-    pub val_fraction: f64,
-    /// Shuffle seed.
-    #[serde(default)]
-    pub seed: u64,
-    /// Shard format: `parquet` or `arrow`.
-    #[serde(default = "default_shard_format")]
-    pub format: crate::commands::pack::ShardFormat,
-    /// Sequences per shard file.
-    #[serde(default = "default_shard_sequences")]
-    pub shard_sequences: usize,
-}
-
-fn default_pattern() -> String {
-    "qwen".into()
-}
-fn default_extras() -> u32 {
-    corpus_models::tokenizer::QWEN_EXTRA_TOKENS
-}
-fn default_tokens_dir() -> String {
-    "tokens".into()
-}
-fn default_seq_len() -> usize {
-    crate::commands::pack::PackConfig::default().seq_len
-}
-fn default_val_fraction() -> f64 {
-    crate::commands::pack::PackConfig::default().val_fraction
-}
-fn default_shard_format() -> crate::commands::pack::ShardFormat {
-    crate::commands::pack::PackConfig::default().format
-}
-fn default_shard_sequences() -> usize {
-    crate::commands::pack::PackConfig::default().shard_sequences
-}
-
-impl TokenizeConfig {
-    /// The packing settings.
-    pub fn pack_config(&self) -> crate::commands::pack::PackConfig {
-        crate::commands::pack::PackConfig {
-            seq_len: self.seq_len,
-            val_fraction: self.val_fraction,
-            seed: self.seed,
-            format: self.format,
-            shard_sequences: self.shard_sequences,
-        }
-    }
+    /// What the user should change in the config (deprecated forms), for the binary to
+    /// print.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 /// The `[output]` table.
@@ -195,10 +132,15 @@ impl PipelineConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        // Absolute, so that the paths a run records (config.toml, later passes' inputs)
+        // mean the same from any working directory.
         let base = path
             .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base)
+            .map(|p| crate::io::clean_path(&p))
+            .unwrap_or_else(|_| base.to_path_buf());
         Self::from_toml(&text, path, &base, overrides)
     }
 
@@ -226,18 +168,25 @@ impl PipelineConfig {
         } else {
             base.to_path_buf()
         };
+        if let Some(t) = config.tokenize.take() {
+            if config
+                .stages
+                .iter()
+                .any(|s| matches!(s, StageConfig::Tokenize(_)))
+            {
+                return Err(parse_err(
+                    "both a [tokenize] table and a `tokenize` stage: keep the stage".into(),
+                ));
+            }
+            config.notices.push(format!(
+                "{}: the [tokenize] table is deprecated; write it as the last stage, \
+                 [[stages]] kind = \"tokenize\" with the same fields",
+                origin.display()
+            ));
+            config.stages.push(StageConfig::Tokenize(t));
+        }
         for stage in &mut config.stages {
             stage.resolve_paths(&config.base_dir);
-        }
-        if let Some(t) = &mut config.tokenize
-            && t.vocab != "cl100k"
-            && Path::new(&t.vocab).is_relative()
-        {
-            t.vocab = config
-                .base_dir
-                .join(&t.vocab)
-                .to_string_lossy()
-                .into_owned();
         }
         config.validate_settings()?;
         Ok(config)
@@ -263,6 +212,7 @@ impl PipelineConfig {
             stages,
             tokenize: None,
             base_dir: PathBuf::from("."),
+            notices: Vec::new(),
         };
         config.validate_settings()?;
         Ok(config)
@@ -273,7 +223,14 @@ impl PipelineConfig {
     /// once when a run starts, so loading a config does not).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_settings()?;
-        self.build_stages().map(|_| ())
+        for (i, stage) in self.stages.iter().enumerate() {
+            let built = match stage {
+                StageConfig::Tokenize(t) => t.validate(),
+                other => corpus_stages::build_stage(other).map(|_| ()),
+            };
+            built.map_err(|e| ConfigError::Invalid(format!("stages[{i}]: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Builds the configured stages; an error names the stage's position.
@@ -300,6 +257,16 @@ impl PipelineConfig {
             return Err(ConfigError::Invalid(
                 "executor.batch_docs must be at least 1".into(),
             ));
+        }
+        if let Some(i) = self
+            .stages
+            .iter()
+            .position(|s| matches!(s, StageConfig::Tokenize(_)))
+            && i + 1 != self.stages.len()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "stages[{i}]: tokenize packs what the run keeps, so it is the last stage"
+            )));
         }
         Ok(())
     }
@@ -343,9 +310,23 @@ impl PipelineConfig {
         format!("{:016x}", crate::shard::fnv1a(text.as_bytes()))
     }
 
-    /// The config as TOML, with resolved values (written next to the outputs).
+    /// The config as TOML, with resolved values and paths (written next to the outputs,
+    /// where it loads again as the same config whatever folder it is read from).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        let mut resolved = self.clone();
+        let locate = |p: &str| {
+            crate::source::locate(&self.base_dir, p)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let input = &mut resolved.input;
+        input.paths = input.paths.iter().map(|p| locate(p)).collect();
+        input.list = input.list.as_deref().map(locate);
+        if !input.list_base.is_empty() {
+            input.list_base = locate(&input.list_base);
+        }
+        resolved.output.dir = self.output_dir().to_string_lossy().into_owned();
+        toml::to_string(&resolved).unwrap_or_default()
     }
 }
 
@@ -468,9 +449,19 @@ min_chars = 10
         assert_eq!(c.output_dir(), Path::new("/base/out/x"));
         assert_eq!(c.stages.len(), 1);
         assert_eq!(c.executor, ExecutorConfig::default());
-        // Round trip through the written form.
-        let again = parse(&c.to_toml(), &[]).unwrap();
-        assert_eq!(again, c);
+        // Round trip through the written form, which holds resolved paths: it loads as
+        // the same config from any folder.
+        let again = PipelineConfig::from_toml(
+            &c.to_toml(),
+            Path::new("elsewhere/config.toml"),
+            Path::new("/elsewhere"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(again.input.paths, ["/base/data/*.warc.gz"]);
+        assert_eq!(again.output_dir(), c.output_dir());
+        assert_eq!(again.stages, c.stages);
+        assert_eq!(again.fingerprint(), c.fingerprint());
         // Threads and the output dir do not change the fingerprint; a stage field does.
         let fp = c.fingerprint();
         assert_eq!(

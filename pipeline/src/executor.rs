@@ -21,13 +21,12 @@
 //! input size.
 
 use crate::config::{ConfigError, PipelineConfig};
-use crate::io::AtomicFile;
 use crate::remote::{OutputFile, Storage};
 use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{OutputMix, RunStats, StageStats};
-use corpus_stages::{AnyStage, Document, StageConfig, StageCx, StageError, Verdict};
+use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -53,9 +52,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print at most this many warnings about corrupt records (the rest are counted).
     pub max_warnings: usize,
-    /// With a `minhash_dedup` stage that has a `work_dir`: run only this pass of the
-    /// multi-pass job (see [`crate::job`]); `None` runs every pass here.
-    pub pass: Option<crate::job::Pass>,
+    /// Run only this pass of the plan (see [`crate::plan`]); `None` runs every pass
+    /// here.
+    pub pass: Option<String>,
 }
 
 /// What a run did.
@@ -109,12 +108,19 @@ pub enum RunError {
     /// In-run fuzzy dedup failed.
     #[error("minhash_dedup: {0}")]
     Dedup(#[from] crate::fuzzy::FuzzyError),
+    /// Tokenizing the run's output failed.
+    #[error("tokenize: {0}")]
+    Tokenize(#[from] crate::commands::tokens::TokensError),
 }
 
 impl RunError {
     /// True when the error is the user's input to fix (bad config, flags or paths).
     pub fn is_usage(&self) -> bool {
-        matches!(self, RunError::Config(_) | RunError::Input(_))
+        match self {
+            RunError::Config(_) | RunError::Input(_) => true,
+            RunError::Tokenize(e) => e.is_usage(),
+            _ => false,
+        }
     }
 }
 
@@ -248,128 +254,19 @@ struct Done {
     output: OutputMix,
 }
 
-/// Runs a pipeline: this task's shards, from sources through stages to sinks.
+/// Runs a pipeline: the passes of its [`Plan`](crate::plan::Plan) for this task, from
+/// sources through stages to sinks (and token shards, with a `tokenize` stage).
 ///
-/// A `minhash_dedup` stage without a `work_dir` needs every document before it can
-/// decide about any, so the run goes in three steps: the stages before it write their
-/// output to `OUT/minhash/pre/`; fuzzy dedup clusters those documents in memory
-/// (decisions in `OUT/minhash/clusters/`); the rest of the pipeline, starting with the
-/// `minhash_dedup` filter, reads `OUT/minhash/pre/docs/` and writes `OUT`. Each step
-/// resumes like a plain run.
+/// With `options.pass`, only that pass runs; a task of a multi-task run runs the
+/// passes given to it by its scheduler (`corpus plan`).
 pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
-    if options.pass.is_some() || crate::job::is_job(config) {
-        return crate::job::run(config, options);
-    }
-    let at = config.stages.iter().position(
-        |s| matches!(s, StageConfig::MinhashFilter(c) if c.work_dir.as_os_str().is_empty()),
-    );
-    match at {
-        None => run_plain(config, options),
-        Some(k) => run_with_fuzzy_dedup(config, options, k),
-    }
-}
-
-fn run_with_fuzzy_dedup(
-    config: &PipelineConfig,
-    options: &RunOptions,
-    k: usize,
-) -> Result<RunSummary, RunError> {
-    let StageConfig::MinhashFilter(dedup) = &config.stages[k] else {
-        unreachable!("checked by the caller")
+    let mode = if options.pass.is_some() || options.task.count > 1 {
+        crate::plan::Mode::Scheduled
+    } else {
+        crate::plan::Mode::OneProcess
     };
-    if let Some(i) = config.stages[k + 1..].iter().position(
-        |s| matches!(s, StageConfig::MinhashFilter(c) if c.work_dir.as_os_str().is_empty()),
-    ) {
-        return Err(ConfigError::Invalid(format!(
-            "stages[{}]: only one in-run minhash_dedup per pipeline",
-            k + 1 + i
-        ))
-        .into());
-    }
-    if options.task.count != 1 {
-        return Err(ConfigError::Invalid(
-            "minhash_dedup without work_dir dedups a run in memory and needs the whole \
-             input: run it as one task, or run `corpus dedup --fuzzy --pass ...` over the \
-             output of a multi-task run"
-                .into(),
-        )
-        .into());
-    }
-    dedup
-        .validate()
-        .map_err(|e| ConfigError::Invalid(format!("stages[{k}]: {e}")))?;
-    let root = options
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| config.output_dir());
-    if Storage::of(&root).is_remote() {
-        return Err(ConfigError::Invalid(format!(
-            "minhash_dedup without work_dir keeps its work files next to the output: \
-             write {} to a local directory, or run `corpus dedup --fuzzy --pass ...`",
-            root.display()
-        ))
-        .into());
-    }
-    // Absolute: step 3 reads step 1's documents as input paths, which are taken from
-    // the config file's folder, not the current directory.
-    let root = std::path::absolute(&root)
-        .map(|p| crate::io::clean_path(&p))
-        .map_err(output_err(&root))?;
-    let work = root.join("minhash");
-    let pre_dir = work.join("pre");
-
-    // 1. The stages before dedup.
-    let mut before = config.clone();
-    before.stages.truncate(k);
-    let pre = run_plain(
-        &before,
-        &RunOptions {
-            output_dir: Some(pre_dir.clone()),
-            ..options.clone()
-        },
-    )?;
-    if !pre.failed.is_empty() {
-        return Ok(pre);
-    }
-
-    // 2. Clusters, unless a finished run with the same settings left them.
-    let docs = pre_dir.join("docs").to_string_lossy().into_owned();
-    let (input, files) = crate::fuzzy::input_files(std::slice::from_ref(&docs))?;
-    let mut dedup = dedup.clone();
-    dedup.work_dir = work.clone();
-    if crate::fuzzy::finished_cluster(&files, &dedup, &work).is_none() {
-        let threads = options
-            .threads
-            .filter(|&t| t > 0)
-            .or(Some(config.executor.threads).filter(|&t| t > 0))
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        crate::fuzzy::in_memory(&files, &input, &dedup, &work, threads)?;
-    }
-
-    // 3. The filter and the stages after it, over the documents of step 1.
-    let mut after = config.clone();
-    after.input = crate::source::InputConfig {
-        paths: vec![docs],
-        ..Default::default()
-    };
-    after.stages = std::iter::once(StageConfig::MinhashFilter(dedup))
-        .chain(config.stages[k + 1..].iter().cloned())
-        .collect();
-    let mut post = run_plain(&after, options)?;
-
-    // One funnel: the input and stages of step 1, then those of step 3.
-    post.stats = chain_stats(&pre.stats, &post.stats);
-    post.total = chain_stats(&pre.total, &post.total);
-    AtomicFile::write_all(
-        &root.join("stats.json"),
-        serde_json::to_string_pretty(&post.total)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .map_err(output_err(&root))?;
-    post.elapsed += pre.elapsed;
-    post.skipped = post.skipped.min(pre.skipped);
-    Ok(post)
+    crate::plan::Plan::new(config, options.output_dir.as_deref(), mode)?
+        .run(options, options.pass.as_deref())
 }
 
 /// The statistics of two runs in a row: the first's input, both runs' stages, the
@@ -387,10 +284,12 @@ pub(crate) fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
     }
 }
 
-/// Runs the stages of `config` over this task's shards: no multi-pass handling.
-pub(crate) fn run_plain(
+/// Runs the stages of `config` (one segment of a plan, no barrier among them) over this
+/// task's shards; `record` is the whole config, written to `config.toml`.
+pub(crate) fn run_segment(
     config: &PipelineConfig,
     options: &RunOptions,
+    record: &PipelineConfig,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     config.validate_settings()?;
@@ -408,15 +307,9 @@ pub(crate) fn run_plain(
     };
     let fingerprint = config.fingerprint();
     let storage = Storage::of(&root);
-    if storage.is_remote() && config.tokenize.is_some() {
-        return Err(ConfigError::Invalid(format!(
-            "[tokenize] packs from a local output directory; {} is object storage",
-            root.display()
-        ))
-        .into());
-    }
     prepare_output(
         config,
+        record,
         options,
         &storage,
         &layout,
@@ -598,6 +491,7 @@ pub(crate) fn run_plain(
 /// task's leftovers.
 fn prepare_output(
     config: &PipelineConfig,
+    record: &PipelineConfig,
     options: &RunOptions,
     storage: &Storage,
     layout: &Layout,
@@ -614,7 +508,7 @@ fn prepare_output(
         .map_err(output_err(&layout.root))?;
 
     let config_path = layout.root.join("config.toml");
-    let written = format!("# fingerprint = \"{fingerprint}\"\n{}", config.to_toml());
+    let written = format!("# fingerprint = \"{fingerprint}\"\n{}", record.to_toml());
     let old = storage
         .read(&config_path)
         .map_err(output_err(&config_path))?

@@ -20,7 +20,7 @@ pub mod executor;
 pub mod extract_cmd;
 pub mod fuzzy;
 pub mod io;
-pub mod job;
+pub mod plan;
 pub mod remote;
 pub mod report;
 pub mod shard;

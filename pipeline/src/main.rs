@@ -26,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run a pipeline config over its inputs.
     Run(RunArgs),
+    /// Print the passes a config runs as: its stages cut at the barriers (exact and
+    /// MinHash dedup, tokenize), each pass with its sharding, in execution order.
+    Plan(PlanArgs),
     /// Deduplicate inputs on their own: `--exact` drops documents whose text (or URL)
     /// was seen earlier, keeping the first occurrence in input order.
     Dedup(DedupArgs),
@@ -456,13 +459,26 @@ struct RunArgs {
     /// `--set stages.0.max_chars=0`, `--set output.format=parquet`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// With a minhash_dedup stage that has a work_dir: run one pass of the multi-pass
-    /// job for this task (signatures, buckets, cluster, filter; see
+    /// Run one pass of the config's plan for this task (the names `corpus plan CONFIG`
+    /// lists; with one dedup stage also signatures, buckets, cluster, filter; see
     /// configs/cc-job.toml). Without it, every pass runs here.
-    #[arg(long, value_enum)]
-    pass: Option<PassArg>,
+    #[arg(long, value_name = "NAME")]
+    pass: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Pipeline config (TOML).
+    #[arg(default_value = "configs/default.toml")]
+    config: PathBuf,
+    /// Override a config value, as for `corpus run`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print `{"passes": [{"name", "sharding", "tasks"}]}` instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -827,6 +843,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Plan(args) => plan(args),
         Command::Dedup(args) => dedup(args),
         Command::Decontam(args) => decontam(args),
         Command::Extract(args) => extract(args),
@@ -869,87 +886,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> Result<(), Failure> {
-    if !args.config.exists() && args.config == std::path::Path::new("configs/default.toml") {
-        return Err(Failure {
-            code: 2,
-            error: anyhow::anyhow!(
-                "configs/default.toml not found: run from the repository root or pass a config path"
-            ),
-        });
+fn load_config(path: &std::path::Path, set: &[String]) -> Result<PipelineConfig, Failure> {
+    if !path.exists() && path == std::path::Path::new("configs/default.toml") {
+        return Err(usage(
+            "configs/default.toml not found: run from the repository root or pass a config path",
+        ));
     }
-    let config = PipelineConfig::load(&args.config, &args.set)?;
-    let output = args.output.clone();
-    let pass = args.pass.map(|p| match p {
-        PassArg::Signatures => corpus::job::Pass::Signatures,
-        PassArg::Buckets => corpus::job::Pass::Buckets,
-        PassArg::Cluster => corpus::job::Pass::Cluster,
-        PassArg::Filter => corpus::job::Pass::Filter,
-    });
-    execute_pass(&config, args.output, &args.common, pass)?;
-    if let Some(t) = &config.tokenize
-        && matches!(pass, None | Some(corpus::job::Pass::Filter))
-    {
-        tokenize_run(&config, t, output, &args.common)?;
+    let config = PipelineConfig::load(path, set)?;
+    for notice in &config.notices {
+        eprintln!("warning: {notice}");
     }
-    Ok(())
+    Ok(config)
 }
 
-/// The `[tokenize]` step after a run: packs the kept documents once every shard of the
-/// run is complete (with several tasks, the task that finishes last does it).
-fn tokenize_run(
-    config: &PipelineConfig,
-    t: &corpus::config::TokenizeConfig,
-    output: Option<PathBuf>,
-    args: &CommonArgs,
-) -> Result<(), Failure> {
-    use corpus::commands::{pack, tokens};
-    let root = output.unwrap_or_else(|| config.output_dir());
-    let files = corpus::source::expand_inputs(&config.input, &config.base_dir)
-        .map_err(|e| usage(e.to_string()))?;
-    let layout = corpus::shard::Layout {
-        root: root.clone(),
-        extension: config.output.format.extension(),
-    };
-    let missing = files
-        .iter()
-        .filter(|f| !layout.marker(f.index).exists())
-        .count();
-    if missing > 0 {
-        if !args.quiet {
-            eprintln!(
-                "tokenize: {missing} shard(s) of the run are not complete yet; the task that \
-                 completes the last one packs the tokens"
-            );
-        }
-        return Ok(());
-    }
-    let fail = |e: tokens::TokensError| Failure {
-        code: if e.is_usage() { 2 } else { 1 },
-        error: e.into(),
-    };
-    let tokenizer = tokens::TokenizerSpec {
-        vocab: t.vocab.clone(),
-        pattern: t.pattern.clone(),
-        extras: t.extra_tokens,
-    }
-    .load()
-    .map_err(fail)?;
-    let out = root.join(&t.dir);
-    let docs = root.join("docs").to_string_lossy().into_owned();
-    let threads = args.threads.unwrap_or(0);
-    let summary = pack::pack(&[docs], &tokenizer, &t.pack_config(), &out, threads).map_err(fail)?;
-    if !args.quiet {
-        for (name, s) in &summary.manifest.splits {
-            eprintln!(
-                "tokenize: {name:<10} {:>9} docs {:>12} tokens {:>8} sequences of {} -> {}",
-                s.docs,
-                s.tokens,
-                s.sequences,
-                t.seq_len,
-                out.display()
-            );
-        }
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let config = load_config(&args.config, &args.set)?;
+    execute_pass(&config, args.output, &args.common, args.pass)
+}
+
+fn plan(args: PlanArgs) -> Result<(), Failure> {
+    let config = load_config(&args.config, &args.set)?;
+    let plan = corpus::plan::Plan::new(&config, None, corpus::plan::Mode::Scheduled)?;
+    if args.json {
+        println!("{}", plan.to_json());
+    } else {
+        print!("{}", plan.to_text());
     }
     Ok(())
 }
@@ -1148,14 +1109,16 @@ fn fuzzy_dedup(args: DedupArgs) -> Result<(), Failure> {
     let mut pipeline = PipelineConfig::for_command(
         args.inputs,
         &output,
-        vec![corpus::stages::StageConfig::MinhashFilter(config)],
+        vec![corpus::stages::StageConfig::MinhashDedup(config)],
     )?;
     pipeline.output.dropped = args.dropped;
     pipeline.output.format = match args.format {
         FormatArg::Jsonl => corpus::sink::OutputFormat::Jsonl,
         FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
     };
-    execute(&pipeline, None, &args.common)
+    // The decisions are there (or the filter says which pass is missing): only the
+    // filter pass runs.
+    execute_pass(&pipeline, None, &args.common, Some("filter".into()))
 }
 
 fn decontam(args: DecontamArgs) -> Result<(), Failure> {
@@ -1280,7 +1243,7 @@ fn execute_pass(
     config: &PipelineConfig,
     output: Option<PathBuf>,
     args: &CommonArgs,
-    pass: Option<corpus::job::Pass>,
+    pass: Option<String>,
 ) -> Result<(), Failure> {
     let task = TaskSpec::resolve(args.task_index, args.task_count, |k| std::env::var(k).ok())?;
     let options = RunOptions {

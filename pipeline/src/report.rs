@@ -135,14 +135,8 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
                 .into(),
         });
     }
-    let pre_root = root.join("minhash").join("pre");
-    let stats = if pre_root.join("done").is_dir() {
-        let (pre, _) = merge_completed(&pre_root)?;
-        crate::executor::chain_stats(&pre, &post)
-    } else {
-        post
-    };
-    // The config of the output (for a run with fuzzy dedup: minhash_dedup and after).
+    // The config of the run: its whole config (older runs with fuzzy dedup wrote the
+    // part from minhash_dedup on, naming it `minhash_filter`).
     let config_path = root.join("config.toml");
     let config: toml::Table = match std::fs::read_to_string(&config_path) {
         Ok(text) => toml::from_str(&text).map_err(|e| ReportError::Invalid {
@@ -151,19 +145,47 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
         })?,
         Err(_) => toml::Table::new(),
     };
-    let work_dir = config
+    let stages: Vec<&toml::Table> = config
         .get("stages")
         .and_then(|s| s.as_array())
         .into_iter()
         .flatten()
-        // `minhash_filter` is how a resolved config names the `minhash_dedup` stage.
-        .filter(|s| {
-            matches!(
-                s.get("kind").and_then(|k| k.as_str()),
-                Some("minhash_dedup" | "minhash_filter")
-            )
+        .filter_map(|s| s.as_table())
+        .collect();
+    let kinds: Vec<&str> = stages
+        .iter()
+        .map(|s| match s.get("kind").and_then(|k| k.as_str()) {
+            Some("minhash_filter") => corpus_stages::minhash::KIND,
+            Some(k) => k,
+            None => "",
         })
-        .find_map(|s| s.get("work_dir").and_then(|w| w.as_str()))
+        .collect();
+    // The funnel: the passes before each dedup barrier (their `pre/` documents), then
+    // the last pass.
+    let mut pre_roots: Vec<PathBuf> = crate::plan::barrier_names(&kinds)
+        .into_iter()
+        .map(|(_, _, dir)| root.join(dir).join("pre"))
+        .collect();
+    if pre_roots.is_empty() {
+        pre_roots.push(root.join("minhash").join("pre"));
+    }
+    let mut stats: Option<RunStats> = None;
+    for pre_root in pre_roots.iter().filter(|p| p.join("done").is_dir()) {
+        let (pre, _) = merge_completed(pre_root)?;
+        stats = Some(match stats {
+            None => pre,
+            Some(s) => crate::executor::chain_stats(&s, &pre),
+        });
+    }
+    let stats = match stats {
+        Some(pre) => crate::executor::chain_stats(&pre, &post),
+        None => post,
+    };
+    let work_dir = stages
+        .iter()
+        .zip(&kinds)
+        .filter(|(_, k)| **k == corpus_stages::minhash::KIND)
+        .find_map(|(s, _)| s.get("work_dir").and_then(|w| w.as_str()))
         .filter(|w| !w.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("minhash"));
@@ -178,11 +200,15 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
     } else {
         None
     };
+    // The `tokenize` stage's folder (older runs: a `[tokenize]` table).
     let tokens_dir = root.join(
-        config
-            .get("tokenize")
-            .and_then(|t| t.get("dir"))
-            .and_then(|d| d.as_str())
+        stages
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| **k == corpus_stages::tokenize::KIND)
+            .map(|(s, _)| *s)
+            .chain(config.get("tokenize").and_then(|t| t.as_table()))
+            .find_map(|t| t.get("dir").and_then(|d| d.as_str()))
             .unwrap_or("tokens"),
     );
     let tokens = if tokens_dir.join(crate::commands::pack::MANIFEST).is_file() {

@@ -77,7 +77,7 @@ pub fn catalog() -> Vec<StageInfo> {
                 "drop documents whose text (or URL) was seen earlier; the first occurrence wins",
                 crate::exact_dedup::FIELDS,
             ),
-            StageConfig::MinhashFilter(_) => describe::<crate::minhash::Config>(
+            StageConfig::MinhashDedup(_) => describe::<crate::minhash::Config>(
                 crate::minhash::KIND,
                 "MinHash/LSH near-duplicate dedup: in memory at this point of a run, or applying a multi-pass `corpus dedup --fuzzy` job's decisions (drop or annotate non-survivors)",
                 crate::minhash::FIELDS,
@@ -106,6 +106,11 @@ pub fn catalog() -> Vec<StageInfo> {
                 crate::decontam::KIND,
                 "drop documents sharing 13-grams with benchmark test sets (GSM8K, MMLU, HumanEval, CMMLU...)",
                 crate::decontam::FIELDS,
+            ),
+            StageConfig::Tokenize(_) => describe::<crate::tokenize::Config>(
+                crate::tokenize::KIND,
+                "tokenize and pack the kept documents into shuffled training sequences (last stage; a pass of its own after the run)",
+                crate::tokenize::FIELDS,
             ),
         })
         .collect()

@@ -27,7 +27,7 @@ pub enum StageConfig {
     ExactDedup(crate::exact_dedup::Config),
     /// MinHash/LSH near-duplicate dedup (in a run), or applying the decisions of
     /// `corpus dedup --fuzzy` passes.
-    MinhashFilter(crate::minhash::Config),
+    MinhashDedup(crate::minhash::Config),
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
     Quality(crate::quality::Config),
     /// URL/domain and word blocklists.
@@ -38,6 +38,9 @@ pub enum StageConfig {
     Decontam(crate::decontam::Config),
     /// Repeat or thin documents by per-source weights.
     Upsample(crate::upsample::Config),
+    /// Tokenize and pack the kept documents into training shards (the last stage; a
+    /// pass of its own once the run is complete).
+    Tokenize(crate::tokenize::Config),
 }
 
 impl StageConfig {
@@ -49,12 +52,13 @@ impl StageConfig {
             StageConfig::Langid(Default::default()),
             StageConfig::Normalize(Default::default()),
             StageConfig::ExactDedup(Default::default()),
-            StageConfig::MinhashFilter(Default::default()),
+            StageConfig::MinhashDedup(Default::default()),
             StageConfig::Quality(Default::default()),
             StageConfig::Safety(Default::default()),
             StageConfig::Classifier(Default::default()),
             StageConfig::Upsample(Default::default()),
             StageConfig::Decontam(Default::default()),
+            StageConfig::Tokenize(Default::default()),
         ]
     }
 
@@ -96,8 +100,13 @@ impl StageConfig {
                     fix(l);
                 }
             }
-            StageConfig::MinhashFilter(c) if !c.work_dir.as_os_str().is_empty() => {
+            StageConfig::MinhashDedup(c) if !c.work_dir.as_os_str().is_empty() => {
                 fix(&mut c.work_dir)
+            }
+            StageConfig::Tokenize(c) if !c.vocab.starts_with("cl100k") => {
+                let mut p = std::path::PathBuf::from(&c.vocab);
+                fix(&mut p);
+                c.vocab = p.to_string_lossy().into_owned();
             }
             StageConfig::Upsample(c) => {
                 if let Some(v) = c.vocab.as_mut().filter(|v| !v.starts_with("cl100k")) {
@@ -118,12 +127,13 @@ impl StageConfig {
             StageConfig::Langid(_) => crate::langid::KIND,
             StageConfig::Normalize(_) => crate::normalize::KIND,
             StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
-            StageConfig::MinhashFilter(_) => crate::minhash::KIND,
+            StageConfig::MinhashDedup(_) => crate::minhash::KIND,
             StageConfig::Quality(_) => crate::quality::KIND,
             StageConfig::Safety(_) => crate::safety::KIND,
             StageConfig::Classifier(_) => crate::classifier::KIND,
             StageConfig::Decontam(_) => crate::decontam::KIND,
             StageConfig::Upsample(_) => crate::upsample::KIND,
+            StageConfig::Tokenize(_) => crate::tokenize::KIND,
         }
     }
 }
@@ -141,6 +151,7 @@ pub const KINDS: &[&str] = &[
     crate::classifier::KIND,
     crate::upsample::KIND,
     crate::decontam::KIND,
+    crate::tokenize::KIND,
 ];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
@@ -181,12 +192,13 @@ impl<'de> Deserialize<'de> for StageConfig {
             crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
             crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
             crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
-            crate::minhash::KIND => Ok(StageConfig::MinhashFilter(typed(&kind, fields)?)),
+            crate::minhash::KIND => Ok(StageConfig::MinhashDedup(typed(&kind, fields)?)),
             crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
             crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
             crate::classifier::KIND => Ok(StageConfig::Classifier(typed(&kind, fields)?)),
             crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
             crate::upsample::KIND => Ok(StageConfig::Upsample(typed(&kind, fields)?)),
+            crate::tokenize::KIND => Ok(StageConfig::Tokenize(typed(&kind, fields)?)),
             other => Err(D::Error::custom(format!(
                 "unknown stage kind `{other}`, expected one of {KINDS:?}"
             ))),
@@ -202,12 +214,20 @@ pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
         StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
         StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
         StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
-        StageConfig::MinhashFilter(c) => AnyStage::Doc(Box::new(crate::minhash::filter::build(c)?)),
+        StageConfig::MinhashDedup(c) => AnyStage::Doc(Box::new(crate::minhash::filter::build(c)?)),
         StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
         StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
         StageConfig::Classifier(c) => AnyStage::Batch(Box::new(crate::classifier::build(c)?)),
         StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),
         StageConfig::Upsample(c) => AnyStage::Doc(Box::new(crate::upsample::build(c)?)),
+        StageConfig::Tokenize(_) => {
+            return Err(StageError::Config {
+                kind: crate::tokenize::KIND,
+                message: "tokenize is a pass of its own after the per-document stages; \
+                          the pipeline's plan runs it"
+                    .into(),
+            });
+        }
     })
 }
 
@@ -230,6 +250,23 @@ mod tests {
             .map(|c| c.kind())
             .collect();
         assert_eq!(kinds, KINDS);
+    }
+
+    #[test]
+    fn every_kind_round_trips_under_its_own_name() {
+        // A run writes its resolved config (config.toml); every stage kind must load
+        // again under the name it is written with, which is also its `kind` word.
+        for config in StageConfig::all_defaults() {
+            let text = toml::to_string(&config).unwrap();
+            assert!(
+                text.contains(&format!("kind = \"{}\"", config.kind())),
+                "{}: written as {text}",
+                config.kind()
+            );
+            let again: StageConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", config.kind()));
+            assert_eq!(again, config);
+        }
     }
 
     #[test]

@@ -146,6 +146,17 @@ fn key_hash(key: Key, doc: &Document, scratch: &mut String) -> Option<u128> {
     })
 }
 
+/// Records the hash of a text key (`text`, `exact_text`; not `url`) in
+/// `meta.content_hash`, as the stage does for every document it sees. Also used by the
+/// `exact_dedup` passes' filter, so that they write what the stage writes.
+pub fn stamp_content_hash(key: Key, doc: &mut Document, scratch: &mut String) {
+    if key != Key::Url
+        && let Some(h) = key_hash(key, doc, scratch)
+    {
+        doc.meta.content_hash = Some(format!("{h:032x}"));
+    }
+}
+
 /// The parallel part: hashes the key and records it in `meta.content_hash`.
 struct Hash {
     key: Key,
@@ -157,12 +168,7 @@ impl Stage for Hash {
     }
 
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
-        if self.key != Key::Url {
-            let mut scratch = String::new();
-            if let Some(h) = key_hash(self.key, doc, &mut scratch) {
-                doc.meta.content_hash = Some(format!("{h:032x}"));
-            }
-        }
+        stamp_content_hash(self.key, doc, &mut String::new());
         Ok(Verdict::Keep)
     }
 }

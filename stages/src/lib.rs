@@ -32,6 +32,7 @@ pub mod normalize;
 pub mod quality;
 pub mod safety;
 pub mod stage;
+pub mod tokenize;
 pub mod upsample;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};

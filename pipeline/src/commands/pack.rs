@@ -40,25 +40,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Shard file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShardFormat {
-    /// Parquet, zstd.
-    Parquet,
-    /// Arrow IPC file format.
-    Arrow,
-}
-
-impl ShardFormat {
-    /// File extension.
-    pub fn ext(self) -> &'static str {
-        match self {
-            ShardFormat::Parquet => "parquet",
-            ShardFormat::Arrow => "arrow",
-        }
-    }
-}
+/// Shard file format (configured by the `tokenize` stage).
+pub use corpus_stages::tokenize::ShardFormat;
 
 /// Packing options (recorded in the manifest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,12 +60,18 @@ pub struct PackConfig {
 
 impl Default for PackConfig {
     fn default() -> Self {
+        PackConfig::from(&corpus_stages::tokenize::Config::default())
+    }
+}
+
+impl From<&corpus_stages::tokenize::Config> for PackConfig {
+    fn from(t: &corpus_stages::tokenize::Config) -> Self {
         PackConfig {
-            seq_len: 2048,
-            val_fraction: 0.01,
-            seed: 0,
-            format: ShardFormat::Parquet,
-            shard_sequences: 8192,
+            seq_len: t.seq_len,
+            val_fraction: t.val_fraction,
+            seed: t.seed,
+            format: t.format,
+            shard_sequences: t.shard_sequences,
         }
     }
 }

@@ -355,7 +355,7 @@ pub fn default_source_name(path: &Path) -> String {
 }
 
 /// A config path: a URL as it is, a local path from `base`.
-fn locate(base: &Path, spec: &str) -> PathBuf {
+pub fn locate(base: &Path, spec: &str) -> PathBuf {
     if crate::remote::is_url(spec) {
         PathBuf::from(spec)
     } else {

@@ -71,10 +71,23 @@ impl Filter {
 
 impl Stage for Filter {
     fn name(&self) -> &'static str {
-        KIND
+        // The stage's word in statistics and `dropped/`: exact dedup through the passes
+        // is `exact_dedup` there, as in one process.
+        match self.config.method {
+            super::Method::Minhash => KIND,
+            super::Method::Exact => crate::exact_dedup::KIND,
+        }
     }
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
+        if self.config.method == super::Method::Exact {
+            // `exact_dedup` cut into passes writes what the stage writes in one process.
+            crate::exact_dedup::stamp_content_hash(
+                crate::exact_dedup::Key::Text,
+                doc,
+                &mut String::new(),
+            );
+        }
         let Some(origin) = doc.origin else {
             return Err(StageError::Fatal(format!(
                 "minhash_dedup: document {} has no input position; it must be read from the \
@@ -88,7 +101,11 @@ impl Stage for Filter {
         };
         match self.config.action {
             Action::Drop if d.survivor => {
-                cx.count("survivors", 1);
+                // Exact dedup counts no survivors: its passes report what the
+                // `exact_dedup` stage reports in one process.
+                if self.config.method == super::Method::Minhash {
+                    cx.count("survivors", 1);
+                }
                 Ok(Verdict::Keep)
             }
             Action::Drop => Ok(Verdict::Drop(match self.config.method {
