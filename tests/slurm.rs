@@ -1,9 +1,9 @@
 //! Scale-out on a real scheduler: starts a one-node Slurm cluster on loopback (munged,
 //! slurmctld and slurmd as this user, state in a temporary directory, no systemd or
-//! cgroups), submits configs/cc-job.toml with configs/cc-job-slurm.sh as four array
-//! jobs chained with afterok dependencies (stages + signatures, buckets, cluster,
-//! filter), and checks that the documents written are byte-identical to a one-process
-//! run of the same config.
+//! cgroups), submits configs/cc-job.toml with an `exact_dedup` stage added (two
+//! barriers: exact dedup across tasks, then MinHash) with configs/cc-job-slurm.sh, which
+//! chains one array job per pass of `corpus plan`, and checks that the documents written
+//! are byte-identical to a one-process run of the same config.
 //!
 //! Needs Debian's `slurmctld slurmd slurm-client munge` (22.05). Without them the test
 //! says so and passes, unless `CORPUS_SLURM_TEST=1` (set by .ci/run), where it fails.
@@ -229,6 +229,23 @@ fn files(dir: &Path, subs: &[&str]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The lines of every dropped-document file under each of `dirs`, sorted.
+fn dropped_lines(dirs: &[&Path]) -> Vec<String> {
+    use std::io::Read;
+    let mut lines = Vec::new();
+    for dir in dirs {
+        for (_, bytes) in files(dir, &["dropped"]) {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
+}
+
 /// The merged statistics of a run without timings (they differ between runs).
 fn counts(dir: &Path) -> corpus::stats::RunStats {
     let mut stats = corpus::report::load(dir).unwrap().stats;
@@ -274,8 +291,33 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
         }
     }
     std::fs::write(dir.join("paths.txt"), list).unwrap();
-    let config = Path::new(ROOT).join("configs/cc-job.toml");
+    // configs/cc-job.toml with exact dedup across every task before MinHash.
+    let cc_job = std::fs::read_to_string(Path::new(ROOT).join("configs/cc-job.toml")).unwrap();
+    let with_exact = cc_job
+        .replacen(
+            "[[stages]]\nkind = \"minhash_dedup\"",
+            "[[stages]]\nkind = \"exact_dedup\"\n\n[[stages]]\nkind = \"minhash_dedup\"",
+            1,
+        )
+        .replace("\"../tests/data/", &format!("\"{ROOT}/tests/data/"));
+    assert_ne!(with_exact, cc_job);
     let set_list = format!("input.list={}", dir.join("paths.txt").display());
+    let config = dir.join("two-barriers.toml");
+    std::fs::write(&config, with_exact).unwrap();
+    let plan = Command::new(corpus_bin())
+        .arg("plan")
+        .arg(&config)
+        .args(["--json", "--set", set_list.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let passes = plan["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 7, "{plan}");
 
     // The reference: every pass in one process.
     let one = dir.join("one");
@@ -333,7 +375,7 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
         .split_whitespace()
         .map(|j| j.split(';').next().unwrap_or(j).to_string())
         .collect();
-    assert_eq!(jobs.len(), 4, "four job ids: {jobs:?}");
+    assert_eq!(jobs.len(), passes.len(), "a job per pass: {jobs:?}");
     let states = cluster.wait(&jobs);
     let mut logs = String::new();
     for e in std::fs::read_dir(dir.join("logs")).unwrap() {
@@ -344,8 +386,9 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
             std::fs::read_to_string(e.path()).unwrap_or_default()
         ));
     }
+    // Exact dedup: 3 signature tasks, 1 bucket task (one band), 1 cluster job; MinHash:
     // 3 signature tasks, 3 bucket tasks, 1 cluster job, 3 filter tasks.
-    assert_eq!(states.len(), 10, "{states:#?}\n{logs}");
+    assert_eq!(states.len(), 15, "{states:#?}\n{logs}");
     assert!(
         states.iter().all(|s| s.ends_with(" COMPLETED")),
         "{states:#?}\n{logs}\n{}",
@@ -358,21 +401,35 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
     assert_eq!(reference.len(), 16, "8 shards, kept and dropped");
     assert_eq!(files(&jobs_out, &["docs", "dropped"]), reference);
     assert_eq!(
-        files(&jobs_out.join("minhash/pre"), &["docs", "dropped"]),
-        files(&one.join("minhash/pre"), &["docs", "dropped"])
+        files(&jobs_out.join("minhash/pre"), &["docs"]),
+        files(&one.join("minhash/pre"), &["docs"])
+    );
+    // One process runs exact dedup as an ordered stage in the first pass; the jobs cut
+    // it into passes of its own: the same documents are dropped before MinHash, written
+    // in other files.
+    assert_eq!(
+        dropped_lines(&[
+            &jobs_out.join("exact_dedup/pre"),
+            &jobs_out.join("minhash/pre")
+        ]),
+        dropped_lines(&[&one.join("minhash/pre")])
     );
     let stats = counts(&jobs_out);
     assert_eq!(stats, counts(&one));
-    // Dedup crossed tasks: the copies in shards 4..8 are near-duplicates of 0..4.
+    // Dedup crossed tasks: the copies in shards 4..8 are exact duplicates of 0..4.
     let dedup = stats
         .stages
         .iter()
-        .find(|s| s.kind == "minhash_dedup")
-        .expect("a minhash_dedup stage in the funnel");
-    let dups = dedup.drops.get("near_duplicate").copied().unwrap_or(0);
+        .find(|s| s.kind == "exact_dedup")
+        .expect("an exact_dedup stage in the funnel");
+    let dups = dedup.drops.get("duplicate").copied().unwrap_or(0);
     assert!(
         dups * 2 >= dedup.docs_in && dups > 0,
-        "the copies are near-duplicates: {dedup:?}"
+        "the copies are duplicates: {dedup:?}"
+    );
+    assert!(
+        stats.stages.iter().any(|s| s.kind == "minhash_dedup"),
+        "{stats:?}"
     );
 
     // The report reads the job's statistics.
@@ -390,5 +447,5 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
         String::from_utf8_lossy(&out.stderr)
     );
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("near_duplicate") && page.contains("Fuzzy dedup"));
+    assert!(page.contains("duplicate") && page.contains("Fuzzy dedup"));
 }
