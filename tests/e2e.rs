@@ -242,3 +242,57 @@ fn default_pipeline_killed_at_random_points_resumes_to_the_same_output() {
         }
     }
 }
+
+/// A run records its whole config, resolved, in `OUT/config.toml`: that file loads from
+/// anywhere, plans the same passes as the config it came from, and runs to the same
+/// output.
+#[test]
+fn a_runs_written_config_loads_plans_and_runs_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    run_ok(&first, &[]);
+    // Read from another folder: every path in it is resolved.
+    let copy = tmp.path().join("elsewhere").join("config.toml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(first.join("config.toml"), &copy).unwrap();
+    let plan = |config: &Path| {
+        let out = corpus()
+            .arg("plan")
+            .arg(config)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "corpus plan {}: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let passes = plan(&config());
+    assert!(passes.contains("\"tokenize\""), "{passes}");
+    assert_eq!(plan(&copy), passes);
+    let second = tmp.path().join("second");
+    let out = corpus()
+        .arg("run")
+        .arg(&copy)
+        .args(["-q", "-o"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = (tree(&first), tree(&second));
+    assert!(a.iter().any(|(name, _)| name.starts_with("tokens/")));
+    assert_eq!(
+        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        b.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs");
+    }
+}
