@@ -250,7 +250,10 @@ fn dropped_lines(dirs: &[&Path]) -> Vec<String> {
 fn counts(dir: &Path) -> corpus::stats::RunStats {
     let mut stats = corpus::report::load(dir).unwrap().stats;
     stats.seconds = 0.0;
-    stats.stages.iter_mut().for_each(|s| s.seconds = 0.0);
+    stats.stages.iter_mut().for_each(|s| {
+        s.seconds = 0.0;
+        s.cpu_seconds = 0.0;
+    });
     stats
 }
 

@@ -310,6 +310,25 @@ impl PipelineConfig {
         format!("{:016x}", crate::shard::fnv1a(text.as_bytes()))
     }
 
+    /// [`fingerprint`](Self::fingerprint) of a run writing to `root`, with paths inside
+    /// `root` (the work files of a dedup barrier) taken relative to it: an output
+    /// directory moved elsewhere keeps its fingerprint and resumes.
+    pub fn fingerprint_in(&self, root: &Path) -> String {
+        let prefix = root.to_string_lossy();
+        if prefix.is_empty() {
+            return self.fingerprint();
+        }
+        let mut relative = self.clone();
+        for stage in &mut relative.stages {
+            if let StageConfig::MinhashDedup(c) = stage
+                && let Ok(inside) = c.work_dir.strip_prefix(root)
+            {
+                c.work_dir = Path::new("$OUT").join(inside);
+            }
+        }
+        relative.fingerprint()
+    }
+
     /// The config as TOML, with resolved values and paths (written next to the outputs,
     /// where it loads again as the same config whatever folder it is read from).
     pub fn to_toml(&self) -> String {

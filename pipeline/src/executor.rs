@@ -305,7 +305,7 @@ pub(crate) fn run_segment(
         root: root.clone(),
         extension: config.output.format.extension(),
     };
-    let fingerprint = config.fingerprint();
+    let fingerprint = config.fingerprint_in(&root);
     let storage = Storage::of(&root);
     prepare_output(
         config,
@@ -335,7 +335,7 @@ pub(crate) fn run_segment(
             && (ordered.is_empty() || todo.is_empty())
             && listed_docs.contains(&docs_name)
             && read_marker(&storage, &layout.marker(file.index))
-                .is_some_and(|m| m.fingerprint == fingerprint && m.input == file.path);
+                .is_some_and(|m| m.matches(&fingerprint, &file.path, &layout.root));
         let checkpoints = if complete {
             ordered
                 .iter()
@@ -726,6 +726,7 @@ impl WorkCx<'_> {
         let mut cx = StageCx::default();
         for stage in &self.stages[self.phases[work.phase].clone()] {
             let started = Instant::now();
+            let cpu = crate::stats::thread_cpu_seconds();
             let mut st = StageStats {
                 kind: stage.name().to_string(),
                 docs_in: work.docs.len() as u64,
@@ -742,6 +743,7 @@ impl WorkCx<'_> {
             st.bytes_out = work.docs.iter().map(Document::size).sum();
             st.counters = take_counters(&mut cx);
             st.seconds = started.elapsed().as_secs_f64();
+            st.cpu_seconds = crate::stats::thread_cpu_seconds() - cpu;
             work.stages.push(st);
         }
         if work.phase + 1 < self.phases.len() {
@@ -960,6 +962,7 @@ impl Committer<'_> {
                 let index = self.ordered[phase];
                 let stage = &self.stages[index];
                 let started = Instant::now();
+                let cpu = crate::stats::thread_cpu_seconds();
                 let mut verdicts = vec![Verdict::Keep; work.docs.len()];
                 let mut cx = StageCx::default();
                 stage
@@ -974,6 +977,7 @@ impl Committer<'_> {
                     *st.counters.entry(k).or_default() += v;
                 }
                 st.seconds += started.elapsed().as_secs_f64();
+                st.cpu_seconds += crate::stats::thread_cpu_seconds() - cpu;
                 work.stages.push(st);
                 self.ordered_next[phase] = if work.end.is_some() {
                     if let Some(bytes) = stage.checkpoint() {
@@ -1138,12 +1142,13 @@ impl Committer<'_> {
                     .as_bytes(),
             )
             .map_err(output_err(&stats_path))?;
-        let marker = Marker {
-            shard: file.index,
-            input: file.path.clone(),
-            fingerprint: self.fingerprint.to_string(),
-            docs_out: stats.docs_out,
-        };
+        let marker = Marker::new(
+            file.index,
+            &file.path,
+            &self.layout.root,
+            self.fingerprint,
+            stats.docs_out,
+        );
         let marker_path = self.layout.marker(file.index);
         self.storage
             .write(

@@ -523,6 +523,7 @@ impl Plan<'_> {
                 summary.notes.retain(|n| !n.is_empty());
                 let cut = &self.cuts[j];
                 let (input, files) = self.observed(j);
+                let clock = Clock::start();
                 let s = crate::fuzzy::signatures(
                     &files,
                     &input,
@@ -531,6 +532,7 @@ impl Plan<'_> {
                     task,
                     x.threads,
                 )?;
+                clock.record(cut, "signatures", task.index)?;
                 summary.notes.push(format!(
                     "{}.signatures: {} docs ({} signed, {} too short to shingle), {} file(s) done, {} already complete, {:.1}s",
                     cut.name,
@@ -545,12 +547,14 @@ impl Plan<'_> {
             }
             Step::Buckets(j) => {
                 let cut = &self.cuts[j];
+                let clock = Clock::start();
                 let s = crate::fuzzy::buckets(
                     self.inputs.len(),
                     &cut.dedup,
                     &cut.dedup.work_dir,
                     task,
                 )?;
+                clock.record(cut, "buckets", task.index)?;
                 Ok(self.note(format!(
                     "{}.buckets: {} band(s) done, {} already complete, {:.1}s",
                     cut.name,
@@ -571,10 +575,12 @@ impl Plan<'_> {
                 let work = &cut.dedup.work_dir;
                 let (c, reused) = match crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
                     Some(c) => (c, true),
-                    None => (
-                        crate::fuzzy::cluster(&files, &input, &cut.dedup, work)?,
-                        false,
-                    ),
+                    None => {
+                        let clock = Clock::start();
+                        let c = crate::fuzzy::cluster(&files, &input, &cut.dedup, work)?;
+                        clock.record(cut, "cluster", 0)?;
+                        (c, false)
+                    }
                 };
                 Ok(self.note(cluster_note(&cut.name, &c, reused)))
             }
@@ -616,6 +622,19 @@ impl Plan<'_> {
         }
         if let Some(pre) = total {
             post.total = chain_stats(&pre, &post.total);
+            // Each barrier's own passes count as time of its filter, the first stage of
+            // the segment after it.
+            let mut at = 0;
+            for k in 0..=j {
+                if k > 0
+                    && let Some(st) = post.total.stages.get_mut(at)
+                {
+                    let (wall, cpu) = barrier_time(&self.cuts[k - 1]);
+                    st.seconds += wall;
+                    st.cpu_seconds += cpu;
+                }
+                at += self.segment_stages(k).len();
+            }
             let path = self.root.join("stats.json");
             AtomicFile::write_all(
                 &path,
@@ -760,8 +779,10 @@ impl Plan<'_> {
                 let (c, reused) = match crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
                     Some(c) => (c, true),
                     None => {
+                        let clock = Clock::start();
                         let (_, c) =
                             crate::fuzzy::in_memory(&files, &input, &cut.dedup, work, x.threads)?;
+                        clock.record(cut, "in_memory", 0)?;
                         (c, false)
                     }
                 };
@@ -802,6 +823,53 @@ impl Plan<'_> {
         post.notes = notes;
         Ok(post)
     }
+}
+
+/// Wall and CPU time of one pass of a barrier in this process.
+struct Clock {
+    started: Instant,
+    cpu: f64,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            started: Instant::now(),
+            cpu: crate::stats::process_cpu_seconds(),
+        }
+    }
+
+    /// Records the time since the start as `W/time/<pass>-<task>.json`, which the last
+    /// pass adds to the barrier's statistics.
+    fn record(&self, cut: &Cut, pass: &str, task: usize) -> Result<(), RunError> {
+        let dir = cut.dedup.work_dir.join("time");
+        std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+        let path = dir.join(format!("{pass}-{task:05}.json"));
+        let time = serde_json::json!({
+            "seconds": self.started.elapsed().as_secs_f64(),
+            "cpu_seconds": crate::stats::process_cpu_seconds() - self.cpu,
+        });
+        AtomicFile::write_all(&path, time.to_string().as_bytes()).map_err(output_err(&path))
+    }
+}
+
+/// The wall and CPU seconds recorded by a barrier's passes (every task).
+fn barrier_time(cut: &Cut) -> (f64, f64) {
+    let Ok(entries) = std::fs::read_dir(cut.dedup.work_dir.join("time")) else {
+        return (0.0, 0.0);
+    };
+    let mut total = (0.0, 0.0);
+    for e in entries.flatten() {
+        let Some(v) = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
+        total.0 += v["seconds"].as_f64().unwrap_or(0.0);
+        total.1 += v["cpu_seconds"].as_f64().unwrap_or(0.0);
+    }
+    total
 }
 
 fn cluster_note(name: &str, c: &crate::fuzzy::ClusterSummary, reused: bool) -> String {

@@ -161,9 +161,67 @@ pub struct Marker {
     pub fingerprint: String,
     /// Documents written.
     pub docs_out: u64,
+    /// The input file's size in bytes when it was read (local files; none in markers
+    /// of older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_size: Option<u64>,
+    /// The input file's modification time (nanoseconds since the epoch) when it was
+    /// read: local files outside the output directory. Files inside it (documents of an
+    /// earlier pass) are checked by size only, so that a copied output directory resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_mtime: Option<u64>,
+}
+
+/// What a marker says of its input: the path (relative to the output directory when
+/// inside it, so that the directory can be moved) and the file's identity.
+pub fn input_identity(path: &Path, root: &Path) -> (PathBuf, Option<u64>, Option<u64>) {
+    if let Ok(inside) = path.strip_prefix(root) {
+        let size = std::fs::metadata(path).ok().map(|m| m.len());
+        return (inside.to_path_buf(), size, None);
+    }
+    if crate::remote::Storage::of(path).is_remote() {
+        return (path.to_path_buf(), None, None);
+    }
+    let meta = std::fs::metadata(path).ok();
+    let mtime = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    (path.to_path_buf(), meta.map(|m| m.len()), mtime)
 }
 
 impl Marker {
+    /// A marker for shard `shard` of input `input`, in the output directory `root`.
+    pub fn new(
+        shard: usize,
+        input: &Path,
+        root: &Path,
+        fingerprint: &str,
+        docs_out: u64,
+    ) -> Marker {
+        let (input, input_size, input_mtime) = input_identity(input, root);
+        Marker {
+            shard,
+            input,
+            fingerprint: fingerprint.to_string(),
+            docs_out,
+            input_size,
+            input_mtime,
+        }
+    }
+
+    /// True when the shard this marker completed may be skipped: same settings, same
+    /// input file, unchanged since (as far as the marker recorded it).
+    pub fn matches(&self, fingerprint: &str, input: &Path, root: &Path) -> bool {
+        let (path, size, mtime) = input_identity(input, root);
+        let same = |recorded: Option<u64>, now: Option<u64>| recorded.is_none() || recorded == now;
+        self.fingerprint == fingerprint
+            && self.input == path
+            && same(self.input_size, size)
+            && same(self.input_mtime, mtime)
+    }
+
     /// Reads a marker; `None` when there is none or it cannot be parsed (a shard with
     /// a damaged marker is simply redone).
     pub fn read(path: &Path) -> Option<Marker> {

@@ -26,8 +26,13 @@ pub struct StageStats {
     pub drops: BTreeMap<String, u64>,
     /// Stage-specific counters.
     pub counters: BTreeMap<String, u64>,
-    /// Time spent in the stage, summed over worker threads, in seconds.
+    /// Time spent in the stage, summed over worker threads, in seconds (wall clock of
+    /// the threads: it grows when the machine is shared).
     pub seconds: f64,
+    /// CPU time spent in the stage, summed over threads, in seconds (comparable between
+    /// runs on loaded and idle machines). For a dedup barrier it includes its own passes
+    /// (signatures, buckets, clusters).
+    pub cpu_seconds: f64,
 }
 
 impl AddAssign<&StageStats> for StageStats {
@@ -42,7 +47,30 @@ impl AddAssign<&StageStats> for StageStats {
         add_map(&mut self.drops, &o.drops);
         add_map(&mut self.counters, &o.counters);
         self.seconds += o.seconds;
+        self.cpu_seconds += o.cpu_seconds;
     }
+}
+
+/// CPU time of the calling thread, in seconds.
+pub fn thread_cpu_seconds() -> f64 {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time of this process (every thread), in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the clock ids are the POSIX constants.
+    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 fn add_map(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
