@@ -16,8 +16,10 @@
 //!   `false_positive_rate`, fixed memory; a false positive drops a unique document. The
 //!   rate measured against the configured one is in benches/README.md.
 //!
-//! Scope: one task. Documents are compared across all shards of a task; tasks of a
-//! multi-task job each dedup their own shards.
+//! Scope: this stage compares documents across the shards of one process. In a
+//! multi-task job the pipeline's plan (`corpus::plan`) cuts the config at it into passes
+//! that dedup across every task (the key's hash through the MinHash machinery,
+//! `minhash::Method::Exact`), with the same decisions for `key = "text"`.
 
 use crate::document::Document;
 use crate::stage::{Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict};

@@ -30,9 +30,9 @@ use crate::normalize::{dedup_key, key_tokens};
 use gaoya::minhash::{MinHasher, MinHasher32};
 use serde::{Deserialize, Serialize};
 
-/// The stage kind. In a `corpus run` config with `work_dir` empty, the run does the
-/// whole in-memory dedup at this point (see `corpus::executor::run`); with `work_dir`
-/// set, the stage applies the decisions a multi-pass job left there.
+/// The stage kind. A barrier: the pipeline's plan (`corpus::plan`) cuts a config at it
+/// into passes (signatures, buckets, cluster), and this stage applies their decisions in
+/// the pass after.
 pub const KIND: &str = "minhash_dedup";
 
 /// Which member of a cluster survives.
@@ -272,7 +272,7 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     },
     crate::FieldDoc {
         name: "work_dir",
-        doc: "empty (default): `corpus run` dedups in memory here; else the work directory of a multi-pass `corpus dedup --fuzzy` job whose decisions to apply",
+        doc: "where the passes keep their files (signatures, buckets, decisions); empty (default): OUT/minhash, and a run in one process dedups in memory",
     },
 ];
 
