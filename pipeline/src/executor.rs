@@ -766,8 +766,12 @@ impl WorkCx<'_> {
             input_pos,
             ..
         } = work;
-        // Whatever raw payload no stage consumed is written as decoded text.
-        docs.iter_mut().for_each(Document::decode_raw);
+        // Whatever raw payload no stage consumed is written as decoded text; values
+        // derived for the stages are not written, and not copied with `upsample`'s copies.
+        docs.iter_mut().for_each(|d| {
+            d.decode_raw();
+            d.derived = Default::default();
+        });
         // Copies asked for by `upsample` follow their document, with suffixed ids.
         if docs.iter().any(|d| d.repeat > 0) {
             let mut expanded = Vec::with_capacity(docs.len());

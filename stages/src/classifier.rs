@@ -13,7 +13,6 @@
 use crate::document::Document;
 use crate::quality::Mode;
 use crate::stage::{BatchStage, Reason, StageCx, StageError, Verdict};
-use corpus_models::features;
 use corpus_models::scorer::{Backend, Scorer};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -189,7 +188,8 @@ impl BatchStage for Classifier {
             .chunks_mut(c.batch_size)
             .zip(verdicts.chunks_mut(c.batch_size))
         {
-            let feats: Vec<_> = docs.iter().map(|d| features::extract(&d.text)).collect();
+            // Computed once per document for every classifier of the run.
+            let feats: Vec<_> = docs.iter_mut().map(|d| d.features().clone()).collect();
             let scores = scorer
                 .score(&feats)
                 .map_err(|e| StageError::Fatal(e.to_string()))?;

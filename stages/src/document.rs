@@ -36,6 +36,40 @@ pub struct Document {
     /// serialized.
     #[serde(skip)]
     pub origin: Option<Origin>,
+    /// Values derived from the text that several stages need, computed once by the
+    /// first stage that needs them and carried to the others. Not serialized.
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// Values derived from a document's text, cached on the document for the stages after
+/// the one that computed them. Each is tagged with a hash of the text it was computed
+/// from, so a stage that rewrites the text makes it stale without knowing of it.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// The classifiers' hashed n-gram features (`corpus_models::features`), shared by
+    /// every `classifier` stage of a run.
+    features: Option<(u64, corpus_models::features::Features)>,
+}
+
+// Derived values are a cache, not part of what a document is.
+impl PartialEq for Derived {
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
+}
+
+impl Document {
+    /// The classifier features of the text: computed on first use, then reused while
+    /// the text stays the same.
+    pub fn features(&mut self) -> &corpus_models::features::Features {
+        let hash = xxhash_rust::xxh3::xxh3_64(self.text.as_bytes());
+        let cached = &mut self.derived.features;
+        if cached.as_ref().is_none_or(|(h, _)| *h != hash) {
+            *cached = Some((hash, corpus_models::features::extract(&self.text)));
+        }
+        &cached.as_ref().expect("set above").1
+    }
 }
 
 /// A document's position in the input: input file number (its place in the sorted
@@ -189,6 +223,27 @@ impl Scores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn features_are_computed_once_and_follow_the_text() {
+        let mut doc = Document::new("a", "web", "The quick brown fox jumps over the lazy dog.");
+        let first = doc.features().clone();
+        assert_eq!(first, corpus_models::features::extract(&doc.text));
+        assert!(doc.derived.features.is_some());
+        // A stage rewrites the text: the cached features are stale and recomputed.
+        doc.text = "一段完全不同的中文文本。".into();
+        let second = doc.features().clone();
+        assert_eq!(second, corpus_models::features::extract(&doc.text));
+        assert_ne!(first, second);
+        // Not part of what a document is.
+        assert_eq!(
+            doc,
+            Document {
+                derived: Derived::default(),
+                ..doc.clone()
+            }
+        );
+    }
 
     #[test]
     fn json_round_trip_keeps_metadata_and_omits_empty_fields() {
