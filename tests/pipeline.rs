@@ -676,5 +676,14 @@ fn resume_redoes_changed_inputs_and_a_moved_output_directory_resumes() {
     let after: Vec<String> = (0..3).map(marker).collect();
     assert_eq!((&after[0], &after[2]), (&before[0], &before[2]));
     assert_ne!(after[1], before[1], "shard 1 redone");
-    assert_eq!(tree(&moved), reference);
+    // The new line is dropped before MinHash (too short), with the drops of that pass;
+    // everything else is as it was.
+    let dropped = gunzip(&moved.join("dropped/part-00001.before-minhash_dedup.jsonl.gz"));
+    assert!(dropped.contains("\"id\":\"new\""));
+    let unchanged = |t: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        t.into_iter()
+            .filter(|(name, _)| name != "dropped/part-00001.before-minhash_dedup.jsonl.gz")
+            .collect()
+    };
+    assert!(unchanged(tree(&moved)) == unchanged(reference));
 }

@@ -499,7 +499,40 @@ impl Plan<'_> {
             pass: None,
             ..x.options.clone()
         };
-        run_segment(&segment, &options, self.config).map(Some)
+        let summary = run_segment(&segment, &options, self.config)?;
+        if j < self.cuts.len() {
+            self.gather_dropped(j, x)?;
+        }
+        Ok(Some(summary))
+    }
+
+    /// Moves the dropped documents of segment `j` (before barrier `j`) of this task's
+    /// completed shards to `OUT/dropped/part-NNNNN.before-<barrier>.<ext>`, so that
+    /// `OUT/dropped/` holds every drop of every pass.
+    fn gather_dropped(&self, j: usize, x: &Exec) -> Result<(), RunError> {
+        if !self.config.output.dropped {
+            return Ok(());
+        }
+        let extension = self.config.output.format.extension();
+        let pre = Layout {
+            root: self.cuts[j].pre.clone(),
+            extension,
+        };
+        let dir = self.root.join("dropped");
+        std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+        for file in x.options.task.select(&self.inputs) {
+            let from = pre.dropped(file.index);
+            if !pre.marker(file.index).exists() || !from.exists() {
+                continue;
+            }
+            let to = dir.join(format!(
+                "{}.before-{}.{extension}",
+                Layout::part(file.index),
+                self.cuts[j].name
+            ));
+            std::fs::rename(&from, &to).map_err(output_err(&to))?;
+        }
+        Ok(())
     }
 
     fn note(&self, note: String) -> RunSummary {
