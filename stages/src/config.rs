@@ -3,65 +3,117 @@
 use crate::stage::{AnyStage, StageError};
 use serde::{Deserialize, Serialize};
 
-/// The configuration of one stage, as a TOML table with a `kind` key:
-///
-/// ```toml
-/// [[stages]]
-/// kind = "length"
-/// min_chars = 200
-/// ```
-///
-/// The module name, the `kind` and the name in the statistics are the same word.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StageConfig {
+/// The registry of stage kinds: one line per stage module (variant => module, in the
+/// order `corpus stages` lists them). Each module has `KIND`, `ABOUT`, `FIELDS`, a
+/// `Config` (serde, `Default`) and `stage(&Config)`; from this list come the
+/// [`StageConfig`] enum, [`KINDS`], the deserializer, [`build_stage`] and the catalog.
+/// Adding a stage is its module and one line here.
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident,)*) => {
+        /// The configuration of one stage, as a TOML table with a `kind` key:
+        ///
+        /// ```toml
+        /// [[stages]]
+        /// kind = "length"
+        /// min_chars = 200
+        /// ```
+        ///
+        /// The module name, the `kind` and the name in the statistics are the same word.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum StageConfig {
+            $($(#[$doc])* $variant(crate::$module::Config),)*
+        }
+
+        /// Every stage kind, in the order `corpus stages` lists them.
+        pub const KINDS: &[&str] = &[$(crate::$module::KIND,)*];
+
+        impl StageConfig {
+            /// Every stage kind with its default configuration, in the order of [`KINDS`].
+            pub fn all_defaults() -> Vec<StageConfig> {
+                vec![$(StageConfig::$variant(Default::default()),)*]
+            }
+
+            /// The stage kind of this configuration.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(StageConfig::$variant(_) => crate::$module::KIND,)*
+                }
+            }
+
+            /// The configuration of stage `kind` from its fields (an error names the
+            /// field, or the unknown kind).
+            fn parse<E: serde::de::Error>(kind: &str, fields: toml::Value) -> Result<Self, E> {
+                $(if kind == crate::$module::KIND {
+                    return Ok(StageConfig::$variant(typed(kind, fields)?));
+                })*
+                Err(E::custom(format!(
+                    "unknown stage kind `{kind}`, expected one of {KINDS:?}"
+                )))
+            }
+
+            /// The stage's line and field documentation for the catalog.
+            pub(crate) fn describe(&self) -> crate::catalog::StageInfo {
+                match self {
+                    $(StageConfig::$variant(_) => crate::catalog::describe::<crate::$module::Config>(
+                        crate::$module::KIND,
+                        crate::$module::ABOUT,
+                        crate::$module::FIELDS,
+                    ),)*
+                }
+            }
+        }
+
+        /// Builds the stage a configuration describes, checking values serde cannot check.
+        pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
+            match config {
+                $(StageConfig::$variant(c) => crate::$module::stage(c),)*
+            }
+        }
+    };
+}
+
+registry! {
     /// Drop documents by text length.
-    Length(crate::length::Config),
+    Length => length,
     /// Extract the main text from raw HTML.
-    Extract(crate::extract::Config),
+    Extract => extract,
     /// Identify the language and filter by it.
-    Langid(crate::langid::Config),
+    Langid => langid,
     /// Unicode normalization and whitespace cleanup.
-    Normalize(crate::normalize::Config),
-    /// Drop documents whose text (or URL) was seen earlier in the input.
-    ExactDedup(crate::exact_dedup::Config),
-    /// MinHash/LSH near-duplicate dedup (in a run), or applying the decisions of
-    /// `corpus dedup --fuzzy` passes.
-    MinhashDedup(crate::minhash::Config),
+    Normalize => normalize,
+    /// Drop documents whose text (or URL) was seen earlier in the input (a barrier).
+    ExactDedup => exact_dedup,
+    /// MinHash/LSH near-duplicate dedup (a barrier).
+    MinhashDedup => minhash,
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
-    Quality(crate::quality::Config),
+    Quality => quality,
     /// URL/domain and word blocklists.
-    Safety(crate::safety::Config),
+    Safety => safety,
     /// ONNX text classifier (quality or safety score).
-    Classifier(crate::classifier::Config),
-    /// Drop documents sharing n-grams with benchmark test sets.
-    Decontam(crate::decontam::Config),
+    Classifier => classifier,
     /// Repeat or thin documents by per-source weights.
-    Upsample(crate::upsample::Config),
+    Upsample => upsample,
+    /// Drop documents sharing n-grams with benchmark test sets.
+    Decontam => decontam,
     /// Tokenize and pack the kept documents into training shards (the last stage; a
     /// pass of its own once the run is complete).
-    Tokenize(crate::tokenize::Config),
+    Tokenize => tokenize,
+}
+
+/// A stage's fields as its typed configuration. Re-parsing the table as text makes
+/// toml's error show the offending line, so a type error names its field.
+fn typed<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    kind: &str,
+    v: toml::Value,
+) -> Result<T, E> {
+    let text = toml::to_string(&v).map_err(E::custom)?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        E::custom(format!("stage `{kind}`: {}", e.to_string().trim_end()))
+    })
 }
 
 impl StageConfig {
-    /// Every stage kind with its default configuration, in the order of [`KINDS`].
-    pub fn all_defaults() -> Vec<StageConfig> {
-        vec![
-            StageConfig::Length(Default::default()),
-            StageConfig::Extract(Default::default()),
-            StageConfig::Langid(Default::default()),
-            StageConfig::Normalize(Default::default()),
-            StageConfig::ExactDedup(Default::default()),
-            StageConfig::MinhashDedup(Default::default()),
-            StageConfig::Quality(Default::default()),
-            StageConfig::Safety(Default::default()),
-            StageConfig::Classifier(Default::default()),
-            StageConfig::Upsample(Default::default()),
-            StageConfig::Decontam(Default::default()),
-            StageConfig::Tokenize(Default::default()),
-        ]
-    }
-
     /// Makes the relative file paths of the configuration (blocklists, benchmark sets)
     /// relative to `base`, the folder of the config file, as input paths are.
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
@@ -118,41 +170,7 @@ impl StageConfig {
             _ => {}
         }
     }
-
-    /// The stage kind of this configuration.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StageConfig::Length(_) => crate::length::KIND,
-            StageConfig::Extract(_) => crate::extract::KIND,
-            StageConfig::Langid(_) => crate::langid::KIND,
-            StageConfig::Normalize(_) => crate::normalize::KIND,
-            StageConfig::ExactDedup(_) => crate::exact_dedup::KIND,
-            StageConfig::MinhashDedup(_) => crate::minhash::KIND,
-            StageConfig::Quality(_) => crate::quality::KIND,
-            StageConfig::Safety(_) => crate::safety::KIND,
-            StageConfig::Classifier(_) => crate::classifier::KIND,
-            StageConfig::Decontam(_) => crate::decontam::KIND,
-            StageConfig::Upsample(_) => crate::upsample::KIND,
-            StageConfig::Tokenize(_) => crate::tokenize::KIND,
-        }
-    }
 }
-
-/// Every stage kind, in the order `corpus stages` lists them.
-pub const KINDS: &[&str] = &[
-    crate::length::KIND,
-    crate::extract::KIND,
-    crate::langid::KIND,
-    crate::normalize::KIND,
-    crate::exact_dedup::KIND,
-    crate::minhash::KIND,
-    crate::quality::KIND,
-    crate::safety::KIND,
-    crate::classifier::KIND,
-    crate::upsample::KIND,
-    crate::decontam::KIND,
-    crate::tokenize::KIND,
-];
 
 // Deserialized by hand rather than with serde's internally tagged enums: those buffer
 // the table and lose the field name in type errors ("expected u64" without saying
@@ -174,61 +192,8 @@ impl<'de> Deserialize<'de> for StageConfig {
                 )));
             }
         };
-        let fields = toml::Value::Table(table);
-        fn typed<T: serde::de::DeserializeOwned, E: Error>(
-            kind: &str,
-            v: toml::Value,
-        ) -> Result<T, E> {
-            // Re-parsing the table as text makes toml's error show the offending line,
-            // so a type error names its field.
-            let text = toml::to_string(&v).map_err(E::custom)?;
-            toml::from_str(&text).map_err(|e: toml::de::Error| {
-                E::custom(format!("stage `{kind}`: {}", e.to_string().trim_end()))
-            })
-        }
-        match kind.as_str() {
-            crate::length::KIND => Ok(StageConfig::Length(typed(&kind, fields)?)),
-            crate::extract::KIND => Ok(StageConfig::Extract(typed(&kind, fields)?)),
-            crate::langid::KIND => Ok(StageConfig::Langid(typed(&kind, fields)?)),
-            crate::normalize::KIND => Ok(StageConfig::Normalize(typed(&kind, fields)?)),
-            crate::exact_dedup::KIND => Ok(StageConfig::ExactDedup(typed(&kind, fields)?)),
-            crate::minhash::KIND => Ok(StageConfig::MinhashDedup(typed(&kind, fields)?)),
-            crate::quality::KIND => Ok(StageConfig::Quality(typed(&kind, fields)?)),
-            crate::safety::KIND => Ok(StageConfig::Safety(typed(&kind, fields)?)),
-            crate::classifier::KIND => Ok(StageConfig::Classifier(typed(&kind, fields)?)),
-            crate::decontam::KIND => Ok(StageConfig::Decontam(typed(&kind, fields)?)),
-            crate::upsample::KIND => Ok(StageConfig::Upsample(typed(&kind, fields)?)),
-            crate::tokenize::KIND => Ok(StageConfig::Tokenize(typed(&kind, fields)?)),
-            other => Err(D::Error::custom(format!(
-                "unknown stage kind `{other}`, expected one of {KINDS:?}"
-            ))),
-        }
+        StageConfig::parse(&kind, toml::Value::Table(table))
     }
-}
-
-/// Builds the stage a configuration describes, checking values serde cannot check.
-pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
-    Ok(match config {
-        StageConfig::Length(c) => AnyStage::Doc(Box::new(crate::length::build(c)?)),
-        StageConfig::Extract(c) => AnyStage::Doc(Box::new(crate::extract::build(c)?)),
-        StageConfig::Langid(c) => AnyStage::Doc(Box::new(crate::langid::build(c)?)),
-        StageConfig::Normalize(c) => AnyStage::Doc(Box::new(crate::normalize::build(c)?)),
-        StageConfig::ExactDedup(c) => AnyStage::Ordered(crate::exact_dedup::build(c)?),
-        StageConfig::MinhashDedup(c) => AnyStage::Doc(Box::new(crate::minhash::filter::build(c)?)),
-        StageConfig::Quality(c) => AnyStage::Doc(Box::new(crate::quality::build(c)?)),
-        StageConfig::Safety(c) => AnyStage::Doc(Box::new(crate::safety::build(c)?)),
-        StageConfig::Classifier(c) => AnyStage::Batch(Box::new(crate::classifier::build(c)?)),
-        StageConfig::Decontam(c) => AnyStage::Doc(Box::new(crate::decontam::build(c)?)),
-        StageConfig::Upsample(c) => AnyStage::Doc(Box::new(crate::upsample::build(c)?)),
-        StageConfig::Tokenize(_) => {
-            return Err(StageError::Config {
-                kind: crate::tokenize::KIND,
-                message: "tokenize is a pass of its own after the per-document stages; \
-                          the pipeline's plan runs it"
-                    .into(),
-            });
-        }
-    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,15 @@ use std::sync::{Mutex, OnceLock};
 /// The stage kind.
 pub const KIND: &str = "decontam";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str =
+    "drop documents sharing 13-grams with benchmark test sets (GSM8K, MMLU, HumanEval, CMMLU...)";
+
+/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
+    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
+}
+
 /// The document shares n-grams with a benchmark (policy `drop`).
 pub const CONTAMINATED: Reason = Reason::new("contaminated");
 /// Removing the matched spans cut the document into more than `max_pieces` pieces.

@@ -31,6 +31,14 @@ use std::hash::{BuildHasher, Hasher};
 /// The stage kind.
 pub const KIND: &str = "exact_dedup";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str = "drop documents whose text (or URL) was seen earlier; the first occurrence wins, across every task of a job (a barrier)";
+
+/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
+    Ok(crate::stage::AnyStage::Ordered(build(config)?))
+}
+
 /// The key was seen earlier in the input.
 pub const DUPLICATE: Reason = Reason::new("duplicate");
 

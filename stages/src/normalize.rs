@@ -39,6 +39,14 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization};
 /// The stage kind.
 pub const KIND: &str = "normalize";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str = "Unicode NFC/NFKC, line and space cleanup, invisible characters removed";
+
+/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
+    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
+}
+
 /// Nothing is left of the text after normalization (it was only whitespace and
 /// invisible characters).
 pub const EMPTY: Reason = Reason::new("empty");

@@ -19,6 +19,21 @@ use std::path::Path;
 /// The stage kind.
 pub const KIND: &str = "tokenize";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str = "tokenize and pack the kept documents into shuffled training sequences (last stage; a pass of its own after the run)";
+
+/// Checks the configuration; the stage is no per-document stage: the pipeline's plan
+/// runs it as a pass of its own, so asking to build it here is an error.
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, StageError> {
+    config.validate()?;
+    Err(StageError::Config {
+        kind: KIND,
+        message: "tokenize is a pass of its own after the per-document stages; the \
+                  pipeline's plan runs it"
+            .into(),
+    })
+}
+
 /// Shard file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,6 +22,15 @@ use std::collections::BTreeMap;
 /// The stage kind.
 pub const KIND: &str = "upsample";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str =
+    "repeat or thin documents by per-source weights, deterministically by document id";
+
+/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
+    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
+}
+
 /// The weight drew zero copies.
 pub const DOWNSAMPLED: Reason = Reason::new("downsampled");
 

@@ -35,6 +35,16 @@ use serde::{Deserialize, Serialize};
 /// the pass after.
 pub const KIND: &str = "minhash_dedup";
 
+/// What the stage does, in one line (`corpus stages`).
+pub const ABOUT: &str = "MinHash/LSH near-duplicate dedup across the whole job (a barrier: signatures, buckets and clusters run as passes before it; here it drops or annotates the non-survivors)";
+
+/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
+pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
+    Ok(crate::stage::AnyStage::Doc(Box::new(filter::build(
+        config,
+    )?)))
+}
+
 /// Which member of a cluster survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
