@@ -604,18 +604,7 @@ impl Plan<'_> {
                         cut.name, task.index
                     )));
                 }
-                let (input, files) = self.observed(j);
-                let work = &cut.dedup.work_dir;
-                let (c, reused) = match crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
-                    Some(c) => (c, true),
-                    None => {
-                        let clock = Clock::start();
-                        let c = crate::fuzzy::cluster(&files, &input, &cut.dedup, work)?;
-                        clock.record(cut, "cluster", 0)?;
-                        (c, false)
-                    }
-                };
-                Ok(self.note(cluster_note(&cut.name, &c, reused)))
+                Ok(self.note(self.clusters(j, None)?))
             }
             Step::Last => self.run_last(x),
             Step::Tokenize => {
@@ -628,6 +617,32 @@ impl Plan<'_> {
                 self.tokenize(x, true)
             }
         }
+    }
+
+    /// Barrier `j`'s clusters, reused when a finished cluster pass with the same
+    /// settings and inputs left them; else computed from the signature passes' files,
+    /// or (`in_memory`: worker threads) from the documents in memory. Returns the note.
+    fn clusters(&self, j: usize, in_memory: Option<usize>) -> Result<String, RunError> {
+        let cut = &self.cuts[j];
+        let (input, files) = self.observed(j);
+        let work = &cut.dedup.work_dir;
+        if let Some(c) = crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
+            return Ok(cluster_note(&cut.name, &c, true));
+        }
+        let clock = Clock::start();
+        let c = match in_memory {
+            Some(threads) => {
+                let (_, c) = crate::fuzzy::in_memory(&files, &input, &cut.dedup, work, threads)?;
+                clock.record(cut, "in_memory", 0)?;
+                c
+            }
+            None => {
+                let c = crate::fuzzy::cluster(&files, &input, &cut.dedup, work)?;
+                clock.record(cut, "cluster", 0)?;
+                c
+            }
+        };
+        Ok(cluster_note(&cut.name, &c, false))
     }
 
     /// The last per-file pass: the stages after the last dedup barrier, writing `OUT`;
@@ -807,19 +822,7 @@ impl Plan<'_> {
                 if let Some(p) = pre.as_ref().filter(|p| !p.failed.is_empty()) {
                     return Ok(p.clone());
                 }
-                let (input, files) = self.observed(j);
-                let work = &cut.dedup.work_dir;
-                let (c, reused) = match crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
-                    Some(c) => (c, true),
-                    None => {
-                        let clock = Clock::start();
-                        let (_, c) =
-                            crate::fuzzy::in_memory(&files, &input, &cut.dedup, work, x.threads)?;
-                        clock.record(cut, "in_memory", 0)?;
-                        (c, false)
-                    }
-                };
-                notes.push(cluster_note(&cut.name, &c, reused));
+                notes.push(self.clusters(j, Some(x.threads))?);
                 pre
             } else {
                 let pre = self.run_step(Step::Signatures(j), x)?;
