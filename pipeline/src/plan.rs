@@ -835,6 +835,11 @@ impl Plan<'_> {
                 (pre.shards > 0 || pre.skipped > 0).then_some(pre)
             };
             if let Some(pre) = pre {
+                // The summary's shard counts are the last pass's: say what this one did.
+                notes.push(format!(
+                    "{}: the pass before it: {} shard(s) done, {} skipped as complete",
+                    cut.name, pre.stats.shards, pre.skipped
+                ));
                 before = Some(match before {
                     None => pre,
                     Some(b) => {
