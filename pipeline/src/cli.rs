@@ -727,3 +727,215 @@ pub(crate) struct ExtractArgs {
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
 }
+
+// The translation of flags into the library's option types.
+
+impl CommonArgs {
+    /// The executor's options for this task.
+    pub(crate) fn options(
+        &self,
+        task: corpus::shard::TaskSpec,
+        output_dir: Option<PathBuf>,
+        pass: Option<String>,
+    ) -> corpus::executor::RunOptions {
+        corpus::executor::RunOptions {
+            threads: self.threads,
+            output_dir,
+            task,
+            resume: self.resume,
+            overwrite: self.overwrite,
+            progress: !self.quiet,
+            max_warnings: if self.quiet { 0 } else { 20 },
+            pass,
+        }
+    }
+}
+
+impl From<FormatArg> for corpus::sink::OutputFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Jsonl => corpus::sink::OutputFormat::Jsonl,
+            FormatArg::Parquet => corpus::sink::OutputFormat::Parquet,
+        }
+    }
+}
+
+impl From<FormatArg> for corpus::commands::export::DocFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Jsonl => corpus::commands::export::DocFormat::Jsonl,
+            FormatArg::Parquet => corpus::commands::export::DocFormat::Parquet,
+        }
+    }
+}
+
+impl DedupArgs {
+    /// The exact dedup stage of `--exact`.
+    pub(crate) fn exact_stage(&self) -> corpus::stages::StageConfig {
+        use corpus::stages::exact_dedup::{Config, Key, Mode};
+        corpus::stages::StageConfig::ExactDedup(Config {
+            key: match self.key {
+                KeyArg::Text => Key::Text,
+                KeyArg::ExactText => Key::ExactText,
+                KeyArg::Url => Key::Url,
+            },
+            mode: if self.bloom { Mode::Bloom } else { Mode::Exact },
+            expected_docs: self.expected_docs,
+            false_positive_rate: self.fp_rate,
+        })
+    }
+
+    /// The MinHash settings of `--fuzzy` (exact dedup's with `--exact --pass`).
+    pub(crate) fn minhash(&self) -> corpus::stages::minhash::Config {
+        use corpus::stages::minhash::{Action, Config, Keep, Method, Verify};
+        let mut config = if self.exact {
+            Config::exact()
+        } else {
+            Config {
+                method: Method::Minhash,
+                ngram: self.ngram,
+                bands: self.bands,
+                rows: self.rows,
+                seed: self.seed,
+                verify: match self.verify {
+                    VerifyArg::Off => Verify::Off,
+                    VerifyArg::Estimate => Verify::Estimate,
+                    VerifyArg::Exact => Verify::Exact,
+                },
+                threshold: self.threshold,
+                keep: match self.keep {
+                    KeepArg::First => Keep::First,
+                    KeepArg::Longest => Keep::Longest,
+                    KeepArg::BestQualityScore => Keep::BestQualityScore,
+                },
+                action: Action::Drop,
+                work_dir: PathBuf::new(),
+            }
+        };
+        if self.annotate {
+            config.action = Action::Annotate;
+        }
+        config
+    }
+
+    /// What the fuzzy passes are asked to do.
+    pub(crate) fn fuzzy_options(&self) -> corpus::commands::dedup::FuzzyOptions {
+        use corpus::commands::dedup::Pass;
+        corpus::commands::dedup::FuzzyOptions {
+            inputs: self.inputs.clone(),
+            output: self.output.clone(),
+            work_dir: self.work_dir.clone(),
+            pass: self.pass.map(|p| match p {
+                PassArg::Signatures => Pass::Signatures,
+                PassArg::Buckets => Pass::Buckets,
+                PassArg::Cluster => Pass::Cluster,
+                PassArg::Filter => Pass::Filter,
+            }),
+            task_index: self.common.task_index,
+            task_count: self.common.task_count,
+            threads: self.common.threads,
+            dropped: self.dropped,
+            format: self.format.into(),
+        }
+    }
+}
+
+impl DecontamArgs {
+    /// The decontam stage, loading `index`.
+    pub(crate) fn stage(&self, index: PathBuf) -> corpus::stages::StageConfig {
+        use corpus::stages::decontam::{Config, Policy};
+        corpus::stages::StageConfig::Decontam(Config {
+            index: Some(index),
+            n: self.ngrams.n,
+            max_examples_per_ngram: self.ngrams.max_examples_per_ngram,
+            short_min_tokens: self.ngrams.short_min_tokens,
+            min_matches: self.min_matches,
+            policy: match self.policy {
+                DecontamPolicyArg::Drop => Policy::Drop,
+                DecontamPolicyArg::RemoveSpan => Policy::RemoveSpan,
+            },
+            window: self.window,
+            min_piece_chars: self.min_piece_chars,
+            max_pieces: self.max_pieces,
+            ..Default::default()
+        })
+    }
+}
+
+impl PackArgs {
+    /// The packing settings.
+    pub(crate) fn config(&self) -> corpus::commands::pack::PackConfig {
+        use corpus::commands::pack::{PackConfig, ShardFormat};
+        PackConfig {
+            seq_len: self.seq_len,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            format: match self.format {
+                ShardFormatArg::Parquet => ShardFormat::Parquet,
+                ShardFormatArg::Arrow => ShardFormat::Arrow,
+            },
+            shard_sequences: self.shard_sequences,
+        }
+    }
+}
+
+impl VocabBuildArgs {
+    /// The build options, with the parsed `--weight`s and the command line recorded in
+    /// the sidecar.
+    pub(crate) fn options(
+        self,
+        lang_weights: Vec<(String, u64)>,
+    ) -> corpus::commands::vocab::BuildOptions {
+        let command = std::iter::once("corpus".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        corpus::commands::vocab::BuildOptions {
+            corpus: self.corpus,
+            output: self.output,
+            pattern: self.pattern,
+            vocab_size: self.size,
+            min_frequency: self.min_frequency,
+            max_token_bytes: self.max_token_bytes,
+            holdout: self.holdout,
+            lang_weights,
+            extra_tokens: self.extra_tokens,
+            threads: self.threads,
+            progress: !self.quiet,
+            command,
+        }
+    }
+}
+
+impl RefTrainArgs {
+    /// The training options.
+    pub(crate) fn options(&self) -> corpus::commands::reference::TrainArgs {
+        corpus::commands::reference::TrainArgs {
+            shards: self.shards.clone(),
+            val_shards: self.val_shards.clone(),
+            config: self.config.clone(),
+            out: self.out.clone(),
+            device: self.device.clone(),
+            stop_after: self.stop_after,
+            verbose: !self.quiet,
+            peak_tflops: self.peak_tflops,
+        }
+    }
+}
+
+impl RefEvalArgs {
+    /// The evaluation options.
+    pub(crate) fn options(&self) -> corpus::commands::reference::EvalArgs {
+        corpus::commands::reference::EvalArgs {
+            shards: self.shards.clone(),
+            split: self.split.clone(),
+            checkpoint: self.checkpoint.clone(),
+            context: self.context,
+            ntk: self.ntk,
+            logn: self.logn,
+            max_windows: self.max_windows,
+            batch: self.batch,
+            device: self.device.clone(),
+        }
+    }
+}

@@ -50,6 +50,30 @@ pub struct ExtractSummary {
     pub extract_time: Duration,
 }
 
+impl ExtractSummary {
+    /// The summary line `corpus extract` prints.
+    pub fn to_text(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let work = self.extract_time.as_secs_f64().max(1e-9);
+        let drops: Vec<String> = self
+            .dropped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "corpus extract: {} pages, {} written, dropped: [{}], {:.2}s ({:.1} pages/s); \
+             extraction {:.2}s of worker time ({:.1} pages/s per thread)",
+            self.pages,
+            self.written,
+            drops.join(" "),
+            secs,
+            self.pages as f64 / secs,
+            work,
+            self.pages as f64 / work
+        )
+    }
+}
+
 /// Errors that stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {

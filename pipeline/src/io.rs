@@ -96,6 +96,27 @@ pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, By
     Ok((reader, counter))
 }
 
+/// An input that could not be opened, with its path in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("opening {path}: {error}")]
+pub struct OpenError {
+    /// The input.
+    pub path: PathBuf,
+    /// The cause (its message is part of this one's).
+    pub error: io::Error,
+}
+
+/// [`open_decompressed`] without the byte count, for commands that read one input:
+/// errors name the file.
+pub fn open_input(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
+    open_decompressed(path)
+        .map(|(reader, _)| reader)
+        .map_err(|error| OpenError {
+            path: path.to_path_buf(),
+            error,
+        })
+}
+
 /// A byte source that can also seek: a file or a download.
 pub trait ReadSeek: Read + Seek + Send {}
 

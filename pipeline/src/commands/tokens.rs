@@ -314,6 +314,36 @@ pub fn encode_to_path(
     Ok(summary)
 }
 
+/// `corpus tokens encode`: encodes the documents of `inputs` with the tokenizer of
+/// `spec` into `output` (`-`: standard output) and returns the summary line it prints;
+/// None when a reader closed the pipe (`| head` has seen enough), which is no error.
+pub fn encode_command(
+    spec: &TokenizerSpec,
+    inputs: &[String],
+    threads: usize,
+    output: &Path,
+) -> Result<Option<String>, TokensError> {
+    let tokenizer = spec.load()?;
+    let files = expand(inputs)?;
+    let start = std::time::Instant::now();
+    let summary = match encode_to_path(&files, &tokenizer, threads, output) {
+        Err(TokensError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(None);
+        }
+        r => r?,
+    };
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    Ok(Some(format!(
+        "corpus tokens encode: {} documents, {} tokens, {:.1} MB of text in {:.2}s ({:.2} M tokens/s, {:.1} MB/s)",
+        summary.docs,
+        summary.tokens,
+        summary.bytes as f64 / 1e6,
+        secs,
+        summary.tokens as f64 / 1e6 / secs,
+        summary.bytes as f64 / 1e6 / secs
+    )))
+}
+
 /// Writes `bytes` to `path` atomically (`-`: standard output).
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), TokensError> {
     if path == Path::new("-") {

@@ -66,6 +66,16 @@ pub enum VocabCmdError {
     },
 }
 
+impl VocabCmdError {
+    /// True for errors of the command line or input paths rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            VocabCmdError::Usage(_) | VocabCmdError::Source(SourceError::Config(_))
+        )
+    }
+}
+
 /// One document of a corpus, as far as vocabularies care.
 #[derive(Debug, Clone)]
 pub struct Doc {
@@ -286,6 +296,74 @@ pub struct BuildSummary {
     pub check: (u64, u64),
     /// Time reading, counting, training.
     pub times: [Duration; 3],
+}
+
+impl BuildSummary {
+    /// The summary `corpus vocab build` prints; `output` is the vocabulary file.
+    pub fn to_text(&self, output: &Path) -> String {
+        let side = &self.sidecar;
+        let t = &side.training;
+        format!(
+            "corpus vocab build: {} documents trained on ({} held out), {} distinct words; \
+             read {:.1}s, counted {:.1}s, trained {:.1}s\n  \
+             {} ordinary tokens = {} of cl100k_base ({} multi-digit tokens removed) + {} new \
+             (stopped: {}, last count {}); {} special tokens; n_vocab {}\n  \
+             tiktoken check: {} of {} training words and {} of {} sampled documents \
+             encode differently from the trained segmentation\n  \
+             wrote {} (sha256 {}) and {}\n",
+            t.documents,
+            self.heldout_docs,
+            t.distinct_words,
+            self.times[0].as_secs_f64(),
+            self.times[1].as_secs_f64(),
+            self.times[2].as_secs_f64(),
+            side.ordinary_tokens,
+            side.base_tokens,
+            side.removed_multi_digit,
+            side.new_tokens,
+            t.stop,
+            t.last_count,
+            side.special_tokens.len(),
+            side.n_vocab,
+            t.mismatched_words,
+            t.distinct_words,
+            self.check.0,
+            self.check.1,
+            output.display(),
+            side.sha256,
+            self.sidecar_path.display()
+        )
+    }
+
+    /// True when tiktoken encodes the training words and the sampled documents as
+    /// training segmented them (anything else is a bug).
+    pub fn reproduces_training(&self) -> bool {
+        self.sidecar.training.mismatched_words == 0 && self.check.0 == 0
+    }
+}
+
+/// Checks `--base` (only cl100k is supported) and parses `--weight LANG=N` specs.
+pub fn parse_base_and_weights(
+    base: &str,
+    weights: &[String],
+) -> Result<Vec<(String, u64)>, VocabCmdError> {
+    if base != "cl100k" && base != "cl100k_base" {
+        return Err(VocabCmdError::Usage(format!(
+            "--base {base}: only cl100k is supported"
+        )));
+    }
+    weights
+        .iter()
+        .map(|spec| {
+            spec.split_once('=')
+                .and_then(|(l, w)| Some((l.to_string(), w.parse::<u64>().ok()?)))
+                .ok_or_else(|| {
+                    VocabCmdError::Usage(format!(
+                        "--weight {spec}: expected LANG=N with a whole number N"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The sidecar of a vocabulary file: `NAME.tiktoken[.gz]` -> `NAME.json`.
