@@ -20,6 +20,7 @@ pub mod executor;
 pub mod extract_cmd;
 pub mod fuzzy;
 pub mod io;
+pub mod parallel;
 pub mod plan;
 pub mod remote;
 pub mod report;

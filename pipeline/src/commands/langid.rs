@@ -166,15 +166,11 @@ pub fn run(
     output: &mut dyn Write,
     options: &LangidOptions,
 ) -> Result<LangidSummary, LangidError> {
-    let threads = match options.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = crate::parallel::threads(options.threads);
     let mut summary = LangidSummary::default();
     // One batch: the lines back to back in `bytes`, line `i` at `ends[i - 1]..ends[i]`.
     let mut bytes = Vec::with_capacity(1 << 16);
     let mut ends: Vec<usize> = Vec::with_capacity(BATCH_LINES);
-    let mut outs: Vec<(Vec<u8>, LangidSummary)> = Vec::new();
     loop {
         bytes.clear();
         ends.clear();
@@ -199,26 +195,11 @@ pub fn run(
             .enumerate()
             .map(|(i, &end)| &bytes[if i == 0 { 0 } else { ends[i - 1] }..end])
             .collect();
-        let chunk = lines.len().div_ceil(threads.min(lines.len()));
-        outs.clear();
-        if threads == 1 || lines.len() < 64 {
-            outs.push(process_lines(&lines, first_line, options));
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = lines
-                    .chunks(chunk)
-                    .enumerate()
-                    .map(|(k, part)| {
-                        let first = first_line + (k * chunk) as u64;
-                        scope.spawn(move || process_lines(part, first, options))
-                    })
-                    .collect();
-                for h in handles {
-                    // A worker only panics on a bug; surface it rather than lose lines.
-                    outs.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                }
-            });
-        }
+        // Small batches are not worth the threads.
+        let threads = if lines.len() < 64 { 1 } else { threads };
+        let mut outs = crate::parallel::map_chunks(&lines, threads, |offset, part| {
+            process_lines(part, first_line + offset as u64, options)
+        });
         for (out, part) in &mut outs {
             output.write_all(out).map_err(LangidError::Write)?;
             summary.lines += part.lines;

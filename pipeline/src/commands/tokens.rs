@@ -129,10 +129,7 @@ pub fn expand(inputs: &[String]) -> Result<Vec<InputFile>, TokensError> {
 
 /// Worker threads for `threads` (0: one per core).
 pub fn resolve_threads(threads: usize) -> usize {
-    match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
+    crate::parallel::threads(threads)
 }
 
 /// Documents per batch handed to a worker.
@@ -149,36 +146,13 @@ pub fn encode_documents(
     threads: usize,
     mut each: impl FnMut(DocTokens) -> Result<(), TokensError>,
 ) -> Result<(), TokensError> {
-    let threads = resolve_threads(threads);
     let input = InputConfig::default();
-    type Batch = Vec<(usize, Document)>;
-    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<(u64, Batch)>(threads * 2);
-    let (out_tx, out_rx) =
-        crossbeam_channel::bounded::<(u64, Result<Vec<DocTokens>, TokensError>)>(threads * 2);
-    std::thread::scope(|scope| {
-        // Owned here, so that returning early (an error) drops it: the workers' sends
-        // then fail and they stop, and so does the reader, before the scope joins them.
-        let out_rx = out_rx;
-        for _ in 0..threads {
-            let rx = batch_rx.clone();
-            let tx = out_tx.clone();
-            let tok = tokenizer.clone();
-            scope.spawn(move || {
-                for (n, batch) in rx {
-                    let result = batch
-                        .into_iter()
-                        .map(|(file, doc)| encode_one(&tok, &files[file], file, doc))
-                        .collect();
-                    if tx.send((n, result)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop((batch_rx, out_tx));
-        let reader = scope.spawn(move || -> Result<(), TokensError> {
-            let mut n = 0u64;
-            let mut batch: Batch = Vec::new();
+    crate::parallel::stream(
+        resolve_threads(threads),
+        // A clone per worker: tokenizers should not share their regex.
+        || tokenizer.clone(),
+        |sink| {
+            let mut batch: Vec<(usize, Document)> = Vec::new();
             let mut bytes = 0;
             for (k, file) in files.iter().enumerate() {
                 let mut src = source::open(file, &input)?;
@@ -186,36 +160,26 @@ pub fn encode_documents(
                     bytes += doc.text.len();
                     batch.push((k, doc));
                     if batch.len() >= BATCH_DOCS || bytes >= BATCH_BYTES {
-                        if batch_tx.send((n, std::mem::take(&mut batch))).is_err() {
+                        if !sink(std::mem::take(&mut batch)) {
                             return Ok(());
                         }
-                        n += 1;
                         bytes = 0;
                     }
                 }
             }
             if !batch.is_empty() {
-                let _ = batch_tx.send((n, batch));
+                sink(batch);
             }
             Ok(())
-        });
-        // Batches come back in any order; hand them on in input order.
-        let mut pending: BTreeMap<u64, Vec<DocTokens>> = BTreeMap::new();
-        let mut next = 0u64;
-        for (n, result) in &out_rx {
-            pending.insert(n, result?);
-            while let Some(docs) = pending.remove(&next) {
-                for d in docs {
-                    each(d)?;
-                }
-                next += 1;
-            }
-        }
-        // The workers are done: the reader either finished or failed.
-        reader
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
+        },
+        |tok, batch| {
+            batch
+                .into_iter()
+                .map(|(file, doc)| encode_one(tok, &files[file], file, doc))
+                .collect::<Result<Vec<_>, _>>()
+        },
+        |docs| docs?.into_iter().try_for_each(&mut each),
+    )
 }
 
 fn encode_one(

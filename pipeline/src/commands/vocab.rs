@@ -151,13 +151,6 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
     Ok(docs)
 }
 
-fn threads_or_default(threads: usize) -> usize {
-    match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-}
-
 fn bar(enabled: bool, total: u64, template: &str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
@@ -401,7 +394,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
     let pattern_spec = Pattern::parse(&options.pattern);
     let pattern = pattern_spec.regex().to_string();
     WordCounter::new(&pattern)?; // fail early on a bad pattern
-    let threads = threads_or_default(options.threads);
+    let threads = crate::parallel::threads(options.threads);
     let weights: BTreeMap<String, u64> = options.lang_weights.iter().cloned().collect();
 
     // Read.
@@ -450,28 +443,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
         total,
         "counting pre-tokens [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
     );
-    let chunk = train_docs.len().div_ceil(threads);
-    let counters: Vec<Result<WordCounter, VocabError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = train_docs
-            .chunks(chunk)
-            .map(|part| {
-                let pb = &pb;
-                let pattern = &pattern;
-                s.spawn(move || {
-                    let mut c = WordCounter::new(pattern)?;
-                    for (d, w) in part {
-                        c.add(&d.text, *w)
-                            .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
-                        pb.inc(d.text.len() as u64);
-                    }
-                    Ok(c)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("counting thread panicked"))
-            .collect()
+    let counters = crate::parallel::map_chunks(&train_docs, threads, |_, part| {
+        let mut c = WordCounter::new(&pattern)?;
+        for (d, w) in part {
+            c.add(&d.text, *w)
+                .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
+            pb.inc(d.text.len() as u64);
+        }
+        Ok::<_, VocabError>(c)
     });
     pb.finish_and_clear();
     let mut counter = WordCounter::new(&pattern)?;
@@ -715,39 +694,26 @@ pub fn compare(
                 && (langs.is_empty() || langs.contains(&d.lang))
         }));
     }
-    let threads = threads_or_default(threads);
-    let chunk = docs.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<BTreeMap<String, LangRow>, VocabCmdError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = docs
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    // A clone per thread: tokenizers should not share their regex.
-                    let encoders: Vec<Encoder> = encoders.iter().map(Encoder::clone).collect();
-                    let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
-                    for d in part {
-                        let row = rows.entry(d.lang.clone()).or_insert_with(|| LangRow {
-                            lang: d.lang.clone(),
-                            tokens: vec![0; encoders.len()],
-                            ..Default::default()
-                        });
-                        row.docs += 1;
-                        row.bytes += d.text.len() as u64;
-                        for (i, e) in encoders.iter().enumerate() {
-                            let n = e.count(&d.text).map_err(|e| {
-                                VocabError::Invalid(format!("document {}: {e}", d.id))
-                            })?;
-                            row.tokens[i] += n as u64;
-                        }
-                    }
-                    Ok(rows)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("encoding thread panicked"))
-            .collect()
+    let parts = crate::parallel::map_chunks(&docs, crate::parallel::threads(threads), |_, part| {
+        // A clone per thread: tokenizers should not share their regex.
+        let encoders: Vec<Encoder> = encoders.iter().map(Encoder::clone).collect();
+        let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
+        for d in part {
+            let row = rows.entry(d.lang.clone()).or_insert_with(|| LangRow {
+                lang: d.lang.clone(),
+                tokens: vec![0; encoders.len()],
+                ..Default::default()
+            });
+            row.docs += 1;
+            row.bytes += d.text.len() as u64;
+            for (i, e) in encoders.iter().enumerate() {
+                let n = e
+                    .count(&d.text)
+                    .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
+                row.tokens[i] += n as u64;
+            }
+        }
+        Ok::<_, VocabCmdError>(rows)
     });
     let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
     for part in parts {
