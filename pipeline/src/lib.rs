@@ -19,6 +19,7 @@ pub mod config;
 pub mod executor;
 pub mod extract_cmd;
 pub mod fuzzy;
+pub mod html;
 pub mod io;
 pub mod parallel;
 pub mod plan;

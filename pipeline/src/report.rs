@@ -17,6 +17,7 @@
 
 use crate::commands::tokens::TokenReport;
 use crate::fuzzy::ClusterSummary;
+use crate::html::escape as esc;
 use crate::shard::Marker;
 use crate::stats::{Count, Histogram, RunStats};
 use std::collections::BTreeMap;
@@ -724,13 +725,6 @@ fn tokens(h: &mut String, t: &TokenReport) {
         num(t.total.docs),
         num(t.total.tokens)
     );
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// 1234567 as `1,234,567`.

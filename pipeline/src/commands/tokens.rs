@@ -6,6 +6,7 @@
 //! the [`Tokenizer`]; results come back in input order, so every output is the same for
 //! any thread count.
 
+use crate::html::escape;
 use crate::source::{self, InputConfig, InputFile, SourceError};
 use corpus_models::tokenizer::{Pattern, Rank, Tokenizer, TokenizerError, VocabSource};
 use corpus_stages::Document;
@@ -508,13 +509,6 @@ pub fn report_html(r: &TokenReport) -> String {
     }
     html.push_str("</body></html>\n");
     html
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Bytes per token as a table cell, `-` when unknown.
