@@ -894,9 +894,7 @@ fn append_metrics(path: &Path, row: &StepMetrics) -> Result<()> {
 }
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| RefError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RefError::io(path, e))
+    crate::io::AtomicFile::write_all(path, bytes).map_err(|e| RefError::io(path, e))
 }
 
 /// The latest complete checkpoint under a training output directory (named in its
