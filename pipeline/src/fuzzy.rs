@@ -688,11 +688,7 @@ pub fn in_memory(
 
 /// Expands input specs into the sorted input list every pass must agree on.
 pub fn input_files(paths: &[String]) -> Result<(InputConfig, Vec<InputFile>), FuzzyError> {
-    let input = InputConfig {
-        paths: paths.to_vec(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&input, Path::new("."))?;
+    let (input, files) = source::expand_paths(paths)?;
     if files.is_empty() {
         return Err(FuzzyError::Usage("no input files".into()));
     }

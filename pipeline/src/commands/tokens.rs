@@ -114,18 +114,10 @@ pub struct DocTokens {
 /// `done/`) stands for its kept documents, `docs/`
 /// (`source::run_output_docs`, as for every input).
 pub fn expand(inputs: &[String]) -> Result<Vec<InputFile>, TokensError> {
-    let config = InputConfig {
-        paths: inputs.to_vec(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&config, Path::new(""))?;
-    if let Some(f) = files.iter().find(|f| f.format == source::Format::Warc) {
-        return Err(TokensError::Usage(format!(
-            "{}: WARC input holds pages, not documents; extract or run the pipeline first",
-            f.path.display()
-        )));
-    }
-    Ok(files)
+    Ok(source::expand_documents(
+        inputs,
+        "holds pages, not documents; extract or run the pipeline first",
+    )?)
 }
 
 /// Worker threads for `threads` (0: one per core).

@@ -99,22 +99,11 @@ pub fn is_heldout(text: &str, fraction: f64) -> bool {
 
 /// Expands files, directories and globs into a sorted list of input files.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VocabCmdError> {
-    let config = InputConfig {
-        paths: paths
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&config, Path::new("."))?;
-    for f in &files {
-        if f.format == Format::Warc {
-            return Err(VocabCmdError::Usage(format!(
-                "{}: WARC input is not supported here; extract the text first",
-                f.path.display()
-            )));
-        }
-    }
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let files = source::expand_documents(&paths, "is not supported here; extract the text first")?;
     Ok(files.into_iter().map(|f| f.path).collect())
 }
 
