@@ -144,6 +144,20 @@ pub struct Manifest {
     pub splits: BTreeMap<String, SplitInfo>,
 }
 
+impl Manifest {
+    /// The split `name` of the pack output `dir` this manifest describes; the error
+    /// message names the splits there are.
+    pub fn split(&self, dir: &Path, name: &str) -> Result<&SplitInfo, String> {
+        self.splits.get(name).ok_or_else(|| {
+            format!(
+                "{}: no split `{name}` (have: {})",
+                dir.display(),
+                self.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
 /// Name of the manifest file.
 pub const MANIFEST: &str = "manifest.json";
 /// The splits, in the order they are written.

@@ -86,13 +86,7 @@ pub fn train_summary_text(s: &TrainSummary, out: &Path) -> String {
 /// A split of a shard directory as one token stream, with the manifest.
 pub fn load_split(dir: &Path, split: &str) -> Result<(TokenStream, Manifest), RefCmdError> {
     let m = pack::read_manifest(dir)?;
-    let info = m.splits.get(split).ok_or_else(|| {
-        RefCmdError::Usage(format!(
-            "{}: no split `{split}` (have: {})",
-            dir.display(),
-            m.splits.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let info = m.split(dir, split).map_err(RefCmdError::Usage)?;
     let total = (info.tokens + info.eot_tokens) as usize;
     let mut tokens = Vec::with_capacity(total);
     for shard in pack::shard_paths(dir, &m, split) {
