@@ -55,6 +55,16 @@ pub enum FuzzyError {
         /// The error.
         source: std::io::Error,
     },
+    /// The task or the filter pass's config is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl FuzzyError {
+    /// True for errors of the command line or config rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, FuzzyError::Usage(_) | FuzzyError::Config(_))
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), FuzzyError> {

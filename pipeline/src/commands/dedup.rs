@@ -3,7 +3,6 @@
 //! passes before the filter run here and report one line each; the filter is a run of
 //! the executor over the returned config.
 
-use crate::config::ConfigError;
 use crate::config::PipelineConfig;
 use crate::fuzzy::{self, ClusterSummary, FuzzyError, PassSummary};
 use crate::shard::TaskSpec;
@@ -11,30 +10,6 @@ use crate::sink::OutputFormat;
 use corpus_stages::StageConfig;
 use corpus_stages::minhash::Config;
 use std::path::PathBuf;
-
-/// Errors of `corpus dedup`.
-#[derive(Debug, thiserror::Error)]
-pub enum DedupError {
-    /// Bad flags.
-    #[error("{0}")]
-    Usage(String),
-    /// A pass failed.
-    #[error(transparent)]
-    Fuzzy(#[from] FuzzyError),
-    /// The task or the filter's config is wrong.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
-
-impl DedupError {
-    /// True for errors of the command line or config rather than of a run.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            DedupError::Usage(_) | DedupError::Config(_) | DedupError::Fuzzy(FuzzyError::Usage(_))
-        )
-    }
-}
 
 /// One pass of multi-pass fuzzy dedup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +54,8 @@ pub fn fuzzy(
     mut config: Config,
     options: &FuzzyOptions,
     note: &mut dyn FnMut(&str),
-) -> Result<Option<PipelineConfig>, DedupError> {
-    let usage = |m: &str| DedupError::Usage(m.into());
+) -> Result<Option<PipelineConfig>, FuzzyError> {
+    let usage = |m: &str| FuzzyError::Usage(m.into());
     if options.inputs.is_empty() {
         return Err(usage("no inputs given"));
     }
