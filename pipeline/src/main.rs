@@ -222,8 +222,8 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
 
 /// Writes the HTML report of a run directory.
 fn report(args: ReportRunArgs) -> Result<(), Failure> {
-    let report = corpus::report::load(&args.run_dir)
-        .map_err(|e| Failure::new(matches!(e, corpus::report::ReportError::Invalid { .. }), e))?;
+    let report =
+        corpus::report::load(&args.run_dir).map_err(|e| Failure::new(e.is_invalid(), e))?;
     tokens::write_output(&args.output, corpus::report::html(&report).as_bytes())
         .map_err(|e| Failure::new(false, e))
 }
