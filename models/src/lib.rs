@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod features;
+pub mod io;
 pub mod reflm;
 pub mod scorer;
 pub mod tokenizer;

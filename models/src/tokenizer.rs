@@ -630,7 +630,7 @@ pub fn read_tiktoken_file(path: &Path) -> Result<Vec<u8>, TokenizerError> {
         source,
     };
     let raw = std::fs::read(path).map_err(err)?;
-    if !raw.starts_with(&[0x1f, 0x8b]) {
+    if crate::io::Compression::sniff(&raw) != crate::io::Compression::Gzip {
         return Ok(raw);
     }
     let mut out = Vec::with_capacity(raw.len() * 3);

@@ -17,7 +17,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of one `corpus extract` run.
@@ -48,6 +47,30 @@ pub struct ExtractSummary {
     pub elapsed: Duration,
     /// Time the workers spent extracting, summed over threads.
     pub extract_time: Duration,
+}
+
+impl ExtractSummary {
+    /// The summary line `corpus extract` prints.
+    pub fn to_text(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let work = self.extract_time.as_secs_f64().max(1e-9);
+        let drops: Vec<String> = self
+            .dropped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "corpus extract: {} pages, {} written, dropped: [{}], {:.2}s ({:.1} pages/s); \
+             extraction {:.2}s of worker time ({:.1} pages/s per thread)",
+            self.pages,
+            self.written,
+            drops.join(" "),
+            secs,
+            self.pages as f64 / secs,
+            work,
+            self.pages as f64 / work
+        )
+    }
 }
 
 /// Errors that stop a run.
@@ -240,45 +263,16 @@ fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let next = AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Document>>> = batch
-        .drain(..)
-        .map(|d| std::sync::Mutex::new(Some(d)))
-        .collect();
-    let results: Vec<(usize, Verdict, Option<Vec<u8>>, Duration)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads.min(slots.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    let mut cx = StageCx::default();
-                    let mut spent = Duration::ZERO;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(slot) = slots.get(i) else { break };
-                        let Some(mut doc) = slot.lock().ok().and_then(|mut g| g.take()) else {
-                            continue;
-                        };
-                        let t = Instant::now();
-                        let verdict = stage
-                            .process(&mut doc, &mut cx)
-                            .unwrap_or(Verdict::Drop(corpus_stages::stage::ERROR));
-                        spent += t.elapsed();
-                        let line = (verdict == Verdict::Keep).then(|| line(&doc));
-                        done.push((i, verdict, line, spent));
-                        spent = Duration::ZERO;
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+    let results = crate::parallel::map(std::mem::take(batch), threads, |mut doc| {
+        let t = Instant::now();
+        let verdict = stage
+            .process(&mut doc, &mut StageCx::default())
+            .unwrap_or(Verdict::Drop(corpus_stages::stage::ERROR));
+        let spent = t.elapsed();
+        let line = (verdict == Verdict::Keep).then(|| line(&doc));
+        (verdict, line, spent)
     });
-    let mut results = results;
-    results.sort_unstable_by_key(|r| r.0);
-    for (_, verdict, line, spent) in results {
+    for (verdict, line, spent) in results {
         summary.pages += 1;
         summary.extract_time += spent;
         match (verdict, line) {

@@ -55,6 +55,16 @@ pub enum FuzzyError {
         /// The error.
         source: std::io::Error,
     },
+    /// The task or the filter pass's config is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl FuzzyError {
+    /// True for errors of the command line or config rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, FuzzyError::Usage(_) | FuzzyError::Config(_))
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), FuzzyError> {
@@ -92,10 +102,10 @@ pub struct PassSummary {
     pub elapsed: Duration,
 }
 
-/// Reads one input file and signs its documents, `threads` at a time, in input order.
-/// A reader thread fills the next batch while the current one is signed. Corrupt
-/// records are skipped and counted (they get no record number: the reader numbers the
-/// documents it produces, and the filter pass reads the same way).
+/// Reads one input file and signs its documents on `threads` workers, in input order,
+/// while the next documents are read. Corrupt records are skipped and counted (they get
+/// no record number: the reader numbers the documents it produces, and the filter pass
+/// reads the same way).
 fn sign_file(
     file: &InputFile,
     input: &InputConfig,
@@ -103,57 +113,46 @@ fn sign_file(
     threads: usize,
     summary: &mut PassSummary,
 ) -> Result<Vec<SigRecord>, FuzzyError> {
-    const BATCH: usize = 4096;
+    const BATCH: usize = 256;
     let mut src = source::open(file, input)?;
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<Document>>(2);
     let mut out = Vec::new();
-    std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<u64, FuzzyError> {
-            let mut corrupt = 0;
+    let mut corrupt = 0;
+    crate::parallel::stream(
+        threads,
+        || (String::new(), Vec::new()),
+        |sink| {
             let mut batch = Vec::with_capacity(BATCH);
             loop {
                 match src.next_doc() {
                     Ok(Some(d)) => {
                         batch.push(d);
                         if batch.len() == BATCH
-                            && tx
-                                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                                .is_err()
+                            && !sink(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
                         {
-                            return Ok(corrupt);
+                            return Ok(());
                         }
                     }
                     Ok(None) => break,
                     Err(e) if e.is_recoverable() => corrupt += 1,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(FuzzyError::from(e)),
                 }
             }
             if !batch.is_empty() {
-                let _ = tx.send(batch);
+                sink(batch);
             }
-            Ok(corrupt)
-        });
-        for batch in rx.iter() {
-            summary.text_bytes += batch.iter().map(|d| d.text.len() as u64).sum::<u64>();
-            let chunk = batch.len().div_ceil(threads.max(1)).max(1);
-            let parts: Vec<Vec<SigRecord>> = std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .chunks(chunk)
-                    .map(|docs| {
-                        s.spawn(move || {
-                            let (mut key, mut ids) = (String::new(), Vec::new());
-                            docs.iter()
-                                .map(|d| signer.sign_with(d, &mut key, &mut ids))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("signing does not panic"))
-                    .collect()
-            });
-            for r in parts.into_iter().flatten() {
+            Ok(())
+        },
+        |(key, ids), batch: Vec<Document>| {
+            let bytes: u64 = batch.iter().map(|d| d.text.len() as u64).sum();
+            let sigs: Vec<SigRecord> = batch
+                .iter()
+                .map(|d| signer.sign_with(d, key, ids))
+                .collect();
+            (bytes, sigs)
+        },
+        |(bytes, sigs)| {
+            summary.text_bytes += bytes;
+            for r in sigs {
                 if r.has_signature() {
                     summary.signed += 1;
                 } else {
@@ -161,10 +160,10 @@ fn sign_file(
                 }
                 out.push(r);
             }
-        }
-        summary.corrupt += reader.join().expect("the reader does not panic")?;
-        Ok::<(), FuzzyError>(())
-    })?;
+            Ok(())
+        },
+    )?;
+    summary.corrupt += corrupt;
     summary.docs += out.len() as u64;
     Ok(out)
 }
@@ -699,11 +698,7 @@ pub fn in_memory(
 
 /// Expands input specs into the sorted input list every pass must agree on.
 pub fn input_files(paths: &[String]) -> Result<(InputConfig, Vec<InputFile>), FuzzyError> {
-    let input = InputConfig {
-        paths: paths.to_vec(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&input, Path::new("."))?;
+    let (input, files) = source::expand_paths(paths)?;
     if files.is_empty() {
         return Err(FuzzyError::Usage("no input files".into()));
     }

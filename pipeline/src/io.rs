@@ -3,34 +3,12 @@
 //! when complete.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Compression of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// Stored as is.
-    None,
-    /// gzip, one or several members.
-    Gzip,
-    /// Zstandard, one or several frames.
-    Zstd,
-}
-
-impl Compression {
-    /// Tells the compression from the first bytes of a file.
-    pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-}
+pub use corpus_models::io::{AtomicFile, Compression, TMP_MARKER, gunzip_if_gzip};
 
 /// A shared count of bytes read from the underlying file, for progress and statistics.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +74,27 @@ pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead + Send>, By
     Ok((reader, counter))
 }
 
+/// An input that could not be opened, with its path in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("opening {path}: {error}")]
+pub struct OpenError {
+    /// The input.
+    pub path: PathBuf,
+    /// The cause (its message is part of this one's).
+    pub error: io::Error,
+}
+
+/// [`open_decompressed`] without the byte count, for commands that read one input:
+/// errors name the file.
+pub fn open_input(path: &Path) -> Result<Box<dyn BufRead + Send>, OpenError> {
+    open_decompressed(path)
+        .map(|(reader, _)| reader)
+        .map_err(|error| OpenError {
+            path: path.to_path_buf(),
+            error,
+        })
+}
+
 /// A byte source that can also seek: a file or a download.
 pub trait ReadSeek: Read + Seek + Send {}
 
@@ -108,83 +107,6 @@ pub fn open_seekable(path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         return Ok(Box::new(crate::remote::RemoteReader::open(url)?));
     }
     Ok(Box::new(File::open(path)?))
-}
-
-/// A file written under a temporary name in the target directory and renamed to its
-/// final name by [`AtomicFile::commit`]. Dropped without commit, it removes the
-/// temporary file, so a failed run leaves nothing under the final name (a killed run
-/// leaves a `.tmp` file, which the next run removes).
-#[derive(Debug)]
-pub struct AtomicFile {
-    tmp: PathBuf,
-    target: PathBuf,
-    committed: bool,
-}
-
-/// Marker in the names of temporary files, used to find leftovers of killed runs.
-pub const TMP_MARKER: &str = ".tmp-";
-
-impl AtomicFile {
-    /// Reserves `target`; the caller writes to [`AtomicFile::tmp_path`].
-    pub fn new(target: &Path) -> AtomicFile {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Process id, a per-process counter and the clock's nanoseconds: unique among
-        // this process's files, and unlikely to meet a task on another machine writing
-        // a shared file (stats.json) into the same directory at the same time.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = target.with_file_name(format!(
-            ".{name}{TMP_MARKER}{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        AtomicFile {
-            tmp,
-            target: target.to_path_buf(),
-            committed: false,
-        }
-    }
-
-    /// Where to write.
-    pub fn tmp_path(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// The final name.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
-    /// Moves the written file to its final name (fsync'd first, so a crash after the
-    /// rename cannot leave a short file under the final name).
-    pub fn commit(mut self) -> io::Result<()> {
-        File::open(&self.tmp)?.sync_all()?;
-        std::fs::rename(&self.tmp, &self.target)?;
-        self.committed = true;
-        Ok(())
-    }
-
-    /// Writes `bytes` to `target` atomically.
-    pub fn write_all(target: &Path, bytes: &[u8]) -> io::Result<()> {
-        let file = AtomicFile::new(target);
-        let mut f = File::create(file.tmp_path())?;
-        f.write_all(bytes)?;
-        drop(f);
-        file.commit()
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
 }
 
 /// Resolves `.` and `..` components without touching the file system, so that paths
@@ -240,6 +162,7 @@ pub fn remove_stale_tmp(dir: &Path, prefix: &str) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn reads_plain_gzip_multi_member_and_zstd_alike() {

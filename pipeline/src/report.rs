@@ -17,8 +17,10 @@
 
 use crate::commands::tokens::TokenReport;
 use crate::fuzzy::ClusterSummary;
+use crate::html::escape as esc;
 use crate::shard::Marker;
 use crate::stats::{Count, Histogram, RunStats};
+use corpus_stages::minhash::files::FileError;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,25 +28,21 @@ use std::path::{Path, PathBuf};
 /// Errors of building a report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// A file of the run could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A file of the run is not what the run writes, or the directory is no run.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file or directory.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    /// A file of the run could not be read ([`FileError::Io`]), or is not what the run
+    /// writes, or the directory is no run ([`FileError::Invalid`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The token manifest could not be read.
     #[error(transparent)]
     Tokens(#[from] crate::commands::tokens::TokensError),
+}
+
+impl ReportError {
+    /// True when the directory or a file in it is not what a run writes (a usage
+    /// error), rather than unreadable.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, ReportError::File(FileError::Invalid { .. }))
+    }
 }
 
 /// What a report shows.
@@ -66,9 +64,12 @@ pub struct RunReport {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ReportError> {
-    std::fs::read(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
+    std::fs::read(path).map_err(|source| {
+        FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
     })
 }
 
@@ -91,7 +92,7 @@ pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
             .filter(|n| n.starts_with("part-") && n.ends_with(".json"))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(ReportError::Read { path: done, source }),
+        Err(source) => return Err(FileError::Io { path: done, source }.into()),
     };
     names.sort();
     let fp = fingerprint(root);
@@ -108,7 +109,7 @@ pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
         }
         let path = root.join("stats").join(&name);
         let stats: RunStats =
-            serde_json::from_slice(&read(&path)?).map_err(|e| ReportError::Invalid {
+            serde_json::from_slice(&read(&path)?).map_err(|e| FileError::Invalid {
                 path: path.clone(),
                 message: format!("not the statistics of a shard: {e}"),
             })?;
@@ -121,25 +122,27 @@ pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
 /// Reads what the run in `root` wrote into a report.
 pub fn load(root: &Path) -> Result<RunReport, ReportError> {
     if !root.is_dir() {
-        return Err(ReportError::Invalid {
+        return Err(FileError::Invalid {
             path: root.to_path_buf(),
             message: "not a directory".into(),
-        });
+        }
+        .into());
     }
     let (post, shards) = merge_completed(root)?;
     if shards == 0 {
-        return Err(ReportError::Invalid {
+        return Err(FileError::Invalid {
             path: root.to_path_buf(),
             message: "no completed shard (done/part-*.json with stats/part-*.json): give \
                       the output directory of `corpus run`"
                 .into(),
-        });
+        }
+        .into());
     }
     // The config of the run: its whole config (older runs with fuzzy dedup wrote the
     // part from minhash_dedup on, naming it `minhash_filter`).
     let config_path = root.join("config.toml");
     let config: toml::Table = match std::fs::read_to_string(&config_path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| ReportError::Invalid {
+        Ok(text) => toml::from_str(&text).map_err(|e| FileError::Invalid {
             path: config_path.clone(),
             message: e.to_string(),
         })?,
@@ -192,7 +195,7 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
     let summary_path = corpus_stages::minhash::files::names::cluster_summary(&work_dir);
     let dedup = if summary_path.is_file() {
         Some(
-            serde_json::from_slice(&read(&summary_path)?).map_err(|e| ReportError::Invalid {
+            serde_json::from_slice(&read(&summary_path)?).map_err(|e| FileError::Invalid {
                 path: summary_path.clone(),
                 message: format!("not a cluster summary: {e}"),
             })?,
@@ -724,13 +727,6 @@ fn tokens(h: &mut String, t: &TokenReport) {
         num(t.total.docs),
         num(t.total.tokens)
     );
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// 1234567 as `1,234,567`.

@@ -1281,16 +1281,8 @@ pub fn for_each_example(
         }
         return Ok(());
     }
-    let mut file = BufReader::new(std::fs::File::open(path).map_err(|e| err(&e))?);
-    let gzip = file
-        .fill_buf()
-        .map_err(|e| err(&e))?
-        .starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn BufRead> = if gzip {
-        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(file)
-    };
+    let file = BufReader::new(std::fs::File::open(path).map_err(|e| err(&e))?);
+    let mut reader = corpus_models::io::gunzip_if_gzip(file).map_err(|e| err(&e))?;
     let name = path.to_string_lossy();
     let base = name.strip_suffix(".gz").unwrap_or(&name);
     let mut text = String::new();

@@ -23,7 +23,7 @@ use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// The stage kind.
@@ -138,14 +138,8 @@ pub fn for_each_entry(path: &Path, mut f: impl FnMut(&str)) -> Result<(), StageE
         kind: KIND,
         message: format!("{}: {e}", path.display()),
     };
-    let mut file = BufReader::new(std::fs::File::open(path).map_err(err)?);
-    let gzip = file.fill_buf().map_err(err)?.starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let file = BufReader::with_capacity(1 << 16, std::fs::File::open(path).map_err(err)?);
+    let mut reader = corpus_models::io::gunzip_if_gzip(file).map_err(err)?;
     let mut line = String::new();
     let mut lower = String::new();
     loop {

@@ -370,20 +370,7 @@ fn loss_and_grads(
         let t = targets.contiguous()?;
         let lm = model.lm_head().as_tensor();
         let g = vec![(scale / n as f64) as f32; n];
-        let out = with_cpu_f32(&h, |hv| {
-            with_cpu_u32(&t, |tv| {
-                with_cpu_f32(lm, |wv| {
-                    Head {
-                        h: hv,
-                        w: wv,
-                        targets: tv,
-                        d: model.config().hidden,
-                        block_rows: 0,
-                    }
-                    .loss_and_grads(&g)
-                })
-            })
-        })???;
+        let out = with_cpu_head(model, &h, &t, |head| head.loss_and_grads(&g))?;
         let loss = out.losses.iter().sum::<f64>() * scale / n as f64;
         let gh = Tensor::from_vec(out.dh, h.dims(), model.device())?;
         let lm_grad = Tensor::from_vec(out.dw, lm.dims(), model.device())?;
@@ -455,6 +442,32 @@ fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
             "expected a contiguous f32 tensor on the CPU".into(),
         )),
     }
+}
+
+/// `f` on the fused CPU head over the hidden states `h`, the targets `t` and the
+/// model's output projection (all contiguous on the CPU), so that training and
+/// evaluation build it alike.
+fn with_cpu_head<R>(
+    model: &Qwen2,
+    h: &Tensor,
+    t: &Tensor,
+    f: impl FnOnce(Head<'_>) -> R,
+) -> Result<R> {
+    let lm = model.lm_head().as_tensor();
+    let r = with_cpu_f32(h, |hv| {
+        with_cpu_u32(t, |tv| {
+            with_cpu_f32(lm, |wv| {
+                f(Head {
+                    h: hv,
+                    w: wv,
+                    targets: tv,
+                    d: model.config().hidden,
+                    block_rows: 0,
+                })
+            })
+        })
+    });
+    r??
 }
 
 /// [`with_cpu_f32`] for u32 tensors (token ids).
@@ -547,23 +560,7 @@ pub fn evaluate(
         let rows = h.dim(0)?;
         if model.device().is_cpu() {
             let (h, y) = (h.contiguous()?, y.contiguous()?);
-            let lm = model.lm_head().as_tensor();
-            total += with_cpu_f32(&h, |hv| {
-                with_cpu_u32(&y, |tv| {
-                    with_cpu_f32(lm, |wv| {
-                        Head {
-                            h: hv,
-                            w: wv,
-                            targets: tv,
-                            d: model.config().hidden,
-                            block_rows: 0,
-                        }
-                        .losses()
-                        .iter()
-                        .sum::<f64>()
-                    })
-                })
-            })???;
+            total += with_cpu_head(model, &h, &y, |head| head.losses().iter().sum::<f64>())?;
             count += rows as u64;
             continue;
         }
@@ -894,9 +891,7 @@ fn append_metrics(path: &Path, row: &StepMetrics) -> Result<()> {
 }
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| RefError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RefError::io(path, e))
+    crate::io::AtomicFile::write_all(path, bytes).map_err(|e| RefError::io(path, e))
 }
 
 /// The latest complete checkpoint under a training output directory (named in its

@@ -70,6 +70,34 @@ pub fn parse_benchmark(spec: &str) -> Result<Benchmark, DecontamError> {
     }
 }
 
+/// Parses every `NAME=PATH` of `specs`.
+pub fn parse_benchmarks(specs: &[String]) -> Result<Vec<Benchmark>, DecontamError> {
+    specs.iter().map(|b| parse_benchmark(b)).collect()
+}
+
+/// The index a decontam run loads: `index` when given, else the index of `benchmarks`
+/// built once into `OUT/decontam.index`.
+pub fn run_index(
+    benchmarks: &[String],
+    index: Option<PathBuf>,
+    settings: IndexSettings,
+    output_dir: &Path,
+) -> Result<PathBuf, DecontamError> {
+    if let Some(index) = index {
+        return Ok(index);
+    }
+    let benchmarks = parse_benchmarks(benchmarks)?;
+    let path = output_dir.join("decontam.index");
+    write_index(&benchmarks, settings, &path)?;
+    Ok(path)
+}
+
+/// Writes the `--report` of a finished run (`output_dir`) that used `index` to `path`.
+pub fn write_run_report(index: &Path, output_dir: &Path, path: &Path) -> Result<(), DecontamError> {
+    let stats = Index::load(index, None).map(|i| i.stats)?;
+    write_report(&report(output_dir, Some(&stats))?, path)
+}
+
 /// What `corpus decontam index` did.
 #[derive(Debug, Clone)]
 pub struct IndexSummary {
@@ -85,6 +113,34 @@ pub struct IndexSummary {
     pub build: Duration,
     /// Time to encode and write the file.
     pub write: Duration,
+}
+
+impl IndexSummary {
+    /// The lines `corpus decontam index` prints: one per benchmark, then the index
+    /// written to `path`.
+    pub fn to_text(&self, path: &Path) -> String {
+        let mut out = String::new();
+        for b in &self.benchmarks {
+            out += &format!(
+                "{}: {} examples ({} too short to match, {} fields matched whole) in {} files\n",
+                b.name,
+                b.examples,
+                b.too_short,
+                b.short_fields,
+                b.files.len()
+            );
+        }
+        out += &format!(
+            "{}: {} n-grams, {} whole fields, {} bytes; built in {:.2}s, written in {:.2}s\n",
+            path.display(),
+            self.ngrams,
+            self.short_fields,
+            self.bytes,
+            self.build.as_secs_f64(),
+            self.write.as_secs_f64()
+        );
+        out
+    }
 }
 
 /// Builds the index of `benchmarks`.

@@ -65,13 +65,7 @@ fn column<'a>(b: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a ArrayRe
 /// `PREFIX.idx`.
 pub fn megatron(dir: &Path, split: &str, prefix: &Path) -> Result<MegatronSummary, TokensError> {
     let m: Manifest = pack::read_manifest(dir)?;
-    let info = m.splits.get(split).ok_or_else(|| {
-        TokensError::Usage(format!(
-            "{}: no split `{split}` (have: {})",
-            dir.display(),
-            m.splits.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let info = m.split(dir, split).map_err(TokensError::Usage)?;
     let wide = m.tokenizer.vocab_size >= 65_500;
     let (code, itemsize) = if wide { (4u8, 4u64) } else { (8u8, 2u64) };
     // Document sizes (with the <|endoftext|>), checking that documents follow each other.

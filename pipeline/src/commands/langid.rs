@@ -18,6 +18,7 @@ use corpus_stages::langid::{Detection, Detector};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::io::{BufRead, Write};
+use std::path::Path;
 
 /// Options of `corpus langid`.
 #[derive(Debug, Clone)]
@@ -73,6 +74,81 @@ pub enum LangidError {
     /// Writing the output failed (a closed pipe included).
     #[error("writing output: {0}")]
     Write(#[source] std::io::Error),
+    /// Bad flags (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The input file could not be opened (exit code 2).
+    #[error(transparent)]
+    Open(#[from] crate::io::OpenError),
+    /// Lines of JSONL input were not objects with a string text field (each still got
+    /// an output line).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LangidError {
+    /// True for errors of the command line rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, LangidError::Usage(_) | LangidError::Open(_))
+    }
+}
+
+/// The options of `corpus langid` from its flags, checked: the confidence in 0..=1,
+/// the prior by the `langid` stage's own config validation (so `--prior` accepts what
+/// `prior =` accepts).
+pub fn options(
+    jsonl: bool,
+    text_field: String,
+    min_confidence: f32,
+    prior: Option<String>,
+    threads: usize,
+) -> Result<LangidOptions, LangidError> {
+    if !(0.0..=1.0).contains(&min_confidence) {
+        return Err(LangidError::Usage(format!(
+            "--min-confidence {min_confidence} is not in 0..=1"
+        )));
+    }
+    let stage = corpus_stages::langid::build(&corpus_stages::langid::Config {
+        prior,
+        ..Default::default()
+    })
+    .map_err(|e| LangidError::Usage(format!("--prior: {e}")))?;
+    Ok(LangidOptions {
+        jsonl,
+        text_field,
+        min_confidence,
+        detector: stage.detector().clone(),
+        threads,
+    })
+}
+
+/// `corpus langid`: reads `file` (plain, gzip or zstd; standard input when None) and
+/// writes to standard output. A closed pipe (`| head`) is how a reader says it has seen
+/// enough: it ends the command without an error. Invalid JSONL lines are an error
+/// after the whole input is written.
+pub fn command(file: Option<&Path>, options: &LangidOptions) -> Result<(), LangidError> {
+    let mut input: Box<dyn BufRead> = match file {
+        Some(path) => crate::io::open_input(path)?,
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut output = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let summary = match run(&mut input, &mut output, options) {
+        Ok(s) => s,
+        Err(LangidError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if summary.invalid > 0 {
+        return Err(LangidError::Invalid(format!(
+            "{} of {} lines were not JSON objects with a string `{}` (written as und with an error field), e.g.:\n  {}",
+            summary.invalid,
+            summary.lines,
+            options.text_field,
+            summary.invalid_examples.join("\n  ")
+        )));
+    }
+    Ok(())
 }
 
 const MAX_EXAMPLES: usize = 5;
@@ -90,15 +166,11 @@ pub fn run(
     output: &mut dyn Write,
     options: &LangidOptions,
 ) -> Result<LangidSummary, LangidError> {
-    let threads = match options.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = crate::parallel::threads(options.threads);
     let mut summary = LangidSummary::default();
     // One batch: the lines back to back in `bytes`, line `i` at `ends[i - 1]..ends[i]`.
     let mut bytes = Vec::with_capacity(1 << 16);
     let mut ends: Vec<usize> = Vec::with_capacity(BATCH_LINES);
-    let mut outs: Vec<(Vec<u8>, LangidSummary)> = Vec::new();
     loop {
         bytes.clear();
         ends.clear();
@@ -123,26 +195,11 @@ pub fn run(
             .enumerate()
             .map(|(i, &end)| &bytes[if i == 0 { 0 } else { ends[i - 1] }..end])
             .collect();
-        let chunk = lines.len().div_ceil(threads.min(lines.len()));
-        outs.clear();
-        if threads == 1 || lines.len() < 64 {
-            outs.push(process_lines(&lines, first_line, options));
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = lines
-                    .chunks(chunk)
-                    .enumerate()
-                    .map(|(k, part)| {
-                        let first = first_line + (k * chunk) as u64;
-                        scope.spawn(move || process_lines(part, first, options))
-                    })
-                    .collect();
-                for h in handles {
-                    // A worker only panics on a bug; surface it rather than lose lines.
-                    outs.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                }
-            });
-        }
+        // Small batches are not worth the threads.
+        let threads = if lines.len() < 64 { 1 } else { threads };
+        let mut outs = crate::parallel::map_chunks(&lines, threads, |offset, part| {
+            process_lines(part, first_line + offset as u64, options)
+        });
         for (out, part) in &mut outs {
             output.write_all(out).map_err(LangidError::Write)?;
             summary.lines += part.lines;

@@ -144,6 +144,20 @@ pub struct Manifest {
     pub splits: BTreeMap<String, SplitInfo>,
 }
 
+impl Manifest {
+    /// The split `name` of the pack output `dir` this manifest describes; the error
+    /// message names the splits there are.
+    pub fn split(&self, dir: &Path, name: &str) -> Result<&SplitInfo, String> {
+        self.splits.get(name).ok_or_else(|| {
+            format!(
+                "{}: no split `{name}` (have: {})",
+                dir.display(),
+                self.splits.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
 /// Name of the manifest file.
 pub const MANIFEST: &str = "manifest.json";
 /// The splits, in the order they are written.
@@ -591,6 +605,84 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, TokensError> {
     let path = dir.join(MANIFEST);
     let bytes = std::fs::read(&path).map_err(|e| TokensError::file(&path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| TokensError::file(&path, e))
+}
+
+/// What `corpus tokens pack` prints after writing `out_dir` in `elapsed`: each
+/// split's counts, and whether the output was already complete.
+pub fn summary_text(
+    summary: &PackSummary,
+    seq_len: usize,
+    out_dir: &Path,
+    elapsed: std::time::Duration,
+) -> String {
+    let mut out = String::new();
+    if summary.skipped {
+        out += &format!(
+            "corpus tokens pack: {} is complete for these inputs and settings; nothing to do\n",
+            out_dir.display()
+        );
+    }
+    for (name, s) in &summary.manifest.splits {
+        out += &format!(
+            "  {name:<10} {:>9} docs {:>12} tokens {:>8} sequences of {} in {} shard(s)\n",
+            s.docs,
+            s.tokens,
+            s.sequences,
+            seq_len,
+            s.shards.len()
+        );
+    }
+    if !summary.skipped {
+        out += &format!(
+            "corpus tokens pack: wrote {} in {:.2}s\n",
+            out_dir.display(),
+            elapsed.as_secs_f64()
+        );
+    }
+    out
+}
+
+/// `corpus tokens report`: the token counts of a pack output directory (one input
+/// holding a manifest) or of documents (encoded with `vocab` and `pattern`), written to
+/// standard output as tables or JSON, and as an HTML page to `html` when given.
+pub fn report_command(
+    inputs: &[String],
+    vocab: Option<String>,
+    pattern: String,
+    threads: usize,
+    json: bool,
+    html: Option<&Path>,
+) -> Result<(), TokensError> {
+    use super::tokens;
+    let dir = Path::new(&inputs[0]);
+    let report = if inputs.len() == 1 && dir.join(MANIFEST).is_file() {
+        report(dir)?
+    } else {
+        let Some(vocab) = vocab else {
+            return Err(TokensError::Usage(
+                "documents need --vocab (or give a pack output directory)".into(),
+            ));
+        };
+        let spec = tokens::TokenizerSpec {
+            vocab,
+            pattern,
+            extras: corpus_models::tokenizer::QWEN_EXTRA_TOKENS,
+        };
+        let tokenizer = spec.load()?;
+        tokens::report_documents(&expand(inputs)?, &tokenizer, threads)?
+    };
+    if let Some(path) = html {
+        tokens::write_output(path, tokens::report_html(&report).as_bytes())?;
+    }
+    let stdout = Path::new("-");
+    if json {
+        let mut json =
+            serde_json::to_vec_pretty(&report).map_err(|e| TokensError::Usage(e.to_string()))?;
+        json.push(b'\n');
+        tokens::write_output(stdout, &json)
+    } else {
+        tokens::write_output(stdout, tokens::report_table(&report).as_bytes())
+    }
 }
 
 /// The token report of a pack output (from its manifest): by split, source, language

@@ -41,16 +41,52 @@ pub enum RefCmdError {
     },
 }
 
+impl RefCmdError {
+    /// True for errors of the command line, config or device rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RefCmdError::Usage(_)
+                | RefCmdError::Model(RefError::Config { .. } | RefError::Device(_))
+        )
+    }
+}
+
+/// What `corpus ref train` prints after training into `out`: throughput (with MFU
+/// where the peak is known, GPU memory where there is one) and the result.
+pub fn train_summary_text(s: &TrainSummary, out: &Path) -> String {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let mut perf = format!(
+        "{}, {}: {:.0} tokens/s in optimizer steps, {:.3} TFLOP/s of model FLOPs",
+        s.device,
+        s.precision,
+        s.step_tokens_per_second,
+        s.flops_per_token * s.step_tokens_per_second / 1e12
+    );
+    match s.mfu {
+        Some(m) => perf += &format!(", MFU {:.1}%", m * 100.0),
+        None if s.device != "cpu" => perf += " (for MFU give --peak-tflops)",
+        None => {}
+    }
+    if let (Some(p), Some(t)) = (s.gpu_memory_peak_bytes, s.gpu_memory_total_bytes) {
+        perf += &format!("; GPU memory peak {:.2} of {:.2} GiB", gib(p), gib(t));
+    }
+    format!(
+        "{perf}\ntrained {} steps ({} tokens, {:.0} tokens/s): validation perplexity {} (unigram baseline {}); summary in {}\n",
+        s.steps,
+        s.tokens,
+        s.tokens_per_second,
+        s.val_perplexity.map_or("-".into(), |p| format!("{p:.2}")),
+        s.unigram_perplexity
+            .map_or("-".into(), |p| format!("{p:.2}")),
+        out.join("summary.json").display()
+    )
+}
+
 /// A split of a shard directory as one token stream, with the manifest.
 pub fn load_split(dir: &Path, split: &str) -> Result<(TokenStream, Manifest), RefCmdError> {
     let m = pack::read_manifest(dir)?;
-    let info = m.splits.get(split).ok_or_else(|| {
-        RefCmdError::Usage(format!(
-            "{}: no split `{split}` (have: {})",
-            dir.display(),
-            m.splits.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let info = m.split(dir, split).map_err(RefCmdError::Usage)?;
     let total = (info.tokens + info.eot_tokens) as usize;
     let mut tokens = Vec::with_capacity(total);
     for shard in pack::shard_paths(dir, &m, split) {

@@ -6,6 +6,7 @@
 //! the [`Tokenizer`]; results come back in input order, so every output is the same for
 //! any thread count.
 
+use crate::html::escape;
 use crate::source::{self, InputConfig, InputFile, SourceError};
 use corpus_models::tokenizer::{Pattern, Rank, Tokenizer, TokenizerError, VocabSource};
 use corpus_stages::Document;
@@ -113,26 +114,15 @@ pub struct DocTokens {
 /// `done/`) stands for its kept documents, `docs/`
 /// (`source::run_output_docs`, as for every input).
 pub fn expand(inputs: &[String]) -> Result<Vec<InputFile>, TokensError> {
-    let config = InputConfig {
-        paths: inputs.to_vec(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&config, Path::new(""))?;
-    if let Some(f) = files.iter().find(|f| f.format == source::Format::Warc) {
-        return Err(TokensError::Usage(format!(
-            "{}: WARC input holds pages, not documents; extract or run the pipeline first",
-            f.path.display()
-        )));
-    }
-    Ok(files)
+    Ok(source::expand_documents(
+        inputs,
+        "holds pages, not documents; extract or run the pipeline first",
+    )?)
 }
 
 /// Worker threads for `threads` (0: one per core).
 pub fn resolve_threads(threads: usize) -> usize {
-    match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
+    crate::parallel::threads(threads)
 }
 
 /// Documents per batch handed to a worker.
@@ -149,36 +139,13 @@ pub fn encode_documents(
     threads: usize,
     mut each: impl FnMut(DocTokens) -> Result<(), TokensError>,
 ) -> Result<(), TokensError> {
-    let threads = resolve_threads(threads);
     let input = InputConfig::default();
-    type Batch = Vec<(usize, Document)>;
-    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<(u64, Batch)>(threads * 2);
-    let (out_tx, out_rx) =
-        crossbeam_channel::bounded::<(u64, Result<Vec<DocTokens>, TokensError>)>(threads * 2);
-    std::thread::scope(|scope| {
-        // Owned here, so that returning early (an error) drops it: the workers' sends
-        // then fail and they stop, and so does the reader, before the scope joins them.
-        let out_rx = out_rx;
-        for _ in 0..threads {
-            let rx = batch_rx.clone();
-            let tx = out_tx.clone();
-            let tok = tokenizer.clone();
-            scope.spawn(move || {
-                for (n, batch) in rx {
-                    let result = batch
-                        .into_iter()
-                        .map(|(file, doc)| encode_one(&tok, &files[file], file, doc))
-                        .collect();
-                    if tx.send((n, result)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop((batch_rx, out_tx));
-        let reader = scope.spawn(move || -> Result<(), TokensError> {
-            let mut n = 0u64;
-            let mut batch: Batch = Vec::new();
+    crate::parallel::stream(
+        resolve_threads(threads),
+        // A clone per worker: tokenizers should not share their regex.
+        || tokenizer.clone(),
+        |sink| {
+            let mut batch: Vec<(usize, Document)> = Vec::new();
             let mut bytes = 0;
             for (k, file) in files.iter().enumerate() {
                 let mut src = source::open(file, &input)?;
@@ -186,36 +153,26 @@ pub fn encode_documents(
                     bytes += doc.text.len();
                     batch.push((k, doc));
                     if batch.len() >= BATCH_DOCS || bytes >= BATCH_BYTES {
-                        if batch_tx.send((n, std::mem::take(&mut batch))).is_err() {
+                        if !sink(std::mem::take(&mut batch)) {
                             return Ok(());
                         }
-                        n += 1;
                         bytes = 0;
                     }
                 }
             }
             if !batch.is_empty() {
-                let _ = batch_tx.send((n, batch));
+                sink(batch);
             }
             Ok(())
-        });
-        // Batches come back in any order; hand them on in input order.
-        let mut pending: BTreeMap<u64, Vec<DocTokens>> = BTreeMap::new();
-        let mut next = 0u64;
-        for (n, result) in &out_rx {
-            pending.insert(n, result?);
-            while let Some(docs) = pending.remove(&next) {
-                for d in docs {
-                    each(d)?;
-                }
-                next += 1;
-            }
-        }
-        // The workers are done: the reader either finished or failed.
-        reader
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
+        },
+        |tok, batch| {
+            batch
+                .into_iter()
+                .map(|(file, doc)| encode_one(tok, &files[file], file, doc))
+                .collect::<Result<Vec<_>, _>>()
+        },
+        |docs| docs?.into_iter().try_for_each(&mut each),
+    )
 }
 
 fn encode_one(
@@ -312,6 +269,36 @@ pub fn encode_to_path(
     drop(out);
     file.commit().map_err(|e| TokensError::file(path, e))?;
     Ok(summary)
+}
+
+/// `corpus tokens encode`: encodes the documents of `inputs` with the tokenizer of
+/// `spec` into `output` (`-`: standard output) and returns the summary line it prints;
+/// None when a reader closed the pipe (`| head` has seen enough), which is no error.
+pub fn encode_command(
+    spec: &TokenizerSpec,
+    inputs: &[String],
+    threads: usize,
+    output: &Path,
+) -> Result<Option<String>, TokensError> {
+    let tokenizer = spec.load()?;
+    let files = expand(inputs)?;
+    let start = std::time::Instant::now();
+    let summary = match encode_to_path(&files, &tokenizer, threads, output) {
+        Err(TokensError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(None);
+        }
+        r => r?,
+    };
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    Ok(Some(format!(
+        "corpus tokens encode: {} documents, {} tokens, {:.1} MB of text in {:.2}s ({:.2} M tokens/s, {:.1} MB/s)",
+        summary.docs,
+        summary.tokens,
+        summary.bytes as f64 / 1e6,
+        secs,
+        summary.tokens as f64 / 1e6 / secs,
+        summary.bytes as f64 / 1e6 / secs
+    )))
 }
 
 /// Writes `bytes` to `path` atomically (`-`: standard output).
@@ -514,13 +501,6 @@ pub fn report_html(r: &TokenReport) -> String {
     }
     html.push_str("</body></html>\n");
     html
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Bytes per token as a table cell, `-` when unknown.

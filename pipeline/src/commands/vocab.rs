@@ -66,6 +66,16 @@ pub enum VocabCmdError {
     },
 }
 
+impl VocabCmdError {
+    /// True for errors of the command line or input paths rather than of a run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            VocabCmdError::Usage(_) | VocabCmdError::Source(SourceError::Config(_))
+        )
+    }
+}
+
 /// One document of a corpus, as far as vocabularies care.
 #[derive(Debug, Clone)]
 pub struct Doc {
@@ -89,22 +99,11 @@ pub fn is_heldout(text: &str, fraction: f64) -> bool {
 
 /// Expands files, directories and globs into a sorted list of input files.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VocabCmdError> {
-    let config = InputConfig {
-        paths: paths
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        ..Default::default()
-    };
-    let files = source::expand_inputs(&config, Path::new("."))?;
-    for f in &files {
-        if f.format == Format::Warc {
-            return Err(VocabCmdError::Usage(format!(
-                "{}: WARC input is not supported here; extract the text first",
-                f.path.display()
-            )));
-        }
-    }
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let files = source::expand_documents(&paths, "is not supported here; extract the text first")?;
     Ok(files.into_iter().map(|f| f.path).collect())
 }
 
@@ -139,13 +138,6 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
         });
     }
     Ok(docs)
-}
-
-fn threads_or_default(threads: usize) -> usize {
-    match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
 }
 
 fn bar(enabled: bool, total: u64, template: &str) -> ProgressBar {
@@ -288,6 +280,74 @@ pub struct BuildSummary {
     pub times: [Duration; 3],
 }
 
+impl BuildSummary {
+    /// The summary `corpus vocab build` prints; `output` is the vocabulary file.
+    pub fn to_text(&self, output: &Path) -> String {
+        let side = &self.sidecar;
+        let t = &side.training;
+        format!(
+            "corpus vocab build: {} documents trained on ({} held out), {} distinct words; \
+             read {:.1}s, counted {:.1}s, trained {:.1}s\n  \
+             {} ordinary tokens = {} of cl100k_base ({} multi-digit tokens removed) + {} new \
+             (stopped: {}, last count {}); {} special tokens; n_vocab {}\n  \
+             tiktoken check: {} of {} training words and {} of {} sampled documents \
+             encode differently from the trained segmentation\n  \
+             wrote {} (sha256 {}) and {}\n",
+            t.documents,
+            self.heldout_docs,
+            t.distinct_words,
+            self.times[0].as_secs_f64(),
+            self.times[1].as_secs_f64(),
+            self.times[2].as_secs_f64(),
+            side.ordinary_tokens,
+            side.base_tokens,
+            side.removed_multi_digit,
+            side.new_tokens,
+            t.stop,
+            t.last_count,
+            side.special_tokens.len(),
+            side.n_vocab,
+            t.mismatched_words,
+            t.distinct_words,
+            self.check.0,
+            self.check.1,
+            output.display(),
+            side.sha256,
+            self.sidecar_path.display()
+        )
+    }
+
+    /// True when tiktoken encodes the training words and the sampled documents as
+    /// training segmented them (anything else is a bug).
+    pub fn reproduces_training(&self) -> bool {
+        self.sidecar.training.mismatched_words == 0 && self.check.0 == 0
+    }
+}
+
+/// Checks `--base` (only cl100k is supported) and parses `--weight LANG=N` specs.
+pub fn parse_base_and_weights(
+    base: &str,
+    weights: &[String],
+) -> Result<Vec<(String, u64)>, VocabCmdError> {
+    if base != "cl100k" && base != "cl100k_base" {
+        return Err(VocabCmdError::Usage(format!(
+            "--base {base}: only cl100k is supported"
+        )));
+    }
+    weights
+        .iter()
+        .map(|spec| {
+            spec.split_once('=')
+                .and_then(|(l, w)| Some((l.to_string(), w.parse::<u64>().ok()?)))
+                .ok_or_else(|| {
+                    VocabCmdError::Usage(format!(
+                        "--weight {spec}: expected LANG=N with a whole number N"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// The sidecar of a vocabulary file: `NAME.tiktoken[.gz]` -> `NAME.json`.
 pub fn sidecar_path(vocab: &Path) -> PathBuf {
     let name = vocab
@@ -323,7 +383,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
     let pattern_spec = Pattern::parse(&options.pattern);
     let pattern = pattern_spec.regex().to_string();
     WordCounter::new(&pattern)?; // fail early on a bad pattern
-    let threads = threads_or_default(options.threads);
+    let threads = crate::parallel::threads(options.threads);
     let weights: BTreeMap<String, u64> = options.lang_weights.iter().cloned().collect();
 
     // Read.
@@ -372,28 +432,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
         total,
         "counting pre-tokens [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
     );
-    let chunk = train_docs.len().div_ceil(threads);
-    let counters: Vec<Result<WordCounter, VocabError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = train_docs
-            .chunks(chunk)
-            .map(|part| {
-                let pb = &pb;
-                let pattern = &pattern;
-                s.spawn(move || {
-                    let mut c = WordCounter::new(pattern)?;
-                    for (d, w) in part {
-                        c.add(&d.text, *w)
-                            .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
-                        pb.inc(d.text.len() as u64);
-                    }
-                    Ok(c)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("counting thread panicked"))
-            .collect()
+    let counters = crate::parallel::map_chunks(&train_docs, threads, |_, part| {
+        let mut c = WordCounter::new(&pattern)?;
+        for (d, w) in part {
+            c.add(&d.text, *w)
+                .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
+            pb.inc(d.text.len() as u64);
+        }
+        Ok::<_, VocabError>(c)
     });
     pb.finish_and_clear();
     let mut counter = WordCounter::new(&pattern)?;
@@ -637,39 +683,26 @@ pub fn compare(
                 && (langs.is_empty() || langs.contains(&d.lang))
         }));
     }
-    let threads = threads_or_default(threads);
-    let chunk = docs.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<BTreeMap<String, LangRow>, VocabCmdError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = docs
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    // A clone per thread: tokenizers should not share their regex.
-                    let encoders: Vec<Encoder> = encoders.iter().map(Encoder::clone).collect();
-                    let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
-                    for d in part {
-                        let row = rows.entry(d.lang.clone()).or_insert_with(|| LangRow {
-                            lang: d.lang.clone(),
-                            tokens: vec![0; encoders.len()],
-                            ..Default::default()
-                        });
-                        row.docs += 1;
-                        row.bytes += d.text.len() as u64;
-                        for (i, e) in encoders.iter().enumerate() {
-                            let n = e.count(&d.text).map_err(|e| {
-                                VocabError::Invalid(format!("document {}: {e}", d.id))
-                            })?;
-                            row.tokens[i] += n as u64;
-                        }
-                    }
-                    Ok(rows)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("encoding thread panicked"))
-            .collect()
+    let parts = crate::parallel::map_chunks(&docs, crate::parallel::threads(threads), |_, part| {
+        // A clone per thread: tokenizers should not share their regex.
+        let encoders: Vec<Encoder> = encoders.iter().map(Encoder::clone).collect();
+        let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
+        for d in part {
+            let row = rows.entry(d.lang.clone()).or_insert_with(|| LangRow {
+                lang: d.lang.clone(),
+                tokens: vec![0; encoders.len()],
+                ..Default::default()
+            });
+            row.docs += 1;
+            row.bytes += d.text.len() as u64;
+            for (i, e) in encoders.iter().enumerate() {
+                let n = e
+                    .count(&d.text)
+                    .map_err(|e| VocabError::Invalid(format!("document {}: {e}", d.id)))?;
+                row.tokens[i] += n as u64;
+            }
+        }
+        Ok::<_, VocabCmdError>(rows)
     });
     let mut rows: BTreeMap<String, LangRow> = BTreeMap::new();
     for part in parts {

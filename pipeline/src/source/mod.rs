@@ -375,6 +375,32 @@ fn read_list(path: &Path) -> Result<String, SourceError> {
     Ok(text)
 }
 
+/// The inputs of a command (`corpus dedup`, `tokens`, `vocab`, `export`): `paths`
+/// (files, directories, globs, URLs) taken from the current directory, expanded by
+/// [`expand_inputs`]; with the input config they were read with.
+pub fn expand_paths(paths: &[String]) -> Result<(InputConfig, Vec<InputFile>), SourceError> {
+    let config = InputConfig {
+        paths: paths.to_vec(),
+        ..Default::default()
+    };
+    let files = expand_inputs(&config, Path::new(""))?;
+    Ok((config, files))
+}
+
+/// [`expand_paths`] for commands that read documents: a WARC input (pages, not
+/// documents) is refused with `advice` (e.g. "is not supported here; extract the text
+/// first").
+pub fn expand_documents(paths: &[String], advice: &str) -> Result<Vec<InputFile>, SourceError> {
+    let (_, files) = expand_paths(paths)?;
+    if let Some(f) = files.iter().find(|f| f.format == Format::Warc) {
+        return Err(SourceError::Config(format!(
+            "{}: WARC input {advice}",
+            f.path.display()
+        )));
+    }
+    Ok(files)
+}
+
 /// Expands the configured inputs into a sorted, de-duplicated list of files with their
 /// formats. `base` is the directory relative paths are taken from.
 pub fn expand_inputs(config: &InputConfig, base: &Path) -> Result<Vec<InputFile>, SourceError> {

@@ -84,7 +84,7 @@ impl<R: Read + Seek> Stream<R> {
             }
             raw_len += n;
         }
-        let gzip = raw[..raw_len].starts_with(&[0x1f, 0x8b]);
+        let gzip = crate::io::Compression::sniff(&raw[..raw_len]) == crate::io::Compression::Gzip;
         let mut s = Stream {
             inner,
             gzip,
