@@ -831,9 +831,6 @@ impl DedupArgs {
                 PassArg::Cluster => Pass::Cluster,
                 PassArg::Filter => Pass::Filter,
             }),
-            task_index: self.common.task_index,
-            task_count: self.common.task_count,
-            threads: self.common.threads,
             dropped: self.dropped,
             format: self.format.into(),
         }

@@ -152,18 +152,9 @@ fn dedup(args: DedupArgs) -> Result<(), Failure> {
             print!("{}", config.explain());
             return Ok(());
         }
-        let quiet = args.common.quiet;
-        let mut note = |line: &str| {
-            if !quiet {
-                eprintln!("{line}");
-            }
-        };
-        let filter =
-            commands::dedup::fuzzy(config, &args.fuzzy_options(), &mut note).map_err(by_kind!())?;
-        return match filter {
-            Some(pipeline) => execute(&pipeline, None, &args.common, Some("filter".into())),
-            None => Ok(()),
-        };
+        let (pipeline, pass) =
+            commands::dedup::fuzzy(config, &args.fuzzy_options()).map_err(by_kind!())?;
+        return execute(&pipeline, None, &args.common, pass);
     }
     if !args.exact {
         return Err(usage("choose a dedup method: --exact or --fuzzy"));

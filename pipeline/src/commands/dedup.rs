@@ -1,11 +1,11 @@
-//! `corpus dedup --fuzzy`: MinHash dedup of inputs on their own, all passes in one
-//! process (signatures in memory) or one pass of a multi-pass job per call. The
-//! passes before the filter run here and report one line each; the filter is a run of
-//! the executor over the returned config.
+//! `corpus dedup --fuzzy` (and `--exact --pass`): dedup of inputs on their own, as a plan
+//! built in code over the executor: a config whose only stage is `minhash_dedup` (with
+//! `method = "exact"` for exact dedup), run like any config by
+//! [`executor::run`](crate::executor::run), all passes in one process (signatures in
+//! memory unless a work directory is given) or one pass per call.
 
 use crate::config::PipelineConfig;
-use crate::fuzzy::{self, ClusterSummary, FuzzyError, PassSummary};
-use crate::shard::TaskSpec;
+use crate::fuzzy::FuzzyError;
 use crate::sink::OutputFormat;
 use corpus_stages::StageConfig;
 use corpus_stages::minhash::Config;
@@ -24,6 +24,18 @@ pub enum Pass {
     Filter,
 }
 
+impl Pass {
+    /// The pass's name in the plan (the short name of the dedup stage's pass).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Signatures => "signatures",
+            Pass::Buckets => "buckets",
+            Pass::Cluster => "cluster",
+            Pass::Filter => "filter",
+        }
+    }
+}
+
 /// What `corpus dedup --fuzzy` is asked to do.
 #[derive(Debug, Clone)]
 pub struct FuzzyOptions {
@@ -31,125 +43,45 @@ pub struct FuzzyOptions {
     pub inputs: Vec<String>,
     /// Output directory (needed by the filter).
     pub output: Option<PathBuf>,
-    /// Directory of the intermediate files (default: OUT/minhash).
+    /// Directory of the intermediate files (default: OUT/minhash, and one process
+    /// clusters in memory).
     pub work_dir: Option<PathBuf>,
     /// One pass; None runs every pass in this process.
     pub pass: Option<Pass>,
-    /// This task's index and the number of tasks (default: from the scheduler).
-    pub task_index: Option<usize>,
-    /// Number of tasks.
-    pub task_count: Option<usize>,
-    /// Worker threads (default: one per core).
-    pub threads: Option<usize>,
     /// Write dropped documents under OUT/dropped.
     pub dropped: bool,
     /// Output format of the filter.
     pub format: OutputFormat,
 }
 
-/// Runs the passes of `options` before the filter with the settings `config` (checked
-/// already), calling `note` with one line per pass as it ends, and returns the config
-/// whose `filter` pass the executor runs next, when the request includes the filter.
+/// The plan of `options` with the dedup settings `config` (checked already): the config
+/// to run and the pass to run of it (None: every pass).
 pub fn fuzzy(
     mut config: Config,
     options: &FuzzyOptions,
-    note: &mut dyn FnMut(&str),
-) -> Result<Option<PipelineConfig>, FuzzyError> {
+) -> Result<(PipelineConfig, Option<String>), FuzzyError> {
     let usage = |m: &str| FuzzyError::Usage(m.into());
     if options.inputs.is_empty() {
         return Err(usage("no inputs given"));
     }
     let needs_output = matches!(options.pass, None | Some(Pass::Filter));
-    let output = match (&options.output, needs_output) {
-        (Some(o), _) => Some(o.clone()),
-        (None, false) => None,
-        (None, true) => return Err(usage("--output is required")),
+    // The passes before the filter write only into the work directory, which then
+    // stands for the output directory of the plan.
+    let root = match (&options.output, &options.work_dir, needs_output) {
+        (Some(o), _, _) => o.clone(),
+        (None, _, true) => return Err(usage("--output is required")),
+        (None, Some(w), false) => w.clone(),
+        (None, None, false) => return Err(usage("--work-dir is required")),
     };
-    let work = match (&options.work_dir, &output) {
-        (Some(w), _) => w.clone(),
-        (None, Some(o)) => o.join("minhash"),
-        (None, None) => return Err(usage("--work-dir is required")),
-    };
-    config.work_dir = work.clone();
-    let (input, files) = fuzzy::input_files(&options.inputs)?;
-    let task = TaskSpec::resolve(options.task_index, options.task_count, |k| {
-        std::env::var(k).ok()
-    })?;
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    match options.pass {
-        Some(Pass::Signatures) => {
-            let s = fuzzy::signatures(&files, &input, &config, &work, task, threads)?;
-            note(&pass_note("signatures", &s));
-        }
-        Some(Pass::Buckets) => {
-            let s = fuzzy::buckets(files.len(), &config, &work, task)?;
-            note(&format!(
-                "buckets: {} bands done, {} already complete, {:.1}s",
-                s.done,
-                s.skipped,
-                s.elapsed.as_secs_f64()
-            ));
-        }
-        Some(Pass::Cluster) if task.index != 0 => note(&format!(
-            "cluster: runs as task 0 only; nothing to do for task {}",
-            task.index
-        )),
-        Some(Pass::Cluster) => {
-            let c = fuzzy::cluster(&files, &input, &config, &work)?;
-            note(&cluster_note(&c));
-        }
-        Some(Pass::Filter) => {}
-        None => {
-            if task.count != 1 {
-                return Err(usage(
-                    "in-memory fuzzy dedup runs as one task; use --pass for multi-task runs",
-                ));
-            }
-            if let Some(c) = fuzzy::finished_cluster(&files, &config, &work) {
-                note(&format!("clusters: reusing {}", work.display()));
-                note(&cluster_note(&c));
-            } else {
-                let (s, c) = fuzzy::in_memory(&files, &input, &config, &work, threads)?;
-                note(&pass_note("signatures (in memory)", &s));
-                note(&cluster_note(&c));
-            }
-        }
+    if let Some(w) = &options.work_dir {
+        config.work_dir = w.clone();
     }
-    // The decisions are there (or the filter says which pass is missing).
-    Ok(match output {
-        Some(output) if needs_output => Some(super::run::command_config(
-            options.inputs.clone(),
-            &output,
-            StageConfig::MinhashDedup(config),
-            options.dropped,
-            Some(options.format),
-        )?),
-        _ => None,
-    })
-}
-
-fn pass_note(what: &str, s: &PassSummary) -> String {
-    let secs = s.elapsed.as_secs_f64().max(1e-9);
-    format!(
-        "{what}: {} docs ({} signed, {} too short to shingle, {} corrupt records skipped), \
-         {} done, {} already complete, {:.1}s, {:.0} docs/s, {:.1} MB/s",
-        s.docs,
-        s.signed,
-        s.too_short,
-        s.corrupt,
-        s.done,
-        s.skipped,
-        secs,
-        s.docs as f64 / secs,
-        s.text_bytes as f64 / secs / 1e6
-    )
-}
-
-fn cluster_note(c: &ClusterSummary) -> String {
-    format!(
-        "clusters: {} clusters of 2+ holding {} docs, {} to remove; {} buckets, {} pairs verified ({} rejected)",
-        c.clusters, c.clustered, c.removed, c.buckets, c.pairs_verified, c.pairs_rejected
-    )
+    let pipeline = super::run::command_config(
+        options.inputs.clone(),
+        &root,
+        StageConfig::MinhashDedup(config),
+        options.dropped,
+        Some(options.format),
+    )?;
+    Ok((pipeline, options.pass.map(|p| p.name().to_string())))
 }
