@@ -687,3 +687,107 @@ fn resume_redoes_changed_inputs_and_a_moved_output_directory_resumes() {
     };
     assert!(unchanged(tree(&moved)) == unchanged(reference));
 }
+
+/// In a multi-task job `exact_dedup` is cut into passes of its own (`corpus plan`) and
+/// drops a duplicate whichever task saw its first occurrence, with any key: here the
+/// URL, whose copies sit in shards of different tasks. The passes give the documents of
+/// one process (the ordered stage) byte for byte; documents without a URL pass.
+#[test]
+fn exact_dedup_by_url_across_tasks_matches_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for f in 0..4 {
+        let mut lines = String::new();
+        for i in 0..20 {
+            // Shards 2 and 3 repeat the URLs of shards 0 and 1 (other tasks of 2).
+            let url = format!("https://example.org/{}/{i}", f % 2);
+            let doc = if i % 7 == 3 {
+                serde_json::json!({"id": format!("{f}-{i}"), "text": format!("no url {f} {i}")})
+            } else {
+                serde_json::json!({"id": format!("{f}-{i}"), "text": format!("page {f} {i}"), "url": url})
+            };
+            lines.push_str(&format!("{doc}\n"));
+        }
+        std::fs::write(input.join(format!("part-{f}.jsonl")), lines).unwrap();
+    }
+    let config = dir.path().join("url.toml");
+    std::fs::write(
+        &config,
+        "[input]\npaths = [\"in\"]\n[output]\ndir = \"out\"\ndropped = true\n\
+         [[stages]]\nkind = \"exact_dedup\"\nkey = \"url\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let one = dir.path().join("one");
+    run_ok(&["run", config, "-q", "-o", one.to_str().unwrap()]);
+
+    let plan = run_ok(&["plan", config, "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let names: Vec<&str> = plan["passes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "exact_dedup.signatures",
+            "exact_dedup.buckets",
+            "exact_dedup.cluster",
+            "exact_dedup.filter"
+        ]
+    );
+    // Without --pass, two tasks are refused: the dedup spans them.
+    let out = corpus()
+        .args(["run", config, "-q", "--task-count", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exact_dedup.signatures"));
+
+    let jobs = dir.path().join("jobs");
+    for pass in &names {
+        for task in ["0", "1"] {
+            run_ok(&[
+                "run",
+                config,
+                "-q",
+                "-o",
+                jobs.to_str().unwrap(),
+                "--pass",
+                pass,
+                "--task-index",
+                task,
+                "--task-count",
+                "2",
+            ]);
+        }
+    }
+    let docs = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        tree(d)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("docs/"))
+            .collect()
+    };
+    assert_eq!(docs(&jobs), docs(&one));
+    let kept: usize = (0..4)
+        .map(|f| {
+            gunzip(&one.join(format!("docs/part-{f:05}.jsonl.gz")))
+                .lines()
+                .count()
+        })
+        .sum();
+    // 34 distinct URLs (17 in each of shards 0 and 1, repeated by 2 and 3), and the 12
+    // documents without one.
+    assert_eq!(kept, 34 + 12);
+    let s = stats(&jobs);
+    let dedup = s["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["kind"] == "exact_dedup" && st["drops"]["duplicate"].is_u64())
+        .expect("exact_dedup drops in the funnel");
+    assert_eq!(dedup["drops"]["duplicate"], 34);
+}

@@ -21,6 +21,7 @@
 //! input size.
 
 use crate::config::{ConfigError, PipelineConfig};
+use crate::progress::ProgressBar;
 use crate::remote::{OutputFile, Storage};
 use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
@@ -28,7 +29,6 @@ use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{OutputMix, RunStats, StageStats};
 use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,7 +52,7 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print at most this many warnings about corrupt records (the rest are counted).
     pub max_warnings: usize,
-    /// Run only this pass of the plan (see [`crate::plan`]); `None` runs every pass
+    /// Run only this pass of the plan (see the `plan` module); `None` runs every pass
     /// here.
     pub pass: Option<String>,
 }
@@ -254,21 +254,6 @@ struct Done {
     output: OutputMix,
 }
 
-/// Runs a pipeline: the passes of its [`Plan`](crate::plan::Plan) for this task, from
-/// sources through stages to sinks (and token shards, with a `tokenize` stage).
-///
-/// With `options.pass`, only that pass runs; a task of a multi-task run runs the
-/// passes given to it by its scheduler (`corpus plan`).
-pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
-    let mode = if options.pass.is_some() || options.task.count > 1 {
-        crate::plan::Mode::Scheduled
-    } else {
-        crate::plan::Mode::OneProcess
-    };
-    crate::plan::Plan::new(config, options.output_dir.as_deref(), mode)?
-        .run(options, options.pass.as_deref())
-}
-
 /// The statistics of two runs in a row: the first's input, both runs' stages, the
 /// second's output.
 pub(crate) fn chain_stats(first: &RunStats, second: &RunStats) -> RunStats {
@@ -371,7 +356,7 @@ pub(crate) fn run_segment(
         .iter()
         .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()))
         .sum();
-    let progress = progress_bar(options.progress, total_bytes);
+    let progress = crate::progress::bar(options.progress, total_bytes, crate::progress::BYTES);
 
     let decode_first = !stages.iter().any(AnyStage::reads_raw);
     // Ordered stages need the shards in order: one reader.
@@ -569,22 +554,6 @@ fn prepare_output(
         }
     }
     Ok(())
-}
-
-fn progress_bar(enabled: bool, total_bytes: u64) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    // indicatif draws nothing when stderr is not a terminal.
-    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Prints the first few corrupt-record warnings above the progress bar.

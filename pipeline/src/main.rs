@@ -134,7 +134,7 @@ fn execute(
     pass: Option<String>,
 ) -> Result<(), Failure> {
     let task = TaskSpec::resolve(args.task_index, args.task_count, |k| std::env::var(k).ok())?;
-    let summary = corpus::executor::run(config, &args.options(task, output, pass))?;
+    let summary = corpus::plan::run(config, &args.options(task, output, pass))?;
     if !args.quiet {
         eprint!("{}", commands::run::summary_text(&summary, task));
     }

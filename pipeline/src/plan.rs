@@ -45,6 +45,20 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Runs a pipeline: the passes of its [`Plan`] for this task, from sources through
+/// stages to sinks (and token shards, with a `tokenize` stage).
+///
+/// With `options.pass`, only that pass runs; a task of a multi-task run runs the
+/// passes given to it by its scheduler (`corpus plan`).
+pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let mode = if options.pass.is_some() || options.task.count > 1 {
+        Mode::Scheduled
+    } else {
+        Mode::OneProcess
+    };
+    Plan::new(config, options.output_dir.as_deref(), mode)?.run(options, options.pass.as_deref())
+}
+
 /// How the work of a pass is split over the tasks of an array job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -223,16 +237,10 @@ impl<'a> Plan<'a> {
                     c.validate().map_err(invalid)?;
                     c.clone()
                 }
-                StageConfig::ExactDedup(c) if mode == Mode::Scheduled => {
-                    if c.key != corpus_stages::exact_dedup::Key::Text {
-                        return Err(invalid(
-                            "exact_dedup across tasks and passes compares the text's dedup key \
-                             (key = \"text\"); with another key, run the config as one task"
-                                .into(),
-                        ));
-                    }
-                    DedupConfig::exact()
-                }
+                StageConfig::ExactDedup(c) if mode == Mode::Scheduled => DedupConfig {
+                    method: corpus_stages::minhash::Method::exact(c.key),
+                    ..DedupConfig::exact()
+                },
                 _ => continue,
             };
             let Some((_, name, dir)) = names.iter().find(|(k, _, _)| *k == i).cloned() else {
@@ -670,19 +678,7 @@ impl Plan<'_> {
         }
         if let Some(pre) = total {
             post.total = chain_stats(&pre, &post.total);
-            // Each barrier's own passes count as time of its filter, the first stage of
-            // the segment after it.
-            let mut at = 0;
-            for k in 0..=j {
-                if k > 0
-                    && let Some(st) = post.total.stages.get_mut(at)
-                {
-                    let (wall, cpu) = barrier_time(&self.cuts[k - 1]);
-                    st.seconds += wall;
-                    st.cpu_seconds += cpu;
-                }
-                at += self.segment_stages(k).len();
-            }
+            self.add_barrier_time(&mut post.total);
             let path = self.root.join("stats.json");
             AtomicFile::write_all(
                 &path,
@@ -693,6 +689,29 @@ impl Plan<'_> {
             .map_err(output_err(&path))?;
         }
         Ok(post)
+    }
+
+    /// Adds each barrier's own passes (recorded under `W/time/`) to the time of its
+    /// filter, the first stage of the segment after it, in `stats` of every segment in
+    /// a row (a segment that did nothing here has no entries: nothing is added then).
+    fn add_barrier_time(&self, stats: &mut RunStats) {
+        let mut at = 0;
+        for k in 0..=self.cuts.len() {
+            if k > 0 {
+                let cut = &self.cuts[k - 1];
+                // The filter's name, as the `minhash_dedup` stage gives it.
+                let name = match cut.dedup.method.exact_key() {
+                    Some(_) => corpus_stages::exact_dedup::KIND,
+                    None => corpus_stages::minhash::KIND,
+                };
+                if let Some(st) = stats.stages.get_mut(at).filter(|st| st.kind == name) {
+                    let (wall, cpu) = barrier_time(cut);
+                    st.seconds += wall;
+                    st.cpu_seconds += cpu;
+                }
+            }
+            at += self.segment_stages(k).len();
+        }
     }
 
     /// Packs `OUT/docs` once every shard of the run is complete. `required`: an
@@ -858,6 +877,7 @@ impl Plan<'_> {
         if let Some(pre) = before {
             post.stats = chain_stats(&pre.stats, &post.stats);
             post.skipped = post.skipped.min(pre.skipped);
+            self.add_barrier_time(&mut post.stats);
         }
         notes.append(&mut post.notes);
         notes.extend(self.tokenize(x, false)?.notes);
@@ -1018,17 +1038,22 @@ mod tests {
         assert_eq!(n[6], "minhash_dedup-1.filter");
         assert_ne!(plan.cuts[0].dedup.work_dir, plan.cuts[1].dedup.work_dir);
 
-        // Exact dedup across tasks compares the text key only.
+        // Exact dedup across tasks with any key: its passes hash the same key.
         let c = config(
             dir.path(),
             "[[stages]]\nkind = \"exact_dedup\"\nkey = \"url\"\n",
         );
-        assert!(Plan::new(&c, None, Mode::OneProcess).is_ok());
-        let e = Plan::new(&c, None, Mode::Scheduled)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("stages[0]") && e.contains("key"), "{e}");
+        assert!(
+            Plan::new(&c, None, Mode::OneProcess)
+                .unwrap()
+                .cuts
+                .is_empty()
+        );
+        let plan = Plan::new(&c, None, Mode::Scheduled).unwrap();
+        assert_eq!(
+            plan.cuts[0].dedup.method,
+            corpus_stages::minhash::Method::Url
+        );
 
         // tokenize is last, and its vocabulary must exist before the run starts.
         let text = "[[stages]]\nkind = \"tokenize\"\n[[stages]]\nkind = \"length\"\n";

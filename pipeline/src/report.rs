@@ -635,28 +635,42 @@ fn input(h: &mut String, st: &RunStats) {
 }
 
 fn times(h: &mut String, st: &RunStats) {
-    h.push_str("<div class=\"card\"><h2>Time per stage</h2>\
-                <table><tr><th>stage</th><th>thread-seconds</th><th>share</th><th>docs/s per thread</th></tr>");
-    let total: f64 = st.stages.iter().map(|s| s.seconds).sum::<f64>().max(1e-9);
+    h.push_str(
+        "<div class=\"card\"><h2>Time per stage</h2>\
+                <table><tr><th>stage</th><th>CPU seconds</th><th>share</th>\
+                <th>thread-seconds</th><th>docs per CPU second</th></tr>",
+    );
+    // CPU time is comparable between a loaded and an idle machine; runs of older
+    // versions recorded only the threads' wall time, which stands in for it.
+    let cpu = |s: &crate::stats::StageStats| {
+        if s.cpu_seconds > 0.0 {
+            s.cpu_seconds
+        } else {
+            s.seconds
+        }
+    };
+    let total: f64 = st.stages.iter().map(cpu).sum::<f64>().max(1e-9);
     for s in &st.stages {
-        let rate = if s.seconds > 0.0 {
-            num((s.docs_in as f64 / s.seconds) as u64)
+        let rate = if cpu(s) > 0.0 {
+            num((s.docs_in as f64 / cpu(s)) as u64)
         } else {
             "-".into()
         };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.2}</td><td>{:.1}%</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.2}</td><td>{:.1}%</td><td>{:.2}</td><td>{}</td></tr>",
             esc(&s.kind),
+            cpu(s),
+            100.0 * cpu(s) / total,
             s.seconds,
-            100.0 * s.seconds / total,
             rate
         );
     }
     let _ = writeln!(
         h,
-        "</table><p class=\"note\">Summed over worker threads; shard wall time summed over \
-         shards: {:.1}s.</p></div>",
+        "</table><p class=\"note\">Summed over threads, tasks and passes; a dedup \
+         barrier's own passes (signatures, buckets, clusters) count in its stage. Shard \
+         wall time summed over shards: {:.1}s.</p></div>",
         st.seconds
     );
 }

@@ -19,7 +19,8 @@
 //! Scope: this stage compares documents across the shards of one process. In a
 //! multi-task job the pipeline's plan (`corpus::plan`) cuts the config at it into passes
 //! that dedup across every task (the key's hash through the MinHash machinery,
-//! `minhash::Method::Exact`), with the same decisions for `key = "text"`.
+//! `minhash::Method::exact(key)`), with the same decisions (`mode = "bloom"` only applies
+//! in one process; the passes are exact).
 
 use crate::document::Document;
 use crate::stage::{Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict};
@@ -145,7 +146,7 @@ pub fn build(config: &Config) -> Result<Ordered, StageError> {
 }
 
 /// The 128-bit hash of a document's key, or `None` when it has none (no URL).
-fn key_hash(key: Key, doc: &Document, scratch: &mut String) -> Option<u128> {
+pub(crate) fn key_hash(key: Key, doc: &Document, scratch: &mut String) -> Option<u128> {
     Some(match key {
         Key::Text => {
             crate::normalize::dedup_key(&doc.text, scratch);

@@ -1,7 +1,7 @@
 //! `corpus dedup --fuzzy` (and `--exact --pass`): dedup of inputs on their own, as a plan
 //! built in code over the executor: a config whose only stage is `minhash_dedup` (with
 //! `method = "exact"` for exact dedup), run like any config by
-//! [`executor::run`](crate::executor::run), all passes in one process (signatures in
+//! [`plan::run`](crate::plan::run), all passes in one process (signatures in
 //! memory unless a work directory is given) or one pass per call.
 
 use crate::config::PipelineConfig;

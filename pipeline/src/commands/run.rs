@@ -68,10 +68,11 @@ pub fn summary_text(s: &RunSummary, task: TaskSpec) -> String {
     for stage in &st.stages {
         let _ = writeln!(
             out,
-            "  {:<12} {:>10} in {:>10} out{}",
+            "  {:<13} {:>10} in {:>10} out {:>8.2} s CPU{}",
             stage.kind,
             stage.docs_in,
             stage.docs_out,
+            stage.cpu_seconds,
             fmt_counts("", &stage.drops)
         );
     }

@@ -27,6 +27,7 @@
 //! for `compare` with the project's [`Tokenizer`], with the pattern of their sidecar.
 
 use crate::io::AtomicFile;
+use crate::progress::bar;
 use crate::source::{self, Format, InputConfig, SourceError};
 use corpus_models::tokenizer::{
     self, Pattern, QWEN_EXTRA_TOKENS, Rank, Tokenizer, TokenizerError, VocabSource,
@@ -34,7 +35,6 @@ use corpus_models::tokenizer::{
 use corpus_models::vocab_build::{
     self, QWEN_ORDINARY_TOKENS, TrainOptions, VocabError, Vocabulary, WordCounter,
 };
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -138,18 +138,6 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
         });
     }
     Ok(docs)
-}
-
-fn bar(enabled: bool, total: u64, template: &str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    // indicatif draws nothing when stderr is not a terminal.
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Options of `corpus vocab build`.

@@ -75,18 +75,14 @@ impl Stage for Filter {
         // is `exact_dedup` there, as in one process.
         match self.config.method {
             super::Method::Minhash => KIND,
-            super::Method::Exact => crate::exact_dedup::KIND,
+            _ => crate::exact_dedup::KIND,
         }
     }
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
-        if self.config.method == super::Method::Exact {
+        if let Some(key) = self.config.method.exact_key() {
             // `exact_dedup` cut into passes writes what the stage writes in one process.
-            crate::exact_dedup::stamp_content_hash(
-                crate::exact_dedup::Key::Text,
-                doc,
-                &mut String::new(),
-            );
+            crate::exact_dedup::stamp_content_hash(key, doc, &mut String::new());
         }
         let Some(origin) = doc.origin else {
             return Err(StageError::Fatal(format!(
@@ -110,7 +106,7 @@ impl Stage for Filter {
             }
             Action::Drop => Ok(Verdict::Drop(match self.config.method {
                 super::Method::Minhash => NEAR_DUPLICATE,
-                super::Method::Exact => DUPLICATE,
+                _ => DUPLICATE,
             })),
             Action::Annotate => {
                 cx.count(

@@ -92,6 +92,34 @@ pub enum Method {
     /// `exact_dedup` stage with `key = "text"`), through the same passes, so exact dedup
     /// also scales over tasks and machines.
     Exact,
+    /// XXH3-128 of the text byte for byte (`exact_dedup` with `key = "exact_text"`).
+    ExactText,
+    /// XXH3-128 of `meta.url` (`exact_dedup` with `key = "url"`); documents without a
+    /// URL get no signature and pass.
+    Url,
+}
+
+impl Method {
+    /// The `exact_dedup` key of an exact method; `None` for MinHash.
+    pub fn exact_key(self) -> Option<crate::exact_dedup::Key> {
+        use crate::exact_dedup::Key;
+        match self {
+            Method::Minhash => None,
+            Method::Exact => Some(Key::Text),
+            Method::ExactText => Some(Key::ExactText),
+            Method::Url => Some(Key::Url),
+        }
+    }
+
+    /// The exact method comparing `key`.
+    pub fn exact(key: crate::exact_dedup::Key) -> Method {
+        use crate::exact_dedup::Key;
+        match key {
+            Key::Text => Method::Exact,
+            Key::ExactText => Method::ExactText,
+            Key::Url => Method::Url,
+        }
+    }
 }
 
 /// Settings of MinHash dedup, shared by `corpus dedup --fuzzy` and every pass.
@@ -165,8 +193,11 @@ impl Config {
         if self.ngram == 0 {
             return Err("ngram must be at least 1".into());
         }
-        if self.method == Method::Exact && (self.bands != 1 || self.rows != 4) {
-            return Err("method = \"exact\" uses one band of 4 rows (bands = 1, rows = 4)".into());
+        if self.method.exact_key().is_some() && (self.bands != 1 || self.rows != 4) {
+            return Err(
+                "an exact method uses one band of 4 rows of its 128-bit hash (bands = 1, rows = 4)"
+                    .into(),
+            );
         }
         if self.bands == 0 || self.rows == 0 {
             return Err("bands and rows must be at least 1".into());
@@ -192,6 +223,8 @@ impl Config {
                 self.ngram, self.bands, self.rows, self.seed
             ),
             Method::Exact => "exact-v1 key=text xxh3-128".to_string(),
+            Method::ExactText => "exact-v1 key=exact_text xxh3-128".to_string(),
+            Method::Url => "exact-v1 key=url xxh3-128".to_string(),
         };
         xxhash_rust::xxh3::xxh3_64(text.as_bytes())
     }
@@ -246,7 +279,7 @@ impl Config {
 pub const FIELDS: &[crate::FieldDoc] = &[
     crate::FieldDoc {
         name: "method",
-        doc: "minhash (near-duplicates) or exact (the dedup key's 128-bit hash; bands = 1, rows = 4)",
+        doc: "minhash (near-duplicates), or an exact key's 128-bit hash (bands = 1, rows = 4): exact (the dedup key), exact_text or url",
     },
     crate::FieldDoc {
         name: "ngram",
@@ -385,11 +418,12 @@ impl Signer {
         ids: &mut Vec<u64>,
     ) -> SigRecord {
         let hashes = match self.config.method {
-            Method::Exact => {
-                key_buf.clear();
-                dedup_key(&doc.text, key_buf);
-                let h = xxhash_rust::xxh3::xxh3_128(key_buf.as_bytes());
-                (0..4).map(|i| (h >> (32 * i)) as u32).collect()
+            Method::Exact | Method::ExactText | Method::Url => {
+                let key = self.config.method.exact_key().expect("an exact method");
+                match crate::exact_dedup::key_hash(key, doc, key_buf) {
+                    Some(h) => (0..4).map(|i| (h >> (32 * i)) as u32).collect(),
+                    None => Vec::new(),
+                }
             }
             Method::Minhash => {
                 let shingles = self.shingles(&doc.text, key_buf, ids);
