@@ -408,6 +408,7 @@ pub(crate) fn run_segment(
     let warnings = Warnings::new(options.max_warnings, progress.clone());
     let next_shard = AtomicUsize::new(0);
     let work_cx = WorkCx {
+        last_derived: stages.iter().rposition(AnyStage::uses_derived),
         stages: &stages,
         phases: &phases,
         decode_first,
@@ -665,6 +666,9 @@ impl Reader<'_> {
 /// What the workers share.
 struct WorkCx<'a> {
     stages: &'a [AnyStage],
+    /// The last stage that reads values cached on documents: the cache is dropped after
+    /// it (a classifier's features can be tens of kilobytes per document).
+    last_derived: Option<usize>,
     /// The stages of each phase.
     phases: &'a [std::ops::Range<usize>],
     /// Decode raw payloads before the first stage (no stage reads them itself).
@@ -693,7 +697,8 @@ impl WorkCx<'_> {
         }
         let mut verdicts = Vec::new();
         let mut cx = StageCx::default();
-        for stage in &self.stages[self.phases[work.phase].clone()] {
+        let phase = self.phases[work.phase].clone();
+        for (index, stage) in phase.clone().zip(&self.stages[phase]) {
             let started = Instant::now();
             let cpu = crate::stats::thread_cpu_seconds();
             let mut st = StageStats {
@@ -714,6 +719,12 @@ impl WorkCx<'_> {
             st.seconds = started.elapsed().as_secs_f64();
             st.cpu_seconds = crate::stats::thread_cpu_seconds() - cpu;
             work.stages.push(st);
+            if Some(index) == self.last_derived {
+                let dropped = work.dropped.iter_mut().map(|(_, d, _)| d);
+                for d in work.docs.iter_mut().chain(dropped) {
+                    d.derived = Default::default();
+                }
+            }
         }
         if work.phase + 1 < self.phases.len() {
             return Ok(Msg::Ordered(work));

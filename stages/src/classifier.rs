@@ -182,6 +182,10 @@ impl BatchStage for Classifier {
         KIND
     }
 
+    fn uses_derived(&self) -> bool {
+        self.scorer.is_some()
+    }
+
     fn process_batch(
         &self,
         docs: &mut [Document],

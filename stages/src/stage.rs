@@ -112,6 +112,13 @@ pub trait BatchStage: Send + Sync {
         verdicts: &mut [Verdict],
         cx: &mut StageCx,
     ) -> Result<(), StageError>;
+
+    /// True when the stage reads values derived from the text and cached on the
+    /// document ([`Document::features`]): the executor drops the cache after the last
+    /// stage that does, so that batches waiting to be written do not hold it.
+    fn uses_derived(&self) -> bool {
+        false
+    }
 }
 
 /// A stage that must see documents in input order, such as exact dedup (the first
@@ -177,6 +184,15 @@ impl AnyStage {
         match self {
             AnyStage::Doc(s) => Some(s.as_ref()),
             _ => None,
+        }
+    }
+
+    /// True when the stage reads values cached on the document
+    /// ([`BatchStage::uses_derived`]).
+    pub fn uses_derived(&self) -> bool {
+        match self {
+            AnyStage::Batch(s) => s.uses_derived(),
+            _ => false,
         }
     }
 
