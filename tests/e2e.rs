@@ -4,6 +4,8 @@
 //! killed (SIGKILL) at random points of every step and resumed. tests/pipeline.rs checks
 //! the same properties stage by stage on JSONL; this checks them for the product.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -256,35 +258,19 @@ fn a_runs_written_config_loads_plans_and_runs_again() {
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::copy(first.join("config.toml"), &copy).unwrap();
     let plan = |config: &Path| {
-        let out = corpus()
-            .arg("plan")
-            .arg(config)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "corpus plan {}: {}",
-            config.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::ok(corpus().arg("plan").arg(config).arg("--json"));
         String::from_utf8(out.stdout).unwrap()
     };
     let passes = plan(&config());
     assert!(passes.contains("\"tokenize\""), "{passes}");
     assert_eq!(plan(&copy), passes);
     let second = tmp.path().join("second");
-    let out = corpus()
-        .arg("run")
-        .arg(&copy)
-        .args(["-q", "-o"])
-        .arg(&second)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::ok(
+        corpus()
+            .arg("run")
+            .arg(&copy)
+            .args(["-q", "-o"])
+            .arg(&second),
     );
     let (a, b) = (tree(&first), tree(&second));
     assert!(a.iter().any(|(name, _)| name.starts_with("tokens/")));

@@ -8,6 +8,8 @@
 //! Needs Debian's `slurmctld slurmd slurm-client munge` (22.05). Without them the test
 //! says so and passes, unless `CORPUS_SLURM_TEST=1` (set by .ci/run), where it fails.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -305,17 +307,11 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
     let set_list = format!("input.list={}", dir.join("paths.txt").display());
     let config = dir.join("two-barriers.toml");
     std::fs::write(&config, with_exact).unwrap();
-    let plan = Command::new(corpus_bin())
-        .arg("plan")
-        .arg(&config)
-        .args(["--json", "--set", set_list.as_str()])
-        .output()
-        .unwrap();
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
+    let plan = common::ok(Command::new(corpus_bin()).arg("plan").arg(&config).args([
+        "--json",
+        "--set",
+        set_list.as_str(),
+    ]));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let passes = plan["passes"].as_array().unwrap();
     assert_eq!(passes.len(), 7, "{plan}");

@@ -102,6 +102,26 @@ pub struct PassSummary {
     pub elapsed: Duration,
 }
 
+impl PassSummary {
+    /// One line on what a signature pass did, with its rate.
+    pub fn describe(&self, what: &str) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        format!(
+            "{what}: {} docs ({} signed, {} too short to shingle, {} corrupt records \
+             skipped), {} file(s) done, {} already complete, {:.1}s, {:.0} docs/s, {:.1} MB/s",
+            self.docs,
+            self.signed,
+            self.too_short,
+            self.corrupt,
+            self.done,
+            self.skipped,
+            secs,
+            self.docs as f64 / secs,
+            self.text_bytes as f64 / secs / 1e6
+        )
+    }
+}
+
 /// Reads one input file and signs its documents on `threads` workers, in input order,
 /// while the next documents are read. Corrupt records are skipped and counted (they get
 /// no record number: the reader numbers the documents it produces, and the filter pass

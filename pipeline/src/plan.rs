@@ -574,16 +574,9 @@ impl Plan<'_> {
                     x.threads,
                 )?;
                 clock.record(cut, "signatures", task.index)?;
-                summary.notes.push(format!(
-                    "{}.signatures: {} docs ({} signed, {} too short to shingle), {} file(s) done, {} already complete, {:.1}s",
-                    cut.name,
-                    s.docs,
-                    s.signed,
-                    s.too_short,
-                    s.done,
-                    s.skipped,
-                    s.elapsed.as_secs_f64()
-                ));
+                summary
+                    .notes
+                    .push(s.describe(&format!("{}.signatures", cut.name)));
                 Ok(summary)
             }
             Step::Buckets(j) => {
@@ -612,7 +605,11 @@ impl Plan<'_> {
                         cut.name, task.index
                     )));
                 }
-                Ok(self.note(self.clusters(j, None)?))
+                Ok(RunSummary {
+                    output_dir: self.root.clone(),
+                    notes: self.clusters(j, None)?,
+                    ..Default::default()
+                })
             }
             Step::Last => self.run_last(x),
             Step::Tokenize => {
@@ -629,19 +626,21 @@ impl Plan<'_> {
 
     /// Barrier `j`'s clusters, reused when a finished cluster pass with the same
     /// settings and inputs left them; else computed from the signature passes' files,
-    /// or (`in_memory`: worker threads) from the documents in memory. Returns the note.
-    fn clusters(&self, j: usize, in_memory: Option<usize>) -> Result<String, RunError> {
+    /// or (`in_memory`: worker threads) from the documents in memory. Returns the notes.
+    fn clusters(&self, j: usize, in_memory: Option<usize>) -> Result<Vec<String>, RunError> {
         let cut = &self.cuts[j];
         let (input, files) = self.observed(j);
         let work = &cut.dedup.work_dir;
         if let Some(c) = crate::fuzzy::finished_cluster(&files, &cut.dedup, work) {
-            return Ok(cluster_note(&cut.name, &c, true));
+            return Ok(vec![cluster_note(&cut.name, &c, true)]);
         }
+        let mut notes = Vec::new();
         let clock = Clock::start();
         let c = match in_memory {
             Some(threads) => {
-                let (_, c) = crate::fuzzy::in_memory(&files, &input, &cut.dedup, work, threads)?;
+                let (s, c) = crate::fuzzy::in_memory(&files, &input, &cut.dedup, work, threads)?;
                 clock.record(cut, "in_memory", 0)?;
+                notes.push(s.describe(&format!("{}.signatures (in memory)", cut.name)));
                 c
             }
             None => {
@@ -650,7 +649,8 @@ impl Plan<'_> {
                 c
             }
         };
-        Ok(cluster_note(&cut.name, &c, false))
+        notes.push(cluster_note(&cut.name, &c, false));
+        Ok(notes)
     }
 
     /// The last per-file pass: the stages after the last dedup barrier, writing `OUT`;
@@ -841,7 +841,7 @@ impl Plan<'_> {
                 if let Some(p) = pre.as_ref().filter(|p| !p.failed.is_empty()) {
                     return Ok(p.clone());
                 }
-                notes.push(self.clusters(j, Some(x.threads))?);
+                notes.extend(self.clusters(j, Some(x.threads))?);
                 pre
             } else {
                 let pre = self.run_step(Step::Signatures(j), x)?;

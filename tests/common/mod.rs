@@ -1,7 +1,9 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test binary uses some of them).
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::Path;
+use std::process::{Command, Output};
 
 /// The text of a gzip file (all members), as the JSONL sink writes them.
 pub fn gunzip(path: &Path) -> String {
@@ -10,4 +12,15 @@ pub fn gunzip(path: &Path) -> String {
         .read_to_string(&mut s)
         .unwrap();
     s
+}
+
+/// Runs a command that must succeed; a failure shows the command and its stderr.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
