@@ -279,7 +279,10 @@ impl Scorer {
     }
 
     /// Scores feature vectors, one score per vector, in order.
-    pub fn score(&self, batch: &[Features]) -> Result<Vec<f32>, ScorerError> {
+    pub fn score<F: std::borrow::Borrow<Features>>(
+        &self,
+        batch: &[F],
+    ) -> Result<Vec<f32>, ScorerError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -288,10 +291,16 @@ impl Scorer {
             message,
         };
         let n = batch.len();
-        let k = batch.iter().map(Features::len).max().unwrap_or(0).max(1);
+        let k = batch
+            .iter()
+            .map(|f| f.borrow().len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut indices = vec![0i64; n * k];
         let mut values = vec![0f32; n * k];
         for (row, f) in batch.iter().enumerate() {
+            let f = f.borrow();
             let base = row * k;
             for (j, (&i, &v)) in f.indices.iter().zip(&f.values).enumerate() {
                 indices[base + j] = i as i64;

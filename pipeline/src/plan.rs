@@ -562,21 +562,7 @@ impl Plan<'_> {
                     None => self.note(String::new()),
                 };
                 summary.notes.retain(|n| !n.is_empty());
-                let cut = &self.cuts[j];
-                let (input, files) = self.observed(j);
-                let clock = Clock::start();
-                let s = crate::fuzzy::signatures(
-                    &files,
-                    &input,
-                    &cut.dedup,
-                    &cut.dedup.work_dir,
-                    task,
-                    x.threads,
-                )?;
-                clock.record(cut, "signatures", task.index)?;
-                summary
-                    .notes
-                    .push(s.describe(&format!("{}.signatures", cut.name)));
+                summary.notes.push(self.signatures(j, x)?);
                 Ok(summary)
             }
             Step::Buckets(j) => {
@@ -622,6 +608,24 @@ impl Plan<'_> {
                 self.tokenize(x, true)
             }
         }
+    }
+
+    /// Barrier `j`'s signatures of this task's files (the segment before it has run).
+    fn signatures(&self, j: usize, x: &Exec) -> Result<String, RunError> {
+        let cut = &self.cuts[j];
+        let (input, files) = self.observed(j);
+        let task = x.options.task;
+        let clock = Clock::start();
+        let s = crate::fuzzy::signatures(
+            &files,
+            &input,
+            &cut.dedup,
+            &cut.dedup.work_dir,
+            task,
+            x.threads,
+        )?;
+        clock.record(cut, "signatures", task.index)?;
+        Ok(s.describe(&format!("{}.signatures", cut.name)))
     }
 
     /// Barrier `j`'s clusters, reused when a finished cluster pass with the same
@@ -836,36 +840,30 @@ impl Plan<'_> {
         let mut notes = Vec::new();
         let mut before: Option<RunSummary> = None;
         for (j, cut) in self.cuts.iter().enumerate() {
-            let pre = if cut.in_memory && x.options.task.count == 1 {
-                let pre = self.run_segment(j, x)?;
-                if let Some(p) = pre.as_ref().filter(|p| !p.failed.is_empty()) {
-                    return Ok(p.clone());
-                }
+            let pre = self.run_segment(j, x)?;
+            if let Some(p) = pre.as_ref().filter(|p| !p.failed.is_empty()) {
+                return Ok(p.clone());
+            }
+            if cut.in_memory {
                 notes.extend(self.clusters(j, Some(x.threads))?);
-                pre
             } else {
-                let pre = self.run_step(Step::Signatures(j), x)?;
-                if !pre.failed.is_empty() {
-                    return Ok(pre);
-                }
-                notes.extend(pre.notes.iter().cloned());
+                notes.push(self.signatures(j, x)?);
                 notes.extend(self.run_step(Step::Buckets(j), x)?.notes);
                 notes.extend(self.run_step(Step::Cluster(j), x)?.notes);
-                (pre.shards > 0 || pre.skipped > 0).then_some(pre)
-            };
+            }
             if let Some(pre) = pre {
                 // The summary's shard counts are the last pass's: say what this one did.
                 notes.push(format!(
                     "{}: the pass before it: {} shard(s) done, {} skipped as complete",
                     cut.name, pre.stats.shards, pre.skipped
                 ));
+                // Only the chained statistics and the skipped count are used after.
                 before = Some(match before {
                     None => pre,
-                    Some(b) => {
-                        let mut b2 = pre.clone();
-                        b2.stats = chain_stats(&b.stats, &pre.stats);
-                        b2.skipped = b.skipped.min(pre.skipped);
-                        b2
+                    Some(mut b) => {
+                        b.stats = chain_stats(&b.stats, &pre.stats);
+                        b.skipped = b.skipped.min(pre.skipped);
+                        b
                     }
                 });
             }

@@ -201,7 +201,7 @@ impl BatchStage for Classifier {
             .zip(verdicts.chunks_mut(c.batch_size))
         {
             // Computed once per document for every classifier of the run.
-            let feats: Vec<_> = docs.iter_mut().map(|d| d.features().clone()).collect();
+            let feats: Vec<_> = docs.iter_mut().map(|d| d.features()).collect();
             let scores = scorer
                 .score(&feats)
                 .map_err(|e| StageError::Fatal(e.to_string()))?;
