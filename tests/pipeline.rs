@@ -791,3 +791,43 @@ fn exact_dedup_by_url_across_tasks_matches_one_process() {
         .expect("exact_dedup drops in the funnel");
     assert_eq!(dedup["drops"]["duplicate"], 34);
 }
+
+/// A barrier's signatures are computed while the pass before it writes the documents
+/// (`minhash/pre/`), not by reading them back; a signature file that is missing for a
+/// complete shard (a run killed between the two) is made again from the documents, the
+/// same bytes.
+#[test]
+fn signatures_are_made_while_the_pass_before_writes_and_made_again_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(
+        dir.path(),
+        3,
+        2,
+        "[[stages]]\nkind = \"minhash_dedup\"\nbands = 4\nrows = 2\nwork_dir = \"work\"\n",
+    );
+    let config = config.to_str().unwrap();
+    let args = [
+        "run",
+        config,
+        "--pass",
+        "minhash_dedup.signatures",
+        "--resume",
+    ];
+    let first = run_ok(&args);
+    let note = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(
+        note.contains("minhash_dedup.signatures (while the pass before wrote them)")
+            && note.contains("3 file(s) done"),
+        "{note}"
+    );
+    let sig = dir.path().join("work/signatures/f000001.sig");
+    let bytes = std::fs::read(&sig).unwrap();
+    std::fs::remove_file(&sig).unwrap();
+    let again = run_ok(&args);
+    let note = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert!(
+        note.contains("1 file(s) done, 2 already complete"),
+        "{note}"
+    );
+    assert_eq!(std::fs::read(&sig).unwrap(), bytes);
+}

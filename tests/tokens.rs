@@ -548,9 +548,24 @@ fn encode_stops_when_its_reader_goes_away() {
     assert_eq!(&head, b"{\"id\":\"movie-rev");
 }
 
+/// The counts of the note "tokenize: token ids of N docs derived for packing (M of them
+/// counted by upsample already)".
+fn ids_note(said: &str) -> (u64, u64) {
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("tokenize: token ids of "))
+        .unwrap_or_else(|| panic!("no ids note in {said}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
 /// A `[tokenize]` table packs the run's kept documents after the run, once every shard
 /// is complete: with two tasks, the first to finish waits for the other, which packs,
-/// and the shards equal `corpus tokens pack` over the same documents.
+/// and the shards equal `corpus tokens pack` over the same documents (with copies made
+/// by `upsample`, whose token ids are the ones packed).
 #[test]
 fn a_run_with_a_tokenize_table_packs_its_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -563,6 +578,7 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
         &cfg,
         format!(
             "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
+             [[stages]]\nkind = \"upsample\"\nvocab = \"cl100k\"\ndefault_weight = 2.0\n\n\
              [tokenize]\nvocab = \"cl100k\"\nseq_len = 512\nval_fraction = 0.1\nseed = 3\n",
             paths.join(", ")
         ),
@@ -575,11 +591,13 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
     assert!(String::from_utf8_lossy(&first.stderr).contains("not complete yet"));
     assert!(!run.join("tokens").exists());
     let second = corpus(&["run", cfg, "--task-index", "1", "--task-count", "2"]);
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let said = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(second.status.success(), "{said}");
+    // The ids upsample counted are the ones packed: the text is encoded once.
+    let (docs, reused) = ids_note(&said);
+    assert!(docs > 0 && reused == docs, "{said}");
+    assert!(said.contains("from the pass before"), "{said}");
+    assert!(!run.join("tokenize").exists(), "the ids go once packed");
     let direct = dir.path().join("direct");
     ok(&[
         "tokens",

@@ -223,6 +223,41 @@ pub struct Tokenizer {
     fast: Option<regex::Regex>,
 }
 
+/// Clones of one tokenizer lent one per call, for stages whose calls come from many
+/// threads (a clone per thread, as [`Tokenizer`] asks, without knowing the threads).
+#[derive(Debug)]
+pub struct TokenizerPool {
+    first: Tokenizer,
+    free: std::sync::Mutex<Vec<Tokenizer>>,
+}
+
+impl TokenizerPool {
+    /// A pool of clones of `tokenizer`.
+    pub fn new(tokenizer: Tokenizer) -> TokenizerPool {
+        TokenizerPool {
+            first: tokenizer,
+            free: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The tokenizer the clones are made from.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.first
+    }
+
+    /// Calls `f` with a tokenizer no other thread uses meanwhile.
+    pub fn with<T>(&self, f: impl FnOnce(&Tokenizer) -> T) -> T {
+        let lent = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let tok = lent.unwrap_or_else(|| self.first.clone());
+        let out = f(&tok);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tok);
+        out
+    }
+}
+
 /// A built-in pattern rewritten for the `regex` crate (no lookaround, no backtracking,
 /// linear time): `\s+(?!\S)|\s+` (or `|\s`) becomes `\s+`, and possessive
 /// quantifiers become plain ones (in these patterns nothing after them could take back
@@ -274,6 +309,8 @@ struct Vocab {
     pattern: Pattern,
     source: VocabSource,
     hash: String,
+    /// Hash of the vocabulary bytes and the pattern only: what ordinary text encodes to.
+    encoding: u64,
 }
 
 impl Tokenizer {
@@ -322,6 +359,7 @@ impl Tokenizer {
         h.extend_from_slice(bytes);
         h.extend_from_slice(b"\0pattern\0");
         h.extend_from_slice(pattern.regex().as_bytes());
+        let encoding = xxhash_rust::xxh3::xxh3_64(&h);
         h.extend_from_slice(b"\0specials\0");
         for s in &specials {
             h.extend_from_slice(s.as_bytes());
@@ -337,6 +375,7 @@ impl Tokenizer {
                 pattern: pattern.clone(),
                 source,
                 hash,
+                encoding,
             }),
             regex,
             fast: build_fast(pattern),
@@ -578,6 +617,13 @@ impl Tokenizer {
     /// `xxh3-128:` and 32 hex digits.
     pub fn hash(&self) -> &str {
         &self.vocab.hash
+    }
+
+    /// Identifies what ordinary text encodes to: equal for tokenizers with the same
+    /// vocabulary and pattern, whatever their special tokens ([`Tokenizer::encode`]
+    /// never produces those), so token ids computed by one can stand for another's.
+    pub fn encoding_id(&self) -> u64 {
+        self.vocab.encoding
     }
 
     /// The vocabulary in tiktoken's file format, ranks in increasing order.

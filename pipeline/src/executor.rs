@@ -29,6 +29,7 @@ use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{OutputMix, RunStats, StageStats};
 use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,6 +130,37 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// What a pass derives from the documents it writes and keeps beside them for a later
+/// pass: a barrier's signatures of the documents it will observe, the token ids
+/// `tokenize` packs. Deriving it while the documents are in memory spares the later pass
+/// a whole read of them.
+///
+/// A part is derived in a worker from each batch's output documents (copies included,
+/// in output order, with the values cached on them); the committer hands a shard's parts
+/// to [`Artifact::commit`] in order once the shard's documents are renamed into place
+/// and before its marker is written. A run killed in between leaves a shard without its
+/// marker, so it is redone; an artifact that is missing or stale for a complete shard
+/// (an output of an older version) is the later pass's to derive from the documents.
+pub(crate) trait Artifact: Sync {
+    /// The part of one batch.
+    fn derive(&self, docs: &mut [Document]) -> Result<Part, RunError>;
+
+    /// Writes the artifact of shard `index`, whose documents are at `docs`, from the parts
+    /// of its batches in order ([`parts`] gives them back as made).
+    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError>;
+}
+
+/// An artifact's part of one batch, as its [`Artifact::derive`] made it.
+pub(crate) type Part = Box<dyn Any + Send>;
+
+/// The parts of a shard as the artifact's `derive` made them (`T`), in order.
+pub(crate) fn parts<T: 'static>(parts: Vec<Part>) -> impl Iterator<Item = T> {
+    parts.into_iter().map(|p| {
+        *p.downcast::<T>()
+            .expect("an artifact's parts are of the type its derive makes")
+    })
 }
 
 /// One batch of documents from one shard, on its way through the stages.
@@ -252,6 +284,8 @@ struct Done {
     input_pos: u64,
     /// Language and source mix and histograms of the kept documents.
     output: OutputMix,
+    /// The batch's part of each artifact of the pass.
+    parts: Vec<Part>,
 }
 
 /// The statistics of two runs in a row: the first's input, both runs' stages, the
@@ -275,6 +309,7 @@ pub(crate) fn run_segment(
     config: &PipelineConfig,
     options: &RunOptions,
     record: &PipelineConfig,
+    artifacts: &[&dyn Artifact],
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     config.validate_settings()?;
@@ -395,6 +430,7 @@ pub(crate) fn run_segment(
         ordered_pending: BTreeMap::new(),
         finished: 0,
         keep_dropped: config.output.dropped,
+        artifacts,
     };
 
     // Every batch in existence holds a token, and the work channel holds at most
@@ -418,6 +454,7 @@ pub(crate) fn run_segment(
             .format
             .encodes_in_workers()
             .then_some(config.output.gzip_level),
+        artifacts,
     };
 
     let result = std::thread::scope(|scope| {
@@ -676,6 +713,7 @@ struct WorkCx<'a> {
     keep_dropped: bool,
     /// Encode outputs in the worker (JSONL), at this gzip level.
     encode: Option<u32>,
+    artifacts: &'a [&'a dyn Artifact],
 }
 
 impl WorkCx<'_> {
@@ -722,7 +760,7 @@ impl WorkCx<'_> {
             if Some(index) == self.last_derived {
                 let dropped = work.dropped.iter_mut().map(|(_, d, _)| d);
                 for d in work.docs.iter_mut().chain(dropped) {
-                    d.derived = Default::default();
+                    d.derived.drop_features();
                 }
             }
         }
@@ -746,12 +784,8 @@ impl WorkCx<'_> {
             input_pos,
             ..
         } = work;
-        // Whatever raw payload no stage consumed is written as decoded text; values
-        // derived for the stages are not written, and not copied with `upsample`'s copies.
-        docs.iter_mut().for_each(|d| {
-            d.decode_raw();
-            d.derived = Default::default();
-        });
+        // Whatever raw payload no stage consumed is written as decoded text.
+        docs.iter_mut().for_each(Document::decode_raw);
         // Copies asked for by `upsample` follow their document, with suffixed ids.
         if docs.iter().any(|d| d.repeat > 0) {
             let mut expanded = Vec::with_capacity(docs.len());
@@ -768,6 +802,13 @@ impl WorkCx<'_> {
             }
             docs = expanded;
         }
+        let parts = self
+            .artifacts
+            .iter()
+            .map(|a| a.derive(&mut docs))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Values derived for the stages and the artifacts are not written.
+        docs.iter_mut().for_each(|d| d.derived = Default::default());
         let docs_out = docs.len() as u64;
         let bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
         let mut output = OutputMix::default();
@@ -814,6 +855,7 @@ impl WorkCx<'_> {
             end,
             input_pos,
             output,
+            parts,
         })
     }
 }
@@ -836,6 +878,8 @@ struct ShardState {
     input_pos: u64,
     /// Checkpoints of ordered stages to persist with the shard.
     checkpoints: Vec<(usize, Vec<u8>)>,
+    /// The parts of each artifact, by batch.
+    parts: Vec<Vec<Part>>,
 }
 
 impl ShardState {
@@ -848,6 +892,7 @@ impl ShardState {
             started: Instant::now(),
             input_pos: 0,
             checkpoints: Vec::new(),
+            parts: Vec::new(),
         }
     }
 }
@@ -882,6 +927,7 @@ struct Committer<'a> {
     /// Shards finished (written or failed).
     finished: usize,
     keep_dropped: bool,
+    artifacts: &'a [&'a dyn Artifact],
 }
 
 impl Committer<'_> {
@@ -1037,6 +1083,10 @@ impl Committer<'_> {
             }
         }
         state.checkpoints.extend(done.checkpoints);
+        state.parts.resize_with(done.parts.len(), Vec::new);
+        for (all, part) in state.parts.iter_mut().zip(done.parts) {
+            all.push(part);
+        }
         state.stats += &RunStats {
             stages: done.stages,
             docs_out: done.docs_out,
@@ -1110,6 +1160,11 @@ impl Committer<'_> {
             sink.finish()?;
             f.commit()
                 .map_err(output_err(&self.layout.dropped(file.index)))?;
+        }
+        let mut parts = state.parts;
+        parts.resize_with(self.artifacts.len(), Vec::new);
+        for (artifact, parts) in self.artifacts.iter().zip(parts) {
+            artifact.commit(file.index, &self.layout.docs(file.index), parts)?;
         }
         for (stage, bytes) in &state.checkpoints {
             let path = self.layout.checkpoint(file.index, *stage);

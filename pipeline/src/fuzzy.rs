@@ -14,8 +14,13 @@
 //!    writing survivors with all their fields, in input order. Memory: one input file's
 //!    decisions.
 //!
-//! [`in_memory`] does 1-3 in one process without intermediate signature files, feeding
-//! the same clustering the same buckets, and writes the same decision files.
+//! When the documents are written by a pass of the plan (`OUT/<barrier>/pre/`), that
+//! pass writes their signature and band files as it goes ([`SignArtifact`]), and pass 1
+//! only signs what is missing.
+//!
+//! [`in_memory`] does 1-3 in one process (signatures from those files or from the
+//! documents), feeding the same clustering the same buckets, and writes the same
+//! decision files.
 //!
 //! Every file is written atomically (temporary name, then rename) and framed with a
 //! format version, a settings fingerprint and a checksum
@@ -23,6 +28,7 @@
 //! (resume) and refuses intermediate files that are damaged or were made with other
 //! settings or inputs.
 
+use crate::executor::{Part, RunError};
 use crate::io::AtomicFile;
 use crate::shard::TaskSpec;
 use crate::source::{self, InputConfig, InputFile, SourceError};
@@ -203,7 +209,52 @@ fn input_bytes(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Pass 1: signatures and band files of this task's input files.
+/// The signatures of `file` written by an earlier pass (or while a segment wrote it),
+/// if they are complete and were made from the file as it is now.
+fn finished_signatures(config: &Config, work: &Path, file: &InputFile) -> Option<Vec<SigRecord>> {
+    let path = names::sig(work, file.index as u32);
+    let bytes = std::fs::read(&path).ok()?;
+    let (h, records) = files::decode_sigs(config, &bytes, &path).ok()?;
+    (h.input == file.path && h.input_bytes == input_bytes(&file.path)).then_some(records)
+}
+
+/// Writes the band files and then the signature file of input `file`: the signature
+/// file, written last, marks the file done.
+fn write_signatures(
+    config: &Config,
+    work: &Path,
+    file: &InputFile,
+    records: &[SigRecord],
+) -> Result<(), FuzzyError> {
+    let idx = file.index as u32;
+    let docs = u32::try_from(records.len()).map_err(|_| {
+        FuzzyError::Usage(format!("{}: more than 2^32 documents", file.path.display()))
+    })?;
+    for band in 0..config.bands {
+        let mut entries: Vec<(u64, u32)> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.has_signature())
+            .map(|(i, r)| (band_hash(config, &r.hashes, band), i as u32))
+            .collect();
+        let bytes = files::encode_band(config, idx, band as u32, &mut entries);
+        write(&names::band(work, band as u32, idx), &bytes)?;
+    }
+    let header = files::SigHeader {
+        file: idx,
+        input: file.path.clone(),
+        input_bytes: input_bytes(&file.path),
+        docs,
+        num_hashes: config.num_hashes() as u32,
+    };
+    write(
+        &names::sig(work, idx),
+        &files::encode_sigs(config, &header, records),
+    )
+}
+
+/// Pass 1: signatures and band files of this task's input files (those a segment did
+/// not already sign as it wrote them: [`SignArtifact`]).
 pub fn signatures(
     files: &[InputFile],
     input: &InputConfig,
@@ -216,43 +267,81 @@ pub fn signatures(
     let signer = Signer::new(config);
     let mut summary = PassSummary::default();
     for file in task.select(files) {
-        let idx = file.index as u32;
-        let sig_path = names::sig(work, idx);
-        if let Ok(bytes) = std::fs::read(&sig_path)
-            && let Ok((h, _)) = files::decode_sigs(config, &bytes, &sig_path)
-            && h.input == file.path
-            && h.input_bytes == input_bytes(&file.path)
-        {
+        if finished_signatures(config, work, &file).is_some() {
             summary.skipped += 1;
             continue;
         }
         let records = sign_file(&file, input, &signer, threads, &mut summary)?;
-        let docs = u32::try_from(records.len()).map_err(|_| {
-            FuzzyError::Usage(format!("{}: more than 2^32 documents", file.path.display()))
-        })?;
-        // Band files first: the signature file, written last, marks the input done.
-        for band in 0..config.bands {
-            let mut entries: Vec<(u64, u32)> = records
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.has_signature())
-                .map(|(i, r)| (band_hash(config, &r.hashes, band), i as u32))
-                .collect();
-            let bytes = files::encode_band(config, idx, band as u32, &mut entries);
-            write(&names::band(work, band as u32, idx), &bytes)?;
-        }
-        let header = files::SigHeader {
-            file: idx,
-            input: file.path.clone(),
-            input_bytes: input_bytes(&file.path),
-            docs,
-            num_hashes: config.num_hashes() as u32,
-        };
-        write(&sig_path, &files::encode_sigs(config, &header, &records))?;
+        write_signatures(config, work, &file, &records)?;
         summary.done += 1;
     }
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// A barrier's signatures of the documents the segment before it writes to `pre/`,
+/// computed while they are in memory ([`crate::executor::Artifact`]), so that neither
+/// the signature pass nor the in-memory clustering reads `pre/` again to sign it.
+pub(crate) struct SignArtifact<'a> {
+    config: &'a Config,
+    work: &'a Path,
+    signer: Signer,
+    /// What was signed (`elapsed`: the workers' wall time), and the workers' CPU time.
+    counts: std::sync::Mutex<(PassSummary, f64)>,
+}
+
+impl<'a> SignArtifact<'a> {
+    /// Signs for the barrier with these settings, into `work`.
+    pub(crate) fn new(config: &'a Config, work: &'a Path) -> Self {
+        SignArtifact {
+            config,
+            work,
+            signer: Signer::new(config),
+            counts: Default::default(),
+        }
+    }
+
+    /// What was signed, for the pass's note, and the CPU seconds it took.
+    pub(crate) fn summary(&self) -> (PassSummary, f64) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl crate::executor::Artifact for SignArtifact<'_> {
+    fn derive(&self, docs: &mut [Document]) -> Result<Part, RunError> {
+        let (started, cpu) = (Instant::now(), crate::stats::thread_cpu_seconds());
+        let (mut key, mut ids) = (String::new(), Vec::new());
+        let records: Vec<SigRecord> = docs
+            .iter()
+            .map(|d| self.signer.sign_with(d, &mut key, &mut ids))
+            .collect();
+        let mut guard = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1 += crate::stats::thread_cpu_seconds() - cpu;
+        let c = &mut guard.0;
+        c.elapsed += started.elapsed();
+        c.docs += records.len() as u64;
+        c.signed += records.iter().filter(|r| r.has_signature()).count() as u64;
+        c.too_short = c.docs - c.signed;
+        c.text_bytes += docs.iter().map(|d| d.text.len() as u64).sum::<u64>();
+        Ok(Box::new(records))
+    }
+
+    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError> {
+        let records: Vec<SigRecord> = crate::executor::parts::<Vec<SigRecord>>(parts)
+            .flatten()
+            .collect();
+        let file = InputFile {
+            index,
+            path: docs.to_path_buf(),
+            format: source::Format::Auto,
+        };
+        write_signatures(self.config, self.work, &file, &records)?;
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).0.done += 1;
+        Ok(())
+    }
 }
 
 fn band_hash(config: &Config, hashes: &[u32], band: usize) -> u64 {
@@ -660,8 +749,9 @@ pub fn finished_cluster(
     same.then_some(s)
 }
 
-/// Passes 1-3 in one process: signatures in memory, the same buckets and clustering as
-/// the multi-pass mode, decision files under `work`.
+/// Passes 1-3 in one process: signatures in memory (the signature files a segment wrote
+/// as it went, else signed from the documents), the same buckets and clustering as the
+/// multi-pass mode, decision files under `work`.
 pub fn in_memory(
     files: &[InputFile],
     input: &InputConfig,
@@ -675,6 +765,15 @@ pub fn in_memory(
     let mut all: Vec<Vec<SigRecord>> = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         debug_assert_eq!(file.index, i);
+        // Signed while the segment before wrote the file, unless it was complete already.
+        if let Some(records) = finished_signatures(config, work, file) {
+            summary.skipped += 1;
+            summary.docs += records.len() as u64;
+            summary.signed += records.iter().filter(|r| r.has_signature()).count() as u64;
+            summary.too_short = summary.docs - summary.signed;
+            all.push(records);
+            continue;
+        }
         all.push(sign_file(file, input, &signer, threads, &mut summary)?);
         summary.done += 1;
     }

@@ -302,7 +302,7 @@ fn tokens(cmd: TokensCommand) -> Result<(), tokens::TokensError> {
             let tokenizer = a.tokenizer.spec().load()?;
             let config = a.config();
             let start = std::time::Instant::now();
-            let summary = pack::pack(&a.inputs, &tokenizer, &config, &a.output, a.threads)?;
+            let summary = pack::pack(&a.inputs, &tokenizer, &config, &a.output, a.threads, None)?;
             if !a.quiet {
                 let text = pack::summary_text(&summary, config.seq_len, &a.output, start.elapsed());
                 eprint!("{text}");

@@ -11,11 +11,12 @@
 //! exact_dedup.buckets       bands       equal keys                (W = OUT/exact_dedup)
 //! exact_dedup.cluster       single      first occurrence of each key
 //! minhash_dedup.signatures  files       drop exact duplicates, quality -> OUT/minhash/pre/,
-//!                                       MinHash signatures
+//!                                       MinHash signatures (as the documents are written)
 //! minhash_dedup.buckets     bands       LSH buckets               (W = work_dir or OUT/minhash)
 //! minhash_dedup.cluster     single      clusters and survivors
-//! minhash_dedup.filter      files       drop near-duplicates, decontam -> OUT/docs/
-//! tokenize                  single      shuffle and pack OUT/docs/ -> OUT/tokens/
+//! minhash_dedup.filter      files       drop near-duplicates, decontam -> OUT/docs/,
+//!                                       token ids -> OUT/tokenize/ (as the documents are written)
+//! tokenize                  single      shuffle and pack the ids -> OUT/tokens/
 //! ```
 //!
 //! A config without a dedup barrier has one per-file pass, `stages`. Each pass has a
@@ -34,7 +35,7 @@
 //! result is the same for any number of tasks (tests/slurm.rs).
 
 use crate::config::{ConfigError, PipelineConfig};
-use crate::executor::{RunError, RunOptions, RunSummary, chain_stats, run_segment};
+use crate::executor::{Artifact, RunError, RunOptions, RunSummary, chain_stats, run_segment};
 use crate::io::AtomicFile;
 use crate::shard::Layout;
 use crate::source::{self, Format, InputConfig, InputFile};
@@ -44,6 +45,10 @@ use corpus_stages::minhash::Config as DedupConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Where the last per-file pass leaves the token ids `tokenize` packs, under the output
+/// directory (removed once packed).
+const IDS_DIR: &str = "tokenize";
 
 /// Runs a pipeline: the passes of its [`Plan`] for this task, from sources through
 /// stages to sinks (and token shards, with a `tokenize` stage).
@@ -507,11 +512,59 @@ impl Plan<'_> {
             pass: None,
             ..x.options.clone()
         };
-        let summary = run_segment(&segment, &options, self.config)?;
-        if j < self.cuts.len() {
+        // What the next pass needs of the documents, derived while they are in memory:
+        // the barrier's signatures, or the token ids `tokenize` packs.
+        let cut = self.cuts.get(j);
+        let sign = cut.map(|c| crate::fuzzy::SignArtifact::new(&c.dedup, &c.dedup.work_dir));
+        let tokens = match &self.tokenize {
+            Some(t) if cut.is_none() => Some(crate::commands::pack::TokensArtifact::new(
+                self.tokenizer(t)?,
+                self.root.join(IDS_DIR),
+            )),
+            _ => None,
+        };
+        let mut artifacts: Vec<&dyn Artifact> = Vec::new();
+        if let Some(a) = &sign {
+            artifacts.push(a);
+        }
+        if let Some(a) = &tokens {
+            artifacts.push(a);
+        }
+        let mut summary = run_segment(&segment, &options, self.config, &artifacts)?;
+        if let (Some(cut), Some(sign)) = (cut, &sign) {
             self.gather_dropped(j, x)?;
+            let (signed, cpu) = sign.summary();
+            if signed.done > 0 {
+                let wall = signed.elapsed.as_secs_f64();
+                record_time(cut, "observe", x.options.task.index, wall, cpu)?;
+                summary.notes.push(signed.describe(&format!(
+                    "{}.signatures (while the pass before wrote them)",
+                    cut.name
+                )));
+            }
+        }
+        if let Some((docs, reused)) = tokens.as_ref().map(|a| a.counts())
+            && docs > 0
+        {
+            summary.notes.push(format!(
+                "tokenize: token ids of {docs} docs derived for packing ({reused} of them \
+                 counted by upsample already)"
+            ));
         }
         Ok(Some(summary))
+    }
+
+    /// The tokenizer of the `tokenize` stage.
+    fn tokenizer(
+        &self,
+        t: &corpus_stages::tokenize::Config,
+    ) -> Result<corpus_models::tokenizer::Tokenizer, RunError> {
+        Ok(crate::commands::tokens::TokenizerSpec {
+            vocab: t.vocab.clone(),
+            pattern: t.pattern.clone(),
+            extras: t.extra_tokens,
+        }
+        .load()?)
     }
 
     /// Moves the dropped documents of segment `j` (before barrier `j`) of this task's
@@ -722,7 +775,7 @@ impl Plan<'_> {
     /// incomplete run is an error (an explicit `--pass tokenize`) rather than a note
     /// (the last task of a multi-task run packs).
     fn tokenize(&self, x: &Exec, required: bool) -> Result<RunSummary, RunError> {
-        use crate::commands::{pack, tokens};
+        use crate::commands::pack;
         let Some(t) = &self.tokenize else {
             return Ok(self.note(String::new()));
         };
@@ -745,12 +798,7 @@ impl Plan<'_> {
             }
             return Ok(self.note(message));
         }
-        let tokenizer = tokens::TokenizerSpec {
-            vocab: t.vocab.clone(),
-            pattern: t.pattern.clone(),
-            extras: t.extra_tokens,
-        }
-        .load()?;
+        let tokenizer = self.tokenizer(t)?;
         let out = self.root.join(&t.dir);
         let docs = self.root.join("docs").to_string_lossy().into_owned();
         let summary = pack::pack(
@@ -759,8 +807,9 @@ impl Plan<'_> {
             &pack::PackConfig::from(t),
             &out,
             x.threads,
+            Some(&self.root.join(IDS_DIR)),
         )?;
-        let notes = summary
+        let mut notes: Vec<String> = summary
             .manifest
             .splits
             .iter()
@@ -775,6 +824,12 @@ impl Plan<'_> {
                 )
             })
             .collect();
+        if !summary.skipped {
+            notes.push(format!(
+                "tokenize: ids of {} docs from the pass before, the rest encoded here",
+                summary.from_ids
+            ));
+        }
         Ok(RunSummary {
             output_dir: self.root.clone(),
             notes,
@@ -840,9 +895,12 @@ impl Plan<'_> {
         let mut notes = Vec::new();
         let mut before: Option<RunSummary> = None;
         for (j, cut) in self.cuts.iter().enumerate() {
-            let pre = self.run_segment(j, x)?;
+            let mut pre = self.run_segment(j, x)?;
             if let Some(p) = pre.as_ref().filter(|p| !p.failed.is_empty()) {
                 return Ok(p.clone());
+            }
+            if let Some(p) = pre.as_mut() {
+                notes.append(&mut p.notes);
             }
             if cut.in_memory {
                 notes.extend(self.clusters(j, Some(x.threads))?);
@@ -898,18 +956,22 @@ impl Clock {
         }
     }
 
-    /// Records the time since the start as `W/time/<pass>-<task>.json`, which the last
-    /// pass adds to the barrier's statistics.
+    /// Records the time since the start ([`record_time`]).
     fn record(&self, cut: &Cut, pass: &str, task: usize) -> Result<(), RunError> {
-        let dir = cut.dedup.work_dir.join("time");
-        std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
-        let path = dir.join(format!("{pass}-{task:05}.json"));
-        let time = serde_json::json!({
-            "seconds": self.started.elapsed().as_secs_f64(),
-            "cpu_seconds": crate::stats::process_cpu_seconds() - self.cpu,
-        });
-        AtomicFile::write_all(&path, time.to_string().as_bytes()).map_err(output_err(&path))
+        let wall = self.started.elapsed().as_secs_f64();
+        let cpu = crate::stats::process_cpu_seconds() - self.cpu;
+        record_time(cut, pass, task, wall, cpu)
     }
+}
+
+/// Records time spent on barrier `cut` as `W/time/<pass>-<task>.json`, which the last
+/// pass adds to the barrier's statistics.
+fn record_time(cut: &Cut, pass: &str, task: usize, wall: f64, cpu: f64) -> Result<(), RunError> {
+    let dir = cut.dedup.work_dir.join("time");
+    std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+    let path = dir.join(format!("{pass}-{task:05}.json"));
+    let time = serde_json::json!({ "seconds": wall, "cpu_seconds": cpu });
+    AtomicFile::write_all(&path, time.to_string().as_bytes()).map_err(output_err(&path))
 }
 
 /// The wall and CPU seconds recorded by a barrier's passes (every task).

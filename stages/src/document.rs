@@ -50,6 +50,17 @@ pub struct Derived {
     /// The classifiers' hashed n-gram features (`corpus_models::features`), shared by
     /// every `classifier` stage of a run.
     features: Option<(u64, corpus_models::features::Features)>,
+    /// The token ids of the text under one encoding (text hash, encoding id, ids):
+    /// counted by `upsample`, packed by `tokenize`.
+    tokens: Option<(u64, u64, Vec<corpus_models::tokenizer::Rank>)>,
+}
+
+impl Derived {
+    /// Drops the classifier features, the large part (tens of kilobytes a document),
+    /// once no stage will read them.
+    pub fn drop_features(&mut self) {
+        self.features = None;
+    }
 }
 
 // Derived values are a cache, not part of what a document is.
@@ -69,6 +80,29 @@ impl Document {
             *cached = Some((hash, corpus_models::features::extract(&self.text)));
         }
         &cached.as_ref().expect("set above").1
+    }
+
+    /// The token ids of the text under `tok` ([`crate::tokenize::encode`]): computed on
+    /// first use, then reused while the text stays the same, by any tokenizer with the
+    /// same vocabulary and pattern.
+    pub fn token_ids(
+        &mut self,
+        tok: &corpus_models::tokenizer::Tokenizer,
+    ) -> Result<&[corpus_models::tokenizer::Rank], corpus_models::tokenizer::TokenizerError> {
+        let hash = xxhash_rust::xxh3::xxh3_64(self.text.as_bytes());
+        let encoding = tok.encoding_id();
+        let fresh = matches!(&self.derived.tokens, Some((h, e, _)) if *h == hash && *e == encoding);
+        if !fresh {
+            let ids = crate::tokenize::encode(tok, self)?;
+            self.derived.tokens = Some((hash, encoding, ids));
+        }
+        Ok(&self.derived.tokens.as_ref().expect("set above").2)
+    }
+
+    /// True when the token ids under an encoding are cached for the current text.
+    pub fn has_token_ids(&self, encoding: u64) -> bool {
+        let hash = xxhash_rust::xxh3::xxh3_64(self.text.as_bytes());
+        matches!(&self.derived.tokens, Some((h, e, _)) if *h == hash && *e == encoding)
     }
 }
 

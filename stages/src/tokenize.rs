@@ -7,14 +7,52 @@
 //! OUT/tokens/manifest.json              vocabulary, settings, splits, counts
 //! OUT/tokens/train/shard-00000.parquet  packed sequences (or .arrow)
 //! OUT/tokens/validation/shard-00000.parquet
+//! OUT/tokenize/part-00000.ids           token ids of OUT/docs/part-00000, written by the
+//!                                       last per-file pass, removed once packed
 //! ```
+//!
+//! The text is encoded in the last per-file pass, on its workers, as each shard is
+//! written ([`encode`]; ids `upsample` counted with the same vocabulary and pattern are
+//! taken from the document); packing encodes only shards without a matching ids file.
 //!
 //! The stage is configured here and carried out by the pipeline's plan
 //! (`corpus::plan`), which also checks the vocabulary before the run starts.
 
+use crate::document::Document;
 use crate::stage::StageError;
+use corpus_models::tokenizer::{Rank, Tokenizer, TokenizerError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// The value of `meta.extra.format` on instruction data rendered in ChatML (by the JSONL
+/// source).
+pub const CHATML: &str = "chatml";
+
+/// ChatML's markers: the special tokens a ChatML document's text contains.
+pub const CHATML_MARKERS: [&str; 2] = ["<|im_start|>", "<|im_end|>"];
+
+/// True when the document is instruction data rendered in ChatML.
+pub fn is_chatml(doc: &Document) -> bool {
+    doc.meta
+        .extra
+        .get("format")
+        .and_then(serde_json::Value::as_str)
+        == Some(CHATML)
+}
+
+/// The token ids of a document as training sees them (no special tokens added): ChatML
+/// documents with their markers as the special tokens, any other text as ordinary text,
+/// markers included. Every count and every shard of token ids comes from here
+/// ([`Document::token_ids`] caches it).
+pub fn encode(tok: &Tokenizer, doc: &Document) -> Result<Vec<Rank>, TokenizerError> {
+    if is_chatml(doc) {
+        let mut ids = Vec::new();
+        tok.encode_with_specials(&doc.text, &CHATML_MARKERS, &mut ids)?;
+        Ok(ids)
+    } else {
+        tok.encode(&doc.text)
+    }
+}
 
 /// The stage kind.
 pub const KIND: &str = "tokenize";

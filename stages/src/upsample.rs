@@ -10,12 +10,13 @@
 //! `bytes_out:...`; sources without a weight are counted as `other`). With a `vocab`,
 //! tokens too (`tokens_in:<source>`, `tokens_out:<source>`): each document is encoded
 //! once with that tokenizer, so the mix before and after upsampling is known in the
-//! unit training consumes; the counters merge over shards and tasks like every other
+//! unit training consumes (the ids stay on the document: a `tokenize` stage with the
+//! same vocabulary and pattern packs them without encoding the text again); the counters merge over shards and tasks like every other
 //! statistic, and the run summary prints the mix from them.
 
 use crate::document::Document;
 use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
-use corpus_models::tokenizer::{Pattern, Tokenizer, TokenizerError, VocabSource};
+use corpus_models::tokenizer::{Pattern, Tokenizer, TokenizerPool, VocabSource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -125,25 +126,6 @@ pub struct Upsample {
     tokenizers: Option<TokenizerPool>,
 }
 
-/// Clones of one tokenizer, lent one per call.
-struct TokenizerPool {
-    first: Tokenizer,
-    free: std::sync::Mutex<Vec<Tokenizer>>,
-}
-
-impl TokenizerPool {
-    fn count(&self, text: &str) -> Result<u64, TokenizerError> {
-        let lent = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let tok = lent.unwrap_or_else(|| self.first.clone());
-        let n = tok.encode(text).map(|ids| ids.len() as u64);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tok);
-        n
-    }
-}
-
 /// Builds the stage.
 pub fn build(config: &Config) -> Result<Upsample, StageError> {
     let bad = |message: String| StageError::Config {
@@ -176,10 +158,7 @@ pub fn build(config: &Config) -> Result<Upsample, StageError> {
                     0,
                 )
                 .map_err(|e| bad(format!("vocab {vocab}: {e}")))?;
-                Some(TokenizerPool {
-                    first,
-                    free: Default::default(),
-                })
+                Some(TokenizerPool::new(first))
             }
             None => None,
         },
@@ -211,7 +190,10 @@ impl Stage for Upsample {
         let copies = self.copies(&doc.id, *w);
         let tokens = match &self.tokenizers {
             Some(pool) => {
-                let n = pool.count(&doc.text).map_err(|e| StageError::Document {
+                // Cached on the document: `tokenize` packs these ids rather than
+                // encoding the text again.
+                let n = pool.with(|tok| doc.token_ids(tok).map(|ids| ids.len() as u64));
+                let n = n.map_err(|e| StageError::Document {
                     id: doc.id.clone(),
                     message: format!("counting tokens: {e}"),
                 })?;

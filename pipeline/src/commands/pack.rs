@@ -28,6 +28,7 @@
 //! thread count).
 
 use super::tokens::{Count, DocTokens, TokenReport, TokensError, encode_documents, expand};
+use crate::executor::{Part, RunError};
 use crate::io::AtomicFile;
 use arrow::array::{
     ArrayRef, FixedSizeListArray, ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
@@ -170,15 +171,22 @@ pub struct PackSummary {
     pub manifest: Manifest,
     /// True when the output was complete and nothing was done.
     pub skipped: bool,
+    /// Documents whose token ids came from the ids files of the run's last pass rather
+    /// than from encoding their text here.
+    pub from_ids: u64,
 }
 
-/// Tokenizes `inputs` and writes shards to `out_dir`.
+/// Tokenizes `inputs` and writes shards to `out_dir`. With `ids_dir` (a pipeline run's
+/// `OUT/tokenize/`), the token ids of an input shard come from its ids file when that is
+/// complete and matches the shard and the tokenizer ([`TokensArtifact`]); the directory
+/// is removed once the shards are written.
 pub fn pack(
     inputs: &[String],
     tokenizer: &Tokenizer,
     config: &PackConfig,
     out_dir: &Path,
     threads: usize,
+    ids_dir: Option<&Path>,
 ) -> Result<PackSummary, TokensError> {
     if config.seq_len == 0 || config.seq_len > u32::MAX as usize {
         return Err(TokensError::Usage(format!(
@@ -224,6 +232,7 @@ pub fn pack(
         return Ok(PackSummary {
             manifest: old,
             skipped: true,
+            from_ids: 0,
         });
     }
     std::fs::create_dir_all(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
@@ -248,10 +257,21 @@ pub fn pack(
     }
 
     let mut splits: [Vec<DocTokens>; 2] = [Vec::new(), Vec::new()];
-    encode_documents(&files, tokenizer, threads, |d| {
-        splits[usize::from(is_validation(&d.id, config.val_fraction))].push(d);
-        Ok(())
-    })?;
+    let mut from_ids = 0;
+    for (k, file) in files.iter().enumerate() {
+        let mut each = |mut d: DocTokens| {
+            d.file = k;
+            splits[usize::from(is_validation(&d.id, config.val_fraction))].push(d);
+            Ok(())
+        };
+        match ids_dir.and_then(|dir| read_ids(dir, &file.path, tokenizer)) {
+            Some(docs) => {
+                from_ids += docs.len() as u64;
+                docs.into_iter().try_for_each(&mut each)?;
+            }
+            None => encode_documents(std::slice::from_ref(file), tokenizer, threads, each)?,
+        }
+    }
 
     let mut manifest = Manifest {
         format_version: 1,
@@ -270,10 +290,221 @@ pub fn pack(
         serde_json::to_vec_pretty(&manifest).map_err(|e| TokensError::file(&manifest_path, e))?;
     AtomicFile::write_all(&manifest_path, &json)
         .map_err(|e| TokensError::file(&manifest_path, e))?;
+    // Packed: the ids are in the shards now, and the documents can give them again.
+    if let Some(dir) = ids_dir
+        && dir.exists()
+    {
+        std::fs::remove_dir_all(dir).map_err(|e| TokensError::file(dir, e))?;
+    }
     Ok(PackSummary {
         manifest,
         skipped: false,
+        from_ids,
     })
+}
+
+/// Magic of an ids file.
+const IDS_MAGIC: &[u8; 8] = b"CORPIDS\0";
+/// Version of the ids file format.
+const IDS_VERSION: u32 = 1;
+
+/// The header of an ids file: which documents file it was derived from.
+#[derive(Debug, Serialize, Deserialize)]
+struct IdsHeader {
+    /// The documents file's name (the output directory may have moved since).
+    docs: String,
+    /// Its size when written.
+    docs_bytes: u64,
+    /// Documents in it.
+    count: u64,
+}
+
+/// The token ids of every document the last per-file pass of a run writes, derived
+/// while the documents are in memory ([`crate::executor::Artifact`]) and written to
+/// `OUT/tokenize/part-NNNNN.ids` (framed like the MinHash work files:
+/// [`corpus_stages::minhash::files`], fingerprint = the tokenizer's encoding id). The
+/// ids `upsample` computed to count tokens are taken from the document when vocabulary
+/// and pattern are the same, so the text is encoded once in the whole run; the rest is
+/// encoded here, on the pass's workers, rather than in the single `tokenize` pass.
+pub(crate) struct TokensArtifact {
+    tokenizers: corpus_models::tokenizer::TokenizerPool,
+    dir: PathBuf,
+    /// Documents whose ids were cached by a stage, and all documents.
+    reused: std::sync::atomic::AtomicU64,
+    docs: std::sync::atomic::AtomicU64,
+}
+
+impl TokensArtifact {
+    /// Ids with `tokenizer`, into `dir`.
+    pub(crate) fn new(tokenizer: Tokenizer, dir: PathBuf) -> Self {
+        TokensArtifact {
+            tokenizers: corpus_models::tokenizer::TokenizerPool::new(tokenizer),
+            dir,
+            reused: Default::default(),
+            docs: Default::default(),
+        }
+    }
+
+    /// Documents with ids, and how many of them a stage had encoded already.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.docs.load(Relaxed), self.reused.load(Relaxed))
+    }
+
+    fn path(&self, index: usize) -> PathBuf {
+        ids_path(&self.dir, &crate::shard::Layout::part(index))
+    }
+}
+
+fn ids_path(dir: &Path, part: &str) -> PathBuf {
+    dir.join(format!("{part}.ids"))
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl crate::executor::Artifact for TokensArtifact {
+    fn derive(&self, docs: &mut [corpus_stages::Document]) -> Result<Part, RunError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let encoding = self.tokenizers.tokenizer().encoding_id();
+        let mut body = Vec::new();
+        self.tokenizers.with(|tok| {
+            for d in docs.iter_mut() {
+                if d.has_token_ids(encoding) {
+                    self.reused.fetch_add(1, Relaxed);
+                }
+                let ids = match d.token_ids(tok) {
+                    Ok(ids) => ids,
+                    Err(source) => {
+                        return Err(TokensError::Encode {
+                            path: self.dir.clone(),
+                            id: d.id.clone(),
+                            source,
+                        });
+                    }
+                };
+                let n = ids.len() as u32;
+                let mut record = Vec::with_capacity(8 + 4 * ids.len());
+                record.extend_from_slice(&n.to_le_bytes());
+                ids.iter()
+                    .for_each(|id| record.extend_from_slice(&id.to_le_bytes()));
+                put_str(&mut body, &d.id);
+                put_str(&mut body, &d.source);
+                match &d.meta.lang {
+                    Some(lang) => put_str(&mut body, lang),
+                    None => body.extend_from_slice(&u32::MAX.to_le_bytes()),
+                }
+                body.extend_from_slice(&(d.text.len() as u64).to_le_bytes());
+                body.extend_from_slice(&record);
+            }
+            Ok::<_, TokensError>(())
+        })?;
+        self.docs.fetch_add(docs.len() as u64, Relaxed);
+        Ok(Box::new((docs.len() as u64, body)))
+    }
+
+    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError> {
+        let mut body = Vec::new();
+        let mut count = 0;
+        for (n, bytes) in crate::executor::parts::<(u64, Vec<u8>)>(parts) {
+            count += n;
+            body.extend_from_slice(&bytes);
+        }
+        let header = IdsHeader {
+            docs: file_name(docs),
+            docs_bytes: std::fs::metadata(docs).map_or(0, |m| m.len()),
+            count,
+        };
+        let fingerprint = self.tokenizers.tokenizer().encoding_id();
+        let bytes = corpus_stages::minhash::files::encode_versioned(
+            IDS_MAGIC,
+            IDS_VERSION,
+            fingerprint,
+            &header,
+            &body,
+        );
+        let path = self.path(index);
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| AtomicFile::write_all(&path, &bytes))
+            .map_err(|source| RunError::Output { path, source })
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The documents of the ids file in `dir` derived from `docs`, when it is complete and
+/// matches `docs` as it is now and the tokenizer's encoding; `None` sends the caller to
+/// the documents.
+fn read_ids(dir: &Path, docs: &Path, tokenizer: &Tokenizer) -> Option<Vec<DocTokens>> {
+    let name = file_name(docs);
+    let part = name.split('.').next()?;
+    let path = ids_path(dir, part);
+    let bytes = std::fs::read(&path).ok()?;
+    let (fingerprint, header, body): (u64, IdsHeader, &[u8]) =
+        corpus_stages::minhash::files::decode_unchecked(&bytes, IDS_MAGIC, IDS_VERSION, &path)
+            .ok()?;
+    let size = std::fs::metadata(docs).ok()?.len();
+    if fingerprint != tokenizer.encoding_id() || header.docs != name || header.docs_bytes != size {
+        return None;
+    }
+    let mut cur = Cursor { body, at: 0 };
+    let mut out = Vec::with_capacity(header.count.min(1 << 24) as usize);
+    for _ in 0..header.count {
+        let id = cur.string()??;
+        let source = cur.string()??;
+        let lang = cur.string()?;
+        let bytes = u64::from_le_bytes(cur.take(8)?.try_into().ok()?);
+        let n = cur.u32()? as usize;
+        let ids = cur.take(4 * n)?.chunks_exact(4).map(u32_of).collect();
+        out.push(DocTokens {
+            file: 0,
+            id,
+            source,
+            lang,
+            bytes,
+            ids,
+        });
+    }
+    (cur.at == body.len()).then_some(out)
+}
+
+fn u32_of(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().expect("four bytes"))
+}
+
+/// Reads an ids file's body front to back; `None` when it ends early.
+struct Cursor<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.body.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(u32_of)
+    }
+
+    /// A string written by `put_str` (`Some(None)` for the absent marker).
+    fn string(&mut self) -> Option<Option<String>> {
+        let n = self.u32()?;
+        if n == u32::MAX {
+            return Some(None);
+        }
+        String::from_utf8(self.take(n as usize)?.to_vec())
+            .ok()
+            .map(Some)
+    }
 }
 
 /// True for the names of shard and document files: `{split}-NNNNN.{ext}` and
@@ -736,6 +967,52 @@ pub fn shard_paths(dir: &Path, m: &Manifest, split: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What packing reads back from an ids file is what encoding the documents gives
+    /// (ChatML markers as special tokens, ids a stage cached taken as they are), and an
+    /// ids file that no longer matches its documents or the tokenizer is not used.
+    #[test]
+    fn ids_files_give_back_the_encoding_and_stale_ones_are_not_used() {
+        use crate::executor::Artifact;
+        use corpus_models::tokenizer::{Pattern, VocabSource};
+        use corpus_stages::Document;
+        let dir = tempfile::tempdir().unwrap();
+        let docs_path = dir.path().join("part-00002.jsonl.gz");
+        std::fs::write(&docs_path, b"the documents").unwrap();
+        let tok = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Qwen, 3).unwrap();
+        let mut plain = Document::new("a", "web", "Numbers 12345 and words.");
+        plain.meta.lang = Some("en".into());
+        let mut chat = Document::new("b", "chat", "<|im_start|>user\nHi<|im_end|>\n");
+        chat.meta.extra.insert("format".into(), "chatml".into());
+        let mut cached = Document::new("c", "web", "counted by upsample");
+        // As upsample counts: a tokenizer without the extra special tokens.
+        let counter = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Qwen, 0).unwrap();
+        cached.token_ids(&counter).unwrap();
+        let mut docs = vec![plain, chat, cached];
+        let ids_dir = dir.path().join("tokenize");
+        let artifact = TokensArtifact::new(tok.clone(), ids_dir.clone());
+        let part = artifact.derive(&mut docs).unwrap();
+        artifact.commit(2, &docs_path, vec![part]).unwrap();
+        assert_eq!(artifact.counts(), (3, 1));
+        let read = read_ids(&ids_dir, &docs_path, &tok).expect("a matching ids file");
+        assert_eq!(read.len(), 3);
+        for (r, d) in read.iter().zip(&docs) {
+            let ids = corpus_stages::tokenize::encode(&tok, d).unwrap();
+            assert_eq!(
+                (&r.id, &r.source, &r.lang, r.bytes, &r.ids),
+                (&d.id, &d.source, &d.meta.lang, d.text.len() as u64, &ids)
+            );
+        }
+        assert!(
+            read[1]
+                .ids
+                .contains(&tok.special_id("<|im_start|>").unwrap())
+        );
+        let cl100k = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, 3).unwrap();
+        assert!(read_ids(&ids_dir, &docs_path, &cl100k).is_none());
+        std::fs::write(&docs_path, b"the documents, rewritten").unwrap();
+        assert!(read_ids(&ids_dir, &docs_path, &tok).is_none());
+    }
 
     #[test]
     fn shuffle_is_a_seeded_permutation() {

@@ -181,15 +181,7 @@ fn encode_one(
     index: usize,
     doc: Document,
 ) -> Result<DocTokens, TokensError> {
-    // Instruction data rendered in ChatML by the JSONL source: its markers are the
-    // special tokens. Any other text is ordinary text, markers included.
-    let encoded = if crate::source::jsonl::is_chatml(&doc) {
-        let mut ids = Vec::new();
-        tok.encode_with_specials(&doc.text, &crate::source::jsonl::CHATML_MARKERS, &mut ids)
-            .map(|()| ids)
-    } else {
-        tok.encode(&doc.text)
-    };
+    let encoded = corpus_stages::tokenize::encode(tok, &doc);
     let ids = encoded.map_err(|source| TokensError::Encode {
         path: file.path.clone(),
         id: doc.id.clone(),

@@ -83,16 +83,9 @@ pub enum JsonlFormat {
     PromptResponse,
 }
 
-/// The value of `meta.extra.format` on documents rendered in ChatML.
-pub const CHATML: &str = "chatml";
-
-/// ChatML's markers: the special tokens a ChatML document's text contains.
-pub const CHATML_MARKERS: [&str; 2] = ["<|im_start|>", "<|im_end|>"];
-
-/// True when the document is instruction data rendered in ChatML by this source.
-pub fn is_chatml(doc: &Document) -> bool {
-    doc.meta.extra.get("format").and_then(Value::as_str) == Some(CHATML)
-}
+// Where ChatML documents are told apart, for the tokenizer's sake: one definition for
+// this source, which renders them, and the encoders, which keep their markers special.
+pub use corpus_stages::tokenize::{CHATML, CHATML_MARKERS, is_chatml};
 
 /// Renders `(role, content)` messages in ChatML; `Err` names a problem.
 fn render_chatml<'a>(messages: impl Iterator<Item = (&'a str, &'a str)>) -> Result<String, String> {
