@@ -307,7 +307,7 @@ impl PipelineConfig {
             toml::Value::Integer(i64::from(self.output.gzip_level)),
         );
         let text = toml::to_string(&table).unwrap_or_default();
-        format!("{:016x}", fnv1a(text.as_bytes()))
+        format!("{:016x}", corpus_stages::fingerprint(&text))
     }
 
     /// [`fingerprint`](Self::fingerprint) of a run writing to `root`, with paths inside
@@ -347,17 +347,6 @@ impl PipelineConfig {
         resolved.output.dir = self.output_dir().to_string_lossy().into_owned();
         toml::to_string(&resolved).unwrap_or_default()
     }
-}
-
-/// 64-bit FNV-1a: a small, stable hash for fingerprints (std's hasher may change
-/// between Rust releases, which would invalidate every marker).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// Applies one `--set KEY=VALUE` override to a parsed config table.
@@ -454,10 +443,11 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
 mod tests {
     use super::*;
 
+    /// The fingerprint is XXH3-64 of the settings' text, stable across releases of
+    /// Rust and of this program (a change would make every marker stale).
     #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    fn the_fingerprint_is_stable() {
+        assert_eq!(corpus_stages::fingerprint(""), 0x2d06_8005_38d3_94c2);
     }
 
     const BASE: &str = r#"

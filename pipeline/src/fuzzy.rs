@@ -196,13 +196,8 @@ fn sign_file(
 
 /// Size and modification time of a file (zeros when unknown).
 fn stamp(path: &Path) -> (u64, u128) {
-    let meta = std::fs::metadata(path).ok();
-    let modified = meta
-        .as_ref()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    (meta.map_or(0, |m| m.len()), modified)
+    let (size, mtime) = crate::shard::file_identity(path);
+    (size.unwrap_or(0), u128::from(mtime.unwrap_or(0)))
 }
 
 fn input_bytes(path: &Path) -> u64 {

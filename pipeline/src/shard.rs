@@ -182,13 +182,20 @@ pub fn input_identity(path: &Path, root: &Path) -> (PathBuf, Option<u64>, Option
     if crate::remote::Storage::of(path).is_remote() {
         return (path.to_path_buf(), None, None);
     }
+    let (size, mtime) = file_identity(path);
+    (path.to_path_buf(), size, mtime)
+}
+
+/// A local file's identity as every resume check records it: size and modification
+/// time (nanoseconds since the epoch); `None` for what cannot be read.
+pub fn file_identity(path: &Path) -> (Option<u64>, Option<u64>) {
     let meta = std::fs::metadata(path).ok();
     let mtime = meta
         .as_ref()
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    (path.to_path_buf(), meta.map(|m| m.len()), mtime)
+    (meta.map(|m| m.len()), mtime)
 }
 
 impl Marker {

@@ -196,6 +196,14 @@ impl<'de> Deserialize<'de> for StageConfig {
     }
 }
 
+/// The one fingerprint of settings: a 64-bit hash of their canonical text (a run's
+/// resolved config, a barrier's work-file settings, a decontamination index's n-gram
+/// rules, a tokenizer's encoding). Whatever must be redone when settings change compares
+/// these; the text, not the hash function, says what counts.
+pub fn fingerprint(settings: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(settings.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -520,7 +520,7 @@ pub fn index_fingerprint(settings: &IndexSettings) -> u64 {
         text.push('|');
     }
     text.push_str(&format!("; grams={grams:?}"));
-    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    crate::fingerprint(&text)
 }
 
 /// True when at least half of the `len` tokens from `at` hold a letter (`letters` as

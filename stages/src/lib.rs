@@ -36,7 +36,7 @@ pub mod tokenize;
 pub mod upsample;
 
 pub use catalog::{FieldDoc, StageInfo, catalog};
-pub use config::{StageConfig, build_stage};
+pub use config::{StageConfig, build_stage, fingerprint};
 pub use document::{Document, Meta, Origin, Scores};
 pub use stage::{
     AnyStage, BatchStage, Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict,

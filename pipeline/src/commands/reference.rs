@@ -17,7 +17,6 @@ use corpus_models::reflm::train::{self, TokenStream, TrainOptions, TrainSummary}
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use xxhash_rust::xxh3::xxh3_64;
 
 /// Errors of `corpus ref`.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +118,11 @@ pub fn load_split(dir: &Path, split: &str) -> Result<(TokenStream, Manifest), Re
 fn manifest_fingerprint(dir: &Path, split: &str) -> Result<String, RefCmdError> {
     let p = dir.join(pack::MANIFEST);
     let bytes = std::fs::read(&p).map_err(|source| RefCmdError::Io { path: p, source })?;
-    Ok(format!("{split}:{:016x}", xxh3_64(&bytes)))
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(format!(
+        "{split}:{:016x}",
+        corpus_stages::fingerprint(&text)
+    ))
 }
 
 /// Options of `corpus ref train`.

@@ -443,7 +443,7 @@ pub fn decision_fingerprint(config: &Config) -> u64 {
         config.threshold,
         config.keep
     );
-    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    crate::fingerprint(&text)
 }
 
 /// Header of a decision file.

@@ -226,7 +226,7 @@ impl Config {
             Method::ExactText => "exact-v1 key=exact_text xxh3-128".to_string(),
             Method::Url => "exact-v1 key=url xxh3-128".to_string(),
         };
-        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+        crate::fingerprint(&text)
     }
 
     /// The threshold curve as text: candidate probability at a range of similarities,
