@@ -145,7 +145,7 @@ fn sign_file(
     let mut corrupt = 0;
     crate::parallel::stream(
         threads,
-        || (String::new(), Vec::new()),
+        Vec::new,
         |sink| {
             let mut batch = Vec::with_capacity(BATCH);
             loop {
@@ -168,11 +168,11 @@ fn sign_file(
             }
             Ok(())
         },
-        |(key, ids), batch: Vec<Document>| {
+        |ids, mut batch: Vec<Document>| {
             let bytes: u64 = batch.iter().map(|d| d.text.len() as u64).sum();
             let sigs: Vec<SigRecord> = batch
-                .iter()
-                .map(|d| signer.sign_with(d, key, ids))
+                .iter_mut()
+                .map(|d| signer.sign_document(d, ids))
                 .collect();
             (bytes, sigs)
         },
@@ -308,10 +308,10 @@ impl<'a> SignArtifact<'a> {
 impl crate::executor::Artifact for SignArtifact<'_> {
     fn derive(&self, docs: &mut [Document]) -> Result<Part, RunError> {
         let (started, cpu) = (Instant::now(), crate::stats::thread_cpu_seconds());
-        let (mut key, mut ids) = (String::new(), Vec::new());
+        let mut ids = Vec::new();
         let records: Vec<SigRecord> = docs
-            .iter()
-            .map(|d| self.signer.sign_with(d, &mut key, &mut ids))
+            .iter_mut()
+            .map(|d| self.signer.sign_document(d, &mut ids))
             .collect();
         let mut guard = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         guard.1 += crate::stats::thread_cpu_seconds() - cpu;

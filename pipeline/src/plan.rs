@@ -678,6 +678,12 @@ impl Plan<'_> {
             x.threads,
         )?;
         clock.record(cut, "signatures", task.index)?;
+        if s.done == 0 {
+            return Ok(format!(
+                "{}.signatures: all {} file(s) of this task signed already",
+                cut.name, s.skipped
+            ));
+        }
         Ok(s.describe(&format!("{}.signatures", cut.name)))
     }
 

@@ -1124,7 +1124,9 @@ impl Stage for Decontam {
         // Clean documents (nearly all) need nothing beyond the thread's buffers; the key
         // and hits of a matching one are copied out.
         let found = SCRATCH.with_borrow_mut(|scratch| {
-            dedup_key(&doc.text, &mut scratch.key);
+            // The key exact dedup and MinHash computed, when they ran on this text.
+            scratch.key.clear();
+            scratch.key.push_str(doc.dedup_key());
             self.index.hits(scratch);
             (!scratch.hits.is_empty()).then(|| (scratch.key.clone(), scratch.hits.clone()))
         });

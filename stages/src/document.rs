@@ -50,6 +50,9 @@ pub struct Derived {
     /// The classifiers' hashed n-gram features (`corpus_models::features`), shared by
     /// every `classifier` stage of a run.
     features: Option<(u64, corpus_models::features::Features)>,
+    /// The dedup key of the text ([`crate::normalize::dedup_key`]), with the text hash:
+    /// `exact_dedup`, MinHash and `decontam` read it.
+    key: Option<(u64, String)>,
     /// The token ids of the text under one encoding (text hash, encoding id, ids):
     /// counted by `upsample`, packed by `tokenize`.
     tokens: Option<(u64, u64, Vec<corpus_models::tokenizer::Rank>)>,
@@ -80,6 +83,19 @@ impl Document {
             *cached = Some((hash, corpus_models::features::extract(&self.text)));
         }
         &cached.as_ref().expect("set above").1
+    }
+
+    /// The dedup key of the text ([`crate::normalize::dedup_key`]): computed on first
+    /// use, then shared by `exact_dedup`, MinHash and `decontam` while the text stays the
+    /// same.
+    pub fn dedup_key(&mut self) -> &str {
+        let hash = xxhash_rust::xxh3::xxh3_64(self.text.as_bytes());
+        if !matches!(&self.derived.key, Some((h, _)) if *h == hash) {
+            let mut key = String::with_capacity(self.text.len());
+            crate::normalize::dedup_key(&self.text, &mut key);
+            self.derived.key = Some((hash, key));
+        }
+        &self.derived.key.as_ref().expect("set above").1
     }
 
     /// The token ids of the text under `tok` ([`crate::tokenize::encode`]): computed on
@@ -313,5 +329,30 @@ mod tests {
         bad.raw = Some(vec![b'o', b'k', 0xff]);
         bad.decode_raw();
         assert_eq!(bad.text, "ok\u{fffd}");
+    }
+
+    /// Values cached on a document follow its text: a stage that rewrites the text gets
+    /// them computed again, never the old text's.
+    #[test]
+    fn cached_values_follow_the_text() {
+        let mut doc = Document::new("a", "web", "Hello, World! 42");
+        let mut expect = String::new();
+        crate::normalize::dedup_key(&doc.text, &mut expect);
+        assert_eq!(doc.dedup_key(), expect);
+        let tok = corpus_models::tokenizer::Tokenizer::load(
+            &corpus_models::tokenizer::VocabSource::Cl100k,
+            &corpus_models::tokenizer::Pattern::Qwen,
+            0,
+        )
+        .unwrap();
+        let ids = doc.token_ids(&tok).unwrap().to_vec();
+        assert!(doc.has_token_ids(tok.encoding_id()));
+        doc.text = "Something else entirely".into();
+        assert!(!doc.has_token_ids(tok.encoding_id()));
+        crate::normalize::dedup_key(&doc.text, &mut expect);
+        assert_eq!(doc.dedup_key(), expect);
+        let fresh = tok.encode(&doc.text).unwrap();
+        assert_ne!(fresh, ids);
+        assert_eq!(doc.token_ids(&tok).unwrap(), &fresh[..]);
     }
 }

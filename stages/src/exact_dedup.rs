@@ -146,12 +146,9 @@ pub fn build(config: &Config) -> Result<Ordered, StageError> {
 }
 
 /// The 128-bit hash of a document's key, or `None` when it has none (no URL).
-pub(crate) fn key_hash(key: Key, doc: &Document, scratch: &mut String) -> Option<u128> {
+pub(crate) fn key_hash(key: Key, doc: &mut Document) -> Option<u128> {
     Some(match key {
-        Key::Text => {
-            crate::normalize::dedup_key(&doc.text, scratch);
-            xxhash_rust::xxh3::xxh3_128(scratch.as_bytes())
-        }
+        Key::Text => xxhash_rust::xxh3::xxh3_128(doc.dedup_key().as_bytes()),
         Key::ExactText => xxhash_rust::xxh3::xxh3_128(doc.text.as_bytes()),
         Key::Url => xxhash_rust::xxh3::xxh3_128(doc.meta.url.as_deref()?.as_bytes()),
     })
@@ -160,9 +157,9 @@ pub(crate) fn key_hash(key: Key, doc: &Document, scratch: &mut String) -> Option
 /// Records the hash of a text key (`text`, `exact_text`; not `url`) in
 /// `meta.content_hash`, as the stage does for every document it sees. Also used by the
 /// `exact_dedup` passes' filter, so that they write what the stage writes.
-pub fn stamp_content_hash(key: Key, doc: &mut Document, scratch: &mut String) {
+pub fn stamp_content_hash(key: Key, doc: &mut Document) {
     if key != Key::Url
-        && let Some(h) = key_hash(key, doc, scratch)
+        && let Some(h) = key_hash(key, doc)
     {
         doc.meta.content_hash = Some(format!("{h:032x}"));
     }
@@ -179,7 +176,7 @@ impl Stage for Hash {
     }
 
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
-        stamp_content_hash(self.key, doc, &mut String::new());
+        stamp_content_hash(self.key, doc);
         Ok(Verdict::Keep)
     }
 }
@@ -234,7 +231,7 @@ impl OrderedStage for Decide {
         };
         let hash = match parsed {
             Some(h) => Some(h),
-            None => key_hash(self.key, doc, &mut String::new()),
+            None => key_hash(self.key, doc),
         };
         let Some(hash) = hash else {
             cx.count("no_url", 1);

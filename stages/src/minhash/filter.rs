@@ -82,7 +82,7 @@ impl Stage for Filter {
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         if let Some(key) = self.config.method.exact_key() {
             // `exact_dedup` cut into passes writes what the stage writes in one process.
-            crate::exact_dedup::stamp_content_hash(key, doc, &mut String::new());
+            crate::exact_dedup::stamp_content_hash(key, doc);
         }
         let Some(origin) = doc.origin else {
             return Err(StageError::Fatal(format!(

@@ -389,8 +389,13 @@ impl Signer {
     pub fn shingles(&self, text: &str, key_buf: &mut String, ids: &mut Vec<u64>) -> Vec<u64> {
         key_buf.clear();
         dedup_key(text, key_buf);
+        self.key_shingles(key_buf, ids)
+    }
+
+    /// The shingle hashes of a dedup key.
+    fn key_shingles(&self, key: &str, ids: &mut Vec<u64>) -> Vec<u64> {
         ids.clear();
-        ids.extend(key_tokens(key_buf).map(word_hash));
+        ids.extend(key_tokens(key).map(word_hash));
         ngram_hashes(ids, self.config.ngram).collect()
     }
 
@@ -403,30 +408,28 @@ impl Signer {
         set
     }
 
-    /// The signature of a document.
+    /// The signature of a document (a copy of it keeps the dedup key it computes: see
+    /// [`Signer::sign_document`] to keep it on the document).
     pub fn sign(&self, doc: &crate::Document) -> SigRecord {
-        let mut key = String::new();
-        let mut ids = Vec::new();
-        self.sign_with(doc, &mut key, &mut ids)
+        self.sign_document(&mut doc.clone(), &mut Vec::new())
     }
 
-    /// [`Signer::sign`] with caller-owned scratch buffers.
-    pub fn sign_with(
-        &self,
-        doc: &crate::Document,
-        key_buf: &mut String,
-        ids: &mut Vec<u64>,
-    ) -> SigRecord {
+    /// The signature of a document, with a caller-owned scratch buffer; the dedup key
+    /// comes from (and stays on) the document ([`crate::Document::dedup_key`]), shared
+    /// with `exact_dedup` and `decontam`.
+    pub fn sign_document(&self, doc: &mut crate::Document, ids: &mut Vec<u64>) -> SigRecord {
+        let chars = u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX);
+        let quality = doc.scores.quality.unwrap_or(f32::NAN);
         let hashes = match self.config.method {
             Method::Exact | Method::ExactText | Method::Url => {
                 let key = self.config.method.exact_key().expect("an exact method");
-                match crate::exact_dedup::key_hash(key, doc, key_buf) {
+                match crate::exact_dedup::key_hash(key, doc) {
                     Some(h) => (0..4).map(|i| (h >> (32 * i)) as u32).collect(),
                     None => Vec::new(),
                 }
             }
             Method::Minhash => {
-                let shingles = self.shingles(&doc.text, key_buf, ids);
+                let shingles = self.key_shingles(doc.dedup_key(), ids);
                 if shingles.is_empty() {
                     Vec::new()
                 } else {
@@ -436,8 +439,8 @@ impl Signer {
         };
         SigRecord {
             hashes,
-            chars: u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX),
-            quality: doc.scores.quality.unwrap_or(f32::NAN),
+            chars,
+            quality,
         }
     }
 }
