@@ -34,11 +34,6 @@ pub const KIND: &str = "quality";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "rule-based quality filters: Gopher quality and repetition, C4, FineWeb (drop, annotate or off per group)";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// What a rule group does with a failing document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
