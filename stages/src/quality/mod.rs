@@ -169,6 +169,31 @@ fn apply(mode: Mode, check: Check, doc: &mut Document, cx: &mut StageCx) -> Opti
     }
 }
 
+/// The reason code each group's default rules give for a text: how the groups' unit
+/// tests look at them.
+#[cfg(test)]
+pub(crate) mod defaults {
+    use super::text::Analysis;
+
+    /// Gopher quality, for a document in `lang`.
+    pub(crate) fn gopher(text: &str, lang: Option<&str>) -> Option<&'static str> {
+        let check = super::gopher::Config::default().check(&Analysis::new(text), lang);
+        check.map(|r| r.code())
+    }
+
+    /// Gopher repetition.
+    pub(crate) fn repetition(text: &str) -> Option<&'static str> {
+        let check = super::repetition::Config::default().check(&Analysis::new(text));
+        check.map(|r| r.code())
+    }
+
+    /// FineWeb's rules.
+    pub(crate) fn fineweb(text: &str) -> Option<&'static str> {
+        let check = super::fineweb::Config::default().check(&Analysis::new(text));
+        check.map(|r| r.code())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
