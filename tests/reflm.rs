@@ -32,14 +32,7 @@ fn load_fixture() -> RefResult<(Qwen2, serde_json::Value)> {
 }
 
 fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap()
+    corpus_models::reflm::ops::max_abs_diff(a, b).unwrap()
 }
 
 /// Logits and loss of a tiny Qwen2 (GQA, random biases and norm gains) match those that
