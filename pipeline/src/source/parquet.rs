@@ -506,6 +506,21 @@ mod tests {
         w.close().unwrap();
     }
 
+    /// A string column.
+    fn strings(values: Vec<&str>) -> ArrayRef {
+        Arc::new(StringArray::from(values))
+    }
+
+    /// An integer column.
+    fn ints(values: Vec<i64>) -> ArrayRef {
+        Arc::new(Int64Array::from(values))
+    }
+
+    /// Why opening `path` fails.
+    fn open_error(path: &Path, options: &ParquetOptions) -> SourceError {
+        ParquetSource::open(path, options, "s").err().unwrap()
+    }
+
     fn read(
         path: &Path,
         options: &ParquetOptions,
@@ -545,15 +560,12 @@ mod tests {
         let p = dir.path().join("x.parquet");
         let nested = StructArray::from(vec![(
             Arc::new(Field::new("a", DataType::Int64, false)),
-            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ints(vec![1, 2, 3]),
         )]);
         write_batch(
             &p,
             vec![
-                (
-                    "id",
-                    Arc::new(Int64Array::from(vec![10, 11, 12])) as ArrayRef,
-                ),
+                ("id", ints(vec![10, 11, 12])),
                 (
                     "body",
                     Arc::new(StringViewArray::from(vec![Some("a"), None, Some("c")])),
@@ -562,8 +574,8 @@ mod tests {
                     "source",
                     Arc::new(StringArray::from(vec![Some("wiki"), None, Some("")])),
                 ),
-                ("lang", Arc::new(StringArray::from(vec!["en", "de", "fr"]))),
-                ("offset", Arc::new(Int64Array::from(vec![5, -1, 7]))),
+                ("lang", strings(vec!["en", "de", "fr"])),
+                ("offset", ints(vec![5, -1, 7])),
                 (
                     "score",
                     Arc::new(Float64Array::from(vec![Some(0.5), None, Some(f64::NAN)])),
@@ -609,10 +621,7 @@ mod tests {
         let p = dir.path().join("x.parquet");
         write_batch(
             &p,
-            vec![
-                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
-                ("offset", Arc::new(Int64Array::from(vec![-1]))),
-            ],
+            vec![("text", strings(vec!["a"])), ("offset", ints(vec![-1]))],
         );
         let (docs, _, _) = read(&p, &ParquetOptions::default());
         assert_eq!(docs[0].meta.offset, None);
@@ -622,11 +631,11 @@ mod tests {
         write_batch(
             &p,
             vec![
-                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
-                ("source", Arc::new(Int64Array::from(vec![3]))),
+                ("text", strings(vec!["a"])),
+                ("source", ints(vec![3])),
                 ("meta_extra", Arc::new(BooleanArray::from(vec![true]))),
-                ("quality", Arc::new(StringArray::from(vec!["high"]))),
-                ("flags", Arc::new(StringArray::from(vec!["[\"a/b\"]"]))),
+                ("quality", strings(vec!["high"])),
+                ("flags", strings(vec!["[\"a/b\"]"])),
             ],
         );
         let (docs, _, _) = read(&p, &ParquetOptions::default());
@@ -645,18 +654,9 @@ mod tests {
         let p = dir.path().join("notext.parquet");
         write_batch(
             &p,
-            vec![
-                (
-                    "content",
-                    Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-                ),
-                ("n", Arc::new(Int64Array::from(vec![1]))),
-            ],
+            vec![("content", strings(vec!["a"])), ("n", ints(vec![1]))],
         );
-        let err = ParquetSource::open(&p, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_error(&p, &ParquetOptions::default()).to_string();
         assert!(err.contains("notext.parquet"), "{err}");
         assert!(
             err.contains("`text`") && err.contains("content, n"),
@@ -667,10 +667,7 @@ mod tests {
             text_column: "n".into(),
             ..Default::default()
         };
-        let err = ParquetSource::open(&p, &options, "s")
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_error(&p, &options).to_string();
         assert!(
             err.contains("notext.parquet") && err.contains("Int64"),
             "{err}"
@@ -681,17 +678,13 @@ mod tests {
     fn missing_and_non_parquet_files_fail_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone.parquet");
-        let err = ParquetSource::open(&missing, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap();
+        let err = open_error(&missing, &ParquetOptions::default());
         assert!(matches!(err, SourceError::Open { .. }));
         assert!(err.to_string().contains("gone.parquet"));
 
         let junk = dir.path().join("junk.parquet");
         std::fs::write(&junk, b"{\"text\": \"not parquet\"}\n").unwrap();
-        let err = ParquetSource::open(&junk, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap();
+        let err = open_error(&junk, &ParquetOptions::default());
         assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
         assert!(err.to_string().contains("junk.parquet"), "{err}");
     }
