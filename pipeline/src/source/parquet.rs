@@ -498,6 +498,15 @@ mod tests {
     use parquet::arrow::ArrowWriter;
     use std::sync::Arc;
 
+    /// A new temporary directory with Parquet file `name` holding one batch of
+    /// `columns`; the directory is removed when the returned guard is dropped.
+    fn parquet_file(name: &str, columns: Vec<(&str, ArrayRef)>) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        write_batch(&p, columns);
+        (dir, p)
+    }
+
     fn write_batch(path: &Path, columns: Vec<(&str, ArrayRef)>) {
         let batch = RecordBatch::try_from_iter(columns).unwrap();
         let file = File::create(path).unwrap();
@@ -532,11 +541,9 @@ mod tests {
 
     #[test]
     fn text_only_file_gets_generated_ids_in_small_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("books-1.parquet");
         let texts: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "books-1.parquet",
             vec![("text", Arc::new(LargeStringArray::from(texts)) as ArrayRef)],
         );
         let options = ParquetOptions {
@@ -556,14 +563,12 @@ mod tests {
 
     #[test]
     fn null_text_is_corrupt_and_other_columns_go_to_extra() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.parquet");
         let nested = StructArray::from(vec![(
             Arc::new(Field::new("a", DataType::Int64, false)),
             ints(vec![1, 2, 3]),
         )]);
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "x.parquet",
             vec![
                 ("id", ints(vec![10, 11, 12])),
                 (
@@ -617,10 +622,8 @@ mod tests {
 
     #[test]
     fn values_that_do_not_fit_their_slot_stay_in_extra() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.parquet");
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "x.parquet",
             vec![("text", strings(vec!["a"])), ("offset", ints(vec![-1]))],
         );
         let (docs, _, _) = read(&p, &ParquetOptions::default());
@@ -650,10 +653,8 @@ mod tests {
 
     #[test]
     fn missing_or_wrong_text_column_names_file_and_columns() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("notext.parquet");
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "notext.parquet",
             vec![("content", strings(vec!["a"])), ("n", ints(vec![1]))],
         );
         let err = open_error(&p, &ParquetOptions::default()).to_string();
