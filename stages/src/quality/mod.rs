@@ -228,24 +228,15 @@ mod tests {
 
     #[test]
     fn annotate_mode_flags_and_keeps() {
-        let annotate = Config {
-            gopher: gopher::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            repetition: repetition::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            c4: c4::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            fineweb: fineweb::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-        };
+        let mut annotate = Config::default();
+        for mode in [
+            &mut annotate.gopher.mode,
+            &mut annotate.repetition.mode,
+            &mut annotate.c4.mode,
+            &mut annotate.fineweb.mode,
+        ] {
+            *mode = Mode::Annotate;
+        }
         let (v, doc) = run(&annotate, "too short to be a document");
         assert_eq!(v, Verdict::Keep);
         assert_eq!(doc.text, "too short to be a document");
