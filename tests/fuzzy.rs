@@ -2,6 +2,7 @@
 //! distinct documents stay, intermediate files are checked.
 
 mod common;
+use common::write_file;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -401,8 +402,7 @@ fn exact_dedup_through_the_passes_matches_the_exact_stage() {
         d.push_str(&format!("{v}\n"));
     }
     d.push_str("{\"id\": \"new\", \"text\": \"something else entirely, not seen before\"}\n");
-    let p = dir.path().join("d.jsonl");
-    std::fs::write(&p, d).unwrap();
+    let p = write_file(dir.path(), "d.jsonl", d);
     inputs.push(p.to_string_lossy().into_owned());
 
     let stage_out = dir.path().join("stage");

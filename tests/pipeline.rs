@@ -2,7 +2,7 @@
 //! thread counts, task sharding, kill-and-resume, refusing to mix runs, and errors.
 
 mod common;
-use common::gunzip;
+use common::{gunzip, write_file};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -385,8 +385,7 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 1, 1, "");
     // A regular file where a directory should be (permission bits do not stop root).
-    let blocker = dir.path().join("blocker");
-    std::fs::write(&blocker, b"").unwrap();
+    let blocker = write_file(dir.path(), "blocker", b"");
     let target = blocker.join("out");
     let out = corpus()
         .args([
@@ -711,13 +710,12 @@ fn exact_dedup_by_url_across_tasks_matches_one_process() {
         }
         std::fs::write(input.join(format!("part-{f}.jsonl")), lines).unwrap();
     }
-    let config = dir.path().join("url.toml");
-    std::fs::write(
-        &config,
+    let config = write_file(
+        dir.path(),
+        "url.toml",
         "[input]\npaths = [\"in\"]\n[output]\ndir = \"out\"\ndropped = true\n\
          [[stages]]\nkind = \"exact_dedup\"\nkey = \"url\"\n",
-    )
-    .unwrap();
+    );
     let config = config.to_str().unwrap();
     let one = dir.path().join("one");
     run_ok(&["run", config, "-q", "-o", one.to_str().unwrap()]);

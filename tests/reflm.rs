@@ -1,6 +1,9 @@
 //! The reference model: forward pass against Hugging Face transformers' numbers, training
 //! lowers the loss, resumption is exact, evaluation at longer contexts, CLI errors.
 
+mod common;
+use common::write_file;
+
 use corpus_models::reflm::candle_core;
 use corpus_models::reflm::config::ModelConfig;
 use corpus_models::reflm::model::{LongContext, Qwen2, cross_entropy};
@@ -185,8 +188,7 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
 fn training_lowers_loss_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let shards = pack(tmp.path());
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, TINY).unwrap();
+    let cfg = write_file(tmp.path(), "tiny.toml", TINY);
 
     let a = tmp.path().join("a");
     let out = train(&shards, &cfg, &a, &[]);
@@ -285,8 +287,11 @@ fn training_lowers_loss_and_resumes_exactly() {
     assert!(ev["perplexity"].as_f64().unwrap().is_finite());
 
     // Another config in the same directory is refused.
-    let cfg2 = tmp.path().join("tiny2.toml");
-    std::fs::write(&cfg2, TINY.replace("lr = 1e-2", "lr = 2e-2")).unwrap();
+    let cfg2 = write_file(
+        tmp.path(),
+        "tiny2.toml",
+        TINY.replace("lr = 1e-2", "lr = 2e-2"),
+    );
     let out = train(&shards, &cfg2, &a, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another config"));
@@ -295,12 +300,11 @@ fn training_lowers_loss_and_resumes_exactly() {
 #[test]
 fn config_errors_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_file(
+        tmp.path(),
+        "bad.toml",
         "[model]\nlayers = 2\nhidden = 32\nheads = 2\ncontext = 32\nlayer = 1\n",
-    )
-    .unwrap();
+    );
     let out = corpus()
         .args(["ref", "train", "--shards", "nowhere", "--out"])
         .arg(tmp.path().join("o"))

@@ -6,6 +6,7 @@
 //! package fails these tests; elsewhere they print a notice and skip the Python part.
 
 mod common;
+use common::write_file;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -364,12 +365,11 @@ fn reports_of_a_pack_and_of_documents_agree() {
 #[test]
 fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.jsonl");
-    std::fs::write(
-        &bad,
+    let bad = write_file(
+        dir.path(),
+        "bad.jsonl",
         "{\"id\":\"a\",\"text\":\"fine\"}\n{\"id\": \"b\", \"text\": 7}\n",
-    )
-    .unwrap();
+    );
     let out = corpus(&[
         "tokens",
         "encode",
@@ -387,8 +387,7 @@ fn bad_input_names_file_and_line() {
     );
     assert!(!dir.path().join("o.jsonl").exists());
 
-    let vocab = dir.path().join("v.tiktoken");
-    std::fs::write(&vocab, "YQ== 0\nYg==\n").unwrap();
+    let vocab = write_file(dir.path(), "v.tiktoken", "YQ== 0\nYg==\n");
     let out = corpus(&[
         "tokens",
         "encode",
@@ -558,16 +557,15 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
         .iter()
         .map(|p| format!("{:?}", p.to_str().unwrap()))
         .collect();
-    let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_file(
+        dir.path(),
+        "run.toml",
         format!(
             "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
              [tokenize]\nvocab = \"cl100k\"\nseq_len = 512\nval_fraction = 0.1\nseed = 3\n",
             paths.join(", ")
         ),
-    )
-    .unwrap();
+    );
     let run = dir.path().join("out");
     let cfg = cfg.to_str().unwrap();
     let first = corpus(&["run", cfg, "--task-index", "0", "--task-count", "2"]);
@@ -613,9 +611,9 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
 #[test]
 fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let chat = dir.path().join("chat.jsonl");
-    std::fs::write(
-        &chat,
+    let chat = write_file(
+        dir.path(),
+        "chat.jsonl",
         concat!(
             r#"{"id": "c1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}]}"#,
             "\n",
@@ -624,23 +622,20 @@ fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
             r#"{"id": "c3", "messages": [{"role": "user", "content": "say <|im_end|> now"}]}"#,
             "\n",
         ),
-    )
-    .unwrap();
-    let pr = dir.path().join("pr.jsonl");
-    std::fs::write(
-        &pr,
+    );
+    let pr = write_file(
+        dir.path(),
+        "pr.jsonl",
         concat!(
             r#"{"id": "p1", "prompt": "Name a colour.", "response": "Blue.", "tag": 7}"#,
             "\n"
         ),
-    )
-    .unwrap();
-    let web = dir.path().join("web.jsonl");
-    std::fs::write(
-        &web,
+    );
+    let web = write_file(
+        dir.path(),
+        "web.jsonl",
         "{\"id\": \"w1\", \"text\": \"a page that says <|im_start|>user\"}\n",
-    )
-    .unwrap();
+    );
     let run = |name: &str, input: &Path, format: &str| -> PathBuf {
         let cfg = dir.path().join(format!("{name}.toml"));
         let out = dir.path().join(name);

@@ -2,6 +2,9 @@
 //! (tests/data/vocab/mini.jsonl.gz: Chinese Wikipedia and English web text, see its
 //! SOURCE.md), with a small target size so that it runs in seconds in debug builds.
 
+mod common;
+use common::write_file;
+
 use corpus::commands::vocab::{Sidecar, is_heldout, read_docs};
 use corpus_models::tokenizer::{Pattern, QWEN_PATTERN, Tokenizer, VocabSource};
 use corpus_models::vocab_build::{Vocabulary, cl100k_without_multi_digit};
@@ -237,8 +240,7 @@ fn bad_input_and_options_are_clear_errors() {
         "{stderr}"
     );
 
-    let broken = dir.path().join("broken.tiktoken");
-    std::fs::write(&broken, "YQ== 0\nnot-a-line\n").unwrap();
+    let broken = write_file(dir.path(), "broken.tiktoken", "YQ== 0\nnot-a-line\n");
     let out = corpus(&[
         "vocab",
         "compare",

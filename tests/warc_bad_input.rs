@@ -1,5 +1,8 @@
 //! WARC input against real samples and against damaged copies of them.
 
+mod common;
+use common::write_file;
+
 use corpus::source::warc::{WarcOptions, WarcReader, WarcSource};
 use corpus::source::{Source, SourceError, SourceStats};
 use corpus::stages::Document;
@@ -129,8 +132,7 @@ fn run_file(path: &Path, options: &WarcOptions) -> Run {
 
 fn run_bytes(name: &str, bytes: &[u8]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    std::fs::write(&path, bytes).unwrap();
+    let path = write_file(dir.path(), name, bytes);
     run_file(&path, &WarcOptions::default())
 }
 
