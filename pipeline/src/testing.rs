@@ -9,3 +9,11 @@ pub(crate) fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + us
         .collect();
     move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
+
+/// Asserts that `text` (an error message, a table) contains every one of `parts`; a
+/// failure names the missing part and shows the text.
+pub(crate) fn assert_mentions(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} not in: {text}");
+    }
+}
