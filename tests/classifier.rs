@@ -8,7 +8,7 @@
 //! the test skips with a notice, except under `CI=true`, where it fails.
 
 mod common;
-use common::write_file;
+use common::{testing::assert_mentions, write_file};
 
 use corpus_models::scorer::{Backend, Scorer, ScorerError, model_path};
 use corpus_stages::{Document, StageConfig, StageCx, Verdict, build_stage};
@@ -192,10 +192,12 @@ fn bad_model_and_library_paths_are_clear_errors() {
             ],
         )
         .unwrap_err();
-        assert!(
-            err.contains("cannot load ONNX Runtime library")
-                && err.contains("libonnxruntime.so.1.99.0"),
-            "{err}"
+        assert_mentions(
+            &err,
+            &[
+                "cannot load ONNX Runtime library",
+                "libonnxruntime.so.1.99.0",
+            ],
         );
     };
     refused();

@@ -2,7 +2,7 @@
 //! lowers the loss, resumption is exact, evaluation at longer contexts, CLI errors.
 
 mod common;
-use common::write_file;
+use common::{testing::assert_mentions, write_file};
 
 use corpus_models::reflm::candle_core;
 use corpus_models::reflm::config::ModelConfig;
@@ -314,7 +314,7 @@ fn config_errors_name_the_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("layer"), "{err}");
+    assert_mentions(&err, &["bad.toml", "layer"]);
     let eval_on = |device: &str| {
         corpus()
             .args([
@@ -337,10 +337,7 @@ fn config_errors_name_the_field() {
         // No driver, or no such device, or (on a GPU machine) on to the missing files.
         assert!(!err.contains("panicked"), "{err}");
     } else {
-        assert!(
-            err.contains("--device cuda") && err.contains("no CUDA support"),
-            "{err}"
-        );
+        assert_mentions(&err, &["--device cuda", "no CUDA support"]);
     }
     for bad in ["gpu", "cuda:x"] {
         let out = eval_on(bad);
@@ -353,10 +350,7 @@ fn config_errors_name_the_field() {
     let out = train(Path::new("nowhere"), &cfg, &tmp.path().join("o"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("train.precision") && err.contains("GPU"),
-        "{err}"
-    );
+    assert_mentions(&err, &["train.precision", "GPU"]);
 }
 
 /// With the `cuda` feature: `--device cuda` never panics; without a driver the error
@@ -376,10 +370,9 @@ fn cuda_device_errors_are_clear() {
         }
         Ok(info) => {
             let e = device("cuda:99").unwrap_err().to_string();
-            assert!(
-                e.contains("--device cuda:99")
-                    && e.contains(&format!("{} CUDA device", info.devices)),
-                "{e}"
+            assert_mentions(
+                &e,
+                &["--device cuda:99", &format!("{} CUDA device", info.devices)],
             );
             if info.devices > 0 {
                 assert!(device("cuda").unwrap().is_cuda());

@@ -6,7 +6,7 @@
 //! package fails these tests; elsewhere they print a notice and skip the Python part.
 
 mod common;
-use common::write_file;
+use common::{testing::assert_mentions, write_file};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -352,14 +352,11 @@ fn reports_of_a_pack_and_of_documents_agree() {
     assert!(zh > 50_000, "{zh}");
 
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<svg") && page.contains("<rect"));
+    assert_mentions(&page, &["<svg", "<rect"]);
     assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
 
     let table = ok(&["tokens", "report", out.to_str().unwrap()]);
-    assert!(
-        table.contains("source") && table.contains("train-00000.parquet"),
-        "{table}"
-    );
+    assert_mentions(&table, &["source", "train-00000.parquet"]);
 }
 
 #[test]
@@ -381,10 +378,7 @@ fn bad_input_names_file_and_line() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.jsonl") && err.contains("record 1"),
-        "{err}"
-    );
+    assert_mentions(&err, &["bad.jsonl", "record 1"]);
     assert!(!dir.path().join("o.jsonl").exists());
 
     let vocab = write_file(dir.path(), "v.tiktoken", "YQ== 0\nYg==\n");

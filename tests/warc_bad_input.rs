@@ -1,7 +1,7 @@
 //! WARC input against real samples and against damaged copies of them.
 
 mod common;
-use common::write_file;
+use common::{testing::assert_mentions, write_file};
 
 use corpus::source::warc::{WarcOptions, WarcReader, WarcSource};
 use corpus::source::{Source, SourceError, SourceStats};
@@ -320,10 +320,7 @@ fn check_damaged(name: &str, bytes: &[u8], kind: &str, expect_urls: &[String]) -
     assert_eq!(corrupt_total(&run.stats), 1, "{name}: {:?}", run.stats);
     assert_eq!(run.errors.len(), 1, "{name}");
     let msg = run.errors[0].to_string();
-    assert!(
-        msg.contains(name) && msg.contains("record ") && msg.contains("at byte "),
-        "{msg}"
-    );
+    assert_mentions(&msg, &[name, "record ", "at byte "]);
     assert_eq!(urls(&run.docs), expect_urls, "{name}");
     run
 }

@@ -1,4 +1,5 @@
-//! Helpers shared by the crate's unit tests.
+//! Helpers shared by the crate's unit tests (and, through `#[path]`, by the integration
+//! tests in tests/common).
 
 /// A fake process environment for code that takes its environment as a function (so
 /// that tests neither read nor change the real one): `vars` and nothing else is set.

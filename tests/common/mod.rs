@@ -31,3 +31,7 @@ pub fn write_file(dir: &Path, name: impl AsRef<Path>, contents: impl AsRef<[u8]>
     std::fs::write(&path, contents).unwrap();
     path
 }
+
+/// The pipeline's unit-test helpers (`assert_mentions`), shared rather than copied.
+#[path = "../../pipeline/src/testing.rs"]
+pub mod testing;
