@@ -7,6 +7,9 @@
 //! `CORPUS_ONNXRUNTIME_LIB`; `.ci/run` installs the PyPI wheel and sets it. Without it
 //! the test skips with a notice, except under `CI=true`, where it fails.
 
+mod common;
+use common::{testing::assert_mentions, write_file};
+
 use corpus_models::scorer::{Backend, Scorer, ScorerError, model_path};
 use corpus_stages::{Document, StageConfig, StageCx, Verdict, build_stage};
 use std::path::{Path, PathBuf};
@@ -147,8 +150,7 @@ fn bad_model_and_library_paths_are_clear_errors() {
     assert!(matches!(err, ScorerError::Model { .. }), "{err}");
     assert!(err.to_string().contains("no-such-model.onnx"), "{err}");
 
-    let garbage = dir.path().join("garbage.onnx");
-    std::fs::write(&garbage, b"this is not a protobuf model").unwrap();
+    let garbage = write_file(dir.path(), "garbage.onnx", b"this is not a protobuf model");
     let err = Scorer::load(&garbage, &Backend::Tract, 1).unwrap_err();
     assert!(err.to_string().contains("garbage.onnx"), "{err}");
 
@@ -190,10 +192,12 @@ fn bad_model_and_library_paths_are_clear_errors() {
             ],
         )
         .unwrap_err();
-        assert!(
-            err.contains("cannot load ONNX Runtime library")
-                && err.contains("libonnxruntime.so.1.99.0"),
-            "{err}"
+        assert_mentions(
+            &err,
+            &[
+                "cannot load ONNX Runtime library",
+                "libonnxruntime.so.1.99.0",
+            ],
         );
     };
     refused();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::gunzip;
+use common::{gunzip, testing::assert_mentions, write_file};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -107,10 +107,7 @@ fn an_index_built_once_gives_the_same_output_and_the_report_names_the_examples()
     a.extend(["-o".into(), index.display().to_string()]);
     let out = run_ok(&args(&a));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("gsm8k: 20 examples") && said.contains("n-grams"),
-        "{said}"
-    );
+    assert_mentions(&said, &["gsm8k: 20 examples", "n-grams"]);
     // The same benchmarks give the same bytes.
     let again = dir.path().join("again.index");
     a.pop();
@@ -277,16 +274,15 @@ fn a_config_loads_an_index_relative_to_its_folder_and_bad_indexes_are_named() {
     a.extend(benchmarks());
     a.extend(["-o".into(), index.display().to_string()]);
     run_ok(&args(&a));
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
+    let config = write_file(
+        dir.path(),
+        "run.toml",
         format!(
             "[input]\npaths = [\"{}\"]\n[output]\ndir = \"out\"\n\
              [[stages]]\nkind = \"decontam\"\nindex = \"bench.index\"\npolicy = \"remove_span\"\n",
             input.display()
         ),
-    )
-    .unwrap();
+    );
     run_ok(&["run", config.to_str().unwrap(), "-q"]);
     let stats: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/stats.json")).unwrap()).unwrap();
@@ -296,8 +292,7 @@ fn a_config_loads_an_index_relative_to_its_folder_and_bad_indexes_are_named() {
     let mut bytes = std::fs::read(&index).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
-    let damaged = dir.path().join("damaged.index");
-    std::fs::write(&damaged, &bytes).unwrap();
+    let damaged = write_file(dir.path(), "damaged.index", &bytes);
     for (file, extra, says) in [
         (&damaged, vec![], "checksum"),
         (&index, vec!["--n", "8"], "n = 13"),
@@ -316,9 +311,6 @@ fn a_config_loads_an_index_relative_to_its_folder_and_bad_indexes_are_named() {
         let out = corpus().current_dir(dir.path()).args(&a).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains(file.file_name().unwrap().to_str().unwrap()) && err.contains(says),
-            "{err}"
-        );
+        assert_mentions(&err, &[file.file_name().unwrap().to_str().unwrap(), says]);
     }
 }

@@ -1,6 +1,9 @@
 //! HTML extraction end to end: real annotated pages, charset cases, hostile inputs, the
 //! `corpus extract` command and the stage inside `corpus run`.
 
+mod common;
+use common::{testing::assert_mentions, write_file};
+
 use corpus::stages::extract::{self, Extract};
 use corpus::stages::{Document, Stage, StageCx, Verdict};
 use std::io::Read;
@@ -291,8 +294,7 @@ fn cli_extracts_html_files_and_warc_in_input_order() {
     let warc =
         Path::new(WARC_DIR).join("CC-MAIN-20200808165417-20200808195417-00395.sample.warc.gz");
     let page = Path::new(HTML_DIR).join("3c7cf7509d38b392.html.gz");
-    let plain = dir.path().join("Plain Page.html");
-    std::fs::write(&plain, article("Plain", "", FR)).unwrap();
+    let plain = write_file(dir.path(), "Plain Page.html", article("Plain", "", FR));
     let status = corpus()
         .args(["extract", "-t", "2", "-q", "-o"])
         .arg(&out)
@@ -341,13 +343,12 @@ fn cli_extracts_html_files_and_warc_in_input_order() {
 #[test]
 fn cli_reports_bad_inputs_and_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("broken.html.gz");
     // A gzip header followed by garbage.
-    std::fs::write(
-        &bad,
+    let bad = write_file(
+        dir.path(),
+        "broken.html.gz",
         [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xfe, 0x00, 0x13],
-    )
-    .unwrap();
+    );
     let missing = dir.path().join("missing.html");
     let good = Path::new(HTML_DIR).join("e3ace56ad8fd3032.html.gz");
     let out = dir.path().join("out.jsonl");
@@ -381,9 +382,9 @@ fn cli_reports_bad_inputs_and_goes_on() {
 #[test]
 fn extract_stage_runs_inside_corpus_run() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &config,
+    let config = write_file(
+        dir.path(),
+        "pipeline.toml",
         format!(
             "[input]\npaths = [{:?}]\n\n[output]\ndir = \"out\"\n\n\
              [[stages]]\nkind = \"extract\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n",
@@ -392,8 +393,7 @@ fn extract_stage_runs_inside_corpus_run() {
                 .display()
                 .to_string()
         ),
-    )
-    .unwrap();
+    );
     let status = corpus().args(["run", "-q"]).arg(&config).status().unwrap();
     assert!(status.success());
     let out: Vec<PathBuf> = std::fs::read_dir(dir.path().join("out/docs"))
@@ -448,7 +448,7 @@ fn cookie_dialog_is_dropped_however_long_its_text() {
          <p>{EN2}</p></main></div></body></html>"
     );
     let text = text_of(&html);
-    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    assert_mentions(&text, &[EN, EN2]);
 }
 
 #[test]
@@ -461,7 +461,7 @@ fn image_legends_and_photo_credits_are_dropped() {
          <p>{EN2}</p></article></body></html>"
     );
     let text = text_of(&html);
-    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    assert_mentions(&text, &[EN, EN2]);
     assert!(!text.contains("sandbags"), "{text}");
     assert!(!text.contains("Jane Doe"), "{text}");
 }
@@ -494,7 +494,7 @@ fn donation_disclaimer_and_affiliate_boxes_are_dropped() {
          warranty and does not replace professional advice.</p></article></body></html>"
     );
     let text = text_of(&html);
-    assert!(text.contains(EN) && text.contains(EN2), "{text}");
+    assert_mentions(&text, &[EN, EN2]);
     for junk in ["affiliate links", "your support", "without any warranty"] {
         assert!(!text.contains(junk), "{junk} in {text}");
     }

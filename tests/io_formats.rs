@@ -2,6 +2,9 @@
 //! read plain, gzip and zstd; JSONL and Parquet sink outputs read back as the same
 //! documents.
 
+mod common;
+use common::write_file;
+
 use corpus::sink::{OutputFormat, create};
 use corpus::source::jsonl::{JsonlOptions, JsonlSource};
 use corpus::source::parquet::{ParquetOptions, ParquetSource};
@@ -68,8 +71,11 @@ fn jsonl_gzip_and_zstd_read_like_plain() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(&plain).unwrap();
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-    let zst = dir.path().join("reviews.jsonl.zst");
-    std::fs::write(&zst, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
+    let zst = write_file(
+        dir.path(),
+        "reviews.jsonl.zst",
+        zstd::encode_all(&plain[..], 3).unwrap(),
+    );
 
     let (want, _) = read_jsonl(&sample());
     for path in [&gz, &zst] {

@@ -2,6 +2,9 @@
 //! SOURCE.md): the detector against plain whatlang on sentences of 75 languages, en/zh
 //! documents, the `langid` stage built from a TOML config, and the `corpus langid` CLI.
 
+mod common;
+use common::testing::assert_mentions;
+
 use corpus::stages::langid::{Detector, lang_code, whatlang};
 use corpus::stages::{StageConfig, StageCx, Verdict, build_stage};
 use serde_json::Value;
@@ -203,10 +206,7 @@ fn cli_plain_and_jsonl() {
     let out = run(&["--prior", "fr"], "Bonjour\n");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--prior") && stderr.contains("`fr`"),
-        "{stderr}"
-    );
+    assert_mentions(&stderr, &["--prior", "`fr`"]);
 
     // A bad line is reported and keeps its place; the exit status says so.
     let out = run(

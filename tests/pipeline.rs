@@ -2,7 +2,7 @@
 //! thread counts, task sharding, kill-and-resume, refusing to mix runs, and errors.
 
 mod common;
-use common::gunzip;
+use common::{gunzip, testing::assert_mentions, write_file};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -335,10 +335,7 @@ fn a_failing_shard_leaves_no_output_and_the_others_complete() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("reviews-01.jsonl.gz") && err.contains("1 shard(s) failed"),
-        "{err}"
-    );
+    assert_mentions(&err, &["reviews-01.jsonl.gz", "1 shard(s) failed"]);
     let o = dir.path().join("out");
     assert!(o.join("docs/part-00000.jsonl.gz").exists());
     assert!(!o.join("docs/part-00001.jsonl.gz").exists());
@@ -385,8 +382,7 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 1, 1, "");
     // A regular file where a directory should be (permission bits do not stop root).
-    let blocker = dir.path().join("blocker");
-    std::fs::write(&blocker, b"").unwrap();
+    let blocker = write_file(dir.path(), "blocker", b"");
     let target = blocker.join("out");
     let out = corpus()
         .args([
@@ -407,10 +403,7 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
 fn stages_lists_kinds_with_defaults() {
     let out = run_ok(&["stages"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("length:") && text.contains("min_chars = 1"),
-        "{text}"
-    );
+    assert_mentions(&text, &["length:", "min_chars = 1"]);
     let json = run_ok(&["stages", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v[0]["kind"], "length");
@@ -491,10 +484,7 @@ fn dedup_command_runs_exact_dedup_alone() {
     ]);
     let log = String::from_utf8_lossy(&result.stderr);
     // 2 files x 2 copies of 30 reviews: 30 survive.
-    assert!(
-        log.contains("exact_dedup") && log.contains("duplicate=90"),
-        "{log}"
-    );
+    assert_mentions(&log, &["exact_dedup", "duplicate=90"]);
     assert_eq!(stats(&out)["docs_out"], 30);
     let bloom = dir.path().join("bloom");
     run_ok(&[
@@ -563,10 +553,7 @@ fn decontam_command_drops_documents_holding_a_benchmark_question() {
         "{kept}"
     );
     let dropped = gunzip(&out.join("dropped/part-00000.jsonl.gz"));
-    assert!(
-        dropped.contains("\"contaminated\"") && dropped.contains("\"benchmark\":\"gsm8k\""),
-        "{dropped}"
-    );
+    assert_mentions(&dropped, &["\"contaminated\"", "\"benchmark\":\"gsm8k\""]);
     let bad = corpus()
         .args([
             "decontam",
@@ -711,13 +698,12 @@ fn exact_dedup_by_url_across_tasks_matches_one_process() {
         }
         std::fs::write(input.join(format!("part-{f}.jsonl")), lines).unwrap();
     }
-    let config = dir.path().join("url.toml");
-    std::fs::write(
-        &config,
+    let config = write_file(
+        dir.path(),
+        "url.toml",
         "[input]\npaths = [\"in\"]\n[output]\ndir = \"out\"\ndropped = true\n\
          [[stages]]\nkind = \"exact_dedup\"\nkey = \"url\"\n",
-    )
-    .unwrap();
+    );
     let config = config.to_str().unwrap();
     let one = dir.path().join("one");
     run_ok(&["run", config, "-q", "-o", one.to_str().unwrap()]);

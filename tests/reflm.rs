@@ -1,6 +1,9 @@
 //! The reference model: forward pass against Hugging Face transformers' numbers, training
 //! lowers the loss, resumption is exact, evaluation at longer contexts, CLI errors.
 
+mod common;
+use common::{testing::assert_mentions, write_file};
+
 use corpus_models::reflm::candle_core;
 use corpus_models::reflm::config::ModelConfig;
 use corpus_models::reflm::model::{LongContext, Qwen2, cross_entropy};
@@ -32,14 +35,7 @@ fn load_fixture() -> RefResult<(Qwen2, serde_json::Value)> {
 }
 
 fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap()
+    corpus_models::reflm::ops::max_abs_diff(a, b).unwrap()
 }
 
 /// Logits and loss of a tiny Qwen2 (GQA, random biases and norm gains) match those that
@@ -192,8 +188,7 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
 fn training_lowers_loss_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let shards = pack(tmp.path());
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, TINY).unwrap();
+    let cfg = write_file(tmp.path(), "tiny.toml", TINY);
 
     let a = tmp.path().join("a");
     let out = train(&shards, &cfg, &a, &[]);
@@ -292,8 +287,11 @@ fn training_lowers_loss_and_resumes_exactly() {
     assert!(ev["perplexity"].as_f64().unwrap().is_finite());
 
     // Another config in the same directory is refused.
-    let cfg2 = tmp.path().join("tiny2.toml");
-    std::fs::write(&cfg2, TINY.replace("lr = 1e-2", "lr = 2e-2")).unwrap();
+    let cfg2 = write_file(
+        tmp.path(),
+        "tiny2.toml",
+        TINY.replace("lr = 1e-2", "lr = 2e-2"),
+    );
     let out = train(&shards, &cfg2, &a, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another config"));
@@ -302,12 +300,11 @@ fn training_lowers_loss_and_resumes_exactly() {
 #[test]
 fn config_errors_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_file(
+        tmp.path(),
+        "bad.toml",
         "[model]\nlayers = 2\nhidden = 32\nheads = 2\ncontext = 32\nlayer = 1\n",
-    )
-    .unwrap();
+    );
     let out = corpus()
         .args(["ref", "train", "--shards", "nowhere", "--out"])
         .arg(tmp.path().join("o"))
@@ -317,7 +314,7 @@ fn config_errors_name_the_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("layer"), "{err}");
+    assert_mentions(&err, &["bad.toml", "layer"]);
     let eval_on = |device: &str| {
         corpus()
             .args([
@@ -340,10 +337,7 @@ fn config_errors_name_the_field() {
         // No driver, or no such device, or (on a GPU machine) on to the missing files.
         assert!(!err.contains("panicked"), "{err}");
     } else {
-        assert!(
-            err.contains("--device cuda") && err.contains("no CUDA support"),
-            "{err}"
-        );
+        assert_mentions(&err, &["--device cuda", "no CUDA support"]);
     }
     for bad in ["gpu", "cuda:x"] {
         let out = eval_on(bad);
@@ -356,10 +350,7 @@ fn config_errors_name_the_field() {
     let out = train(Path::new("nowhere"), &cfg, &tmp.path().join("o"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("train.precision") && err.contains("GPU"),
-        "{err}"
-    );
+    assert_mentions(&err, &["train.precision", "GPU"]);
 }
 
 /// With the `cuda` feature: `--device cuda` never panics; without a driver the error
@@ -379,10 +370,9 @@ fn cuda_device_errors_are_clear() {
         }
         Ok(info) => {
             let e = device("cuda:99").unwrap_err().to_string();
-            assert!(
-                e.contains("--device cuda:99")
-                    && e.contains(&format!("{} CUDA device", info.devices)),
-                "{e}"
+            assert_mentions(
+                &e,
+                &["--device cuda:99", &format!("{} CUDA device", info.devices)],
             );
             if info.devices > 0 {
                 assert!(device("cuda").unwrap().is_cuda());

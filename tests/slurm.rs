@@ -9,6 +9,7 @@
 //! says so and passes, unless `CORPUS_SLURM_TEST=1` (set by .ci/run), where it fails.
 
 mod common;
+use common::testing::assert_mentions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -449,5 +450,5 @@ fn cc_job_as_chained_slurm_arrays_matches_one_process() {
         String::from_utf8_lossy(&out.stderr)
     );
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("duplicate") && page.contains("Fuzzy dedup"));
+    assert_mentions(&page, &["duplicate", "Fuzzy dedup"]);
 }

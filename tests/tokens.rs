@@ -6,6 +6,7 @@
 //! package fails these tests; elsewhere they print a notice and skip the Python part.
 
 mod common;
+use common::{testing::assert_mentions, write_file};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -351,25 +352,21 @@ fn reports_of_a_pack_and_of_documents_agree() {
     assert!(zh > 50_000, "{zh}");
 
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("<svg") && page.contains("<rect"));
+    assert_mentions(&page, &["<svg", "<rect"]);
     assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
 
     let table = ok(&["tokens", "report", out.to_str().unwrap()]);
-    assert!(
-        table.contains("source") && table.contains("train-00000.parquet"),
-        "{table}"
-    );
+    assert_mentions(&table, &["source", "train-00000.parquet"]);
 }
 
 #[test]
 fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.jsonl");
-    std::fs::write(
-        &bad,
+    let bad = write_file(
+        dir.path(),
+        "bad.jsonl",
         "{\"id\":\"a\",\"text\":\"fine\"}\n{\"id\": \"b\", \"text\": 7}\n",
-    )
-    .unwrap();
+    );
     let out = corpus(&[
         "tokens",
         "encode",
@@ -381,14 +378,10 @@ fn bad_input_names_file_and_line() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.jsonl") && err.contains("record 1"),
-        "{err}"
-    );
+    assert_mentions(&err, &["bad.jsonl", "record 1"]);
     assert!(!dir.path().join("o.jsonl").exists());
 
-    let vocab = dir.path().join("v.tiktoken");
-    std::fs::write(&vocab, "YQ== 0\nYg==\n").unwrap();
+    let vocab = write_file(dir.path(), "v.tiktoken", "YQ== 0\nYg==\n");
     let out = corpus(&[
         "tokens",
         "encode",
@@ -573,17 +566,16 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
         .iter()
         .map(|p| format!("{:?}", p.to_str().unwrap()))
         .collect();
-    let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_file(
+        dir.path(),
+        "run.toml",
         format!(
             "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
              [[stages]]\nkind = \"upsample\"\nvocab = \"cl100k\"\ndefault_weight = 2.0\n\n\
              [tokenize]\nvocab = \"cl100k\"\nseq_len = 512\nval_fraction = 0.1\nseed = 3\n",
             paths.join(", ")
         ),
-    )
-    .unwrap();
+    );
     let run = dir.path().join("out");
     let cfg = cfg.to_str().unwrap();
     let first = corpus(&["run", cfg, "--task-index", "0", "--task-count", "2"]);
@@ -631,9 +623,9 @@ fn a_run_with_a_tokenize_table_packs_its_output() {
 #[test]
 fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let chat = dir.path().join("chat.jsonl");
-    std::fs::write(
-        &chat,
+    let chat = write_file(
+        dir.path(),
+        "chat.jsonl",
         concat!(
             r#"{"id": "c1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}]}"#,
             "\n",
@@ -642,23 +634,20 @@ fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
             r#"{"id": "c3", "messages": [{"role": "user", "content": "say <|im_end|> now"}]}"#,
             "\n",
         ),
-    )
-    .unwrap();
-    let pr = dir.path().join("pr.jsonl");
-    std::fs::write(
-        &pr,
+    );
+    let pr = write_file(
+        dir.path(),
+        "pr.jsonl",
         concat!(
             r#"{"id": "p1", "prompt": "Name a colour.", "response": "Blue.", "tag": 7}"#,
             "\n"
         ),
-    )
-    .unwrap();
-    let web = dir.path().join("web.jsonl");
-    std::fs::write(
-        &web,
+    );
+    let web = write_file(
+        dir.path(),
+        "web.jsonl",
         "{\"id\": \"w1\", \"text\": \"a page that says <|im_start|>user\"}\n",
-    )
-    .unwrap();
+    );
     let run = |name: &str, input: &Path, format: &str| -> PathBuf {
         let cfg = dir.path().join(format!("{name}.toml"));
         let out = dir.path().join(name);

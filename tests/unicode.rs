@@ -3,7 +3,7 @@
 //! through the `normalize` and `langid` stages of a real `corpus run`.
 
 mod common;
-use common::gunzip;
+use common::{gunzip, write_file};
 
 use corpus::source::Source;
 use corpus::source::jsonl::{JsonlOptions, JsonlSource};
@@ -13,9 +13,9 @@ use std::process::Command;
 #[test]
 fn jsonl_source_replaces_lone_surrogates_and_counts_the_repairs() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("surrogates.jsonl");
-    std::fs::write(
-        &path,
+    let path = write_file(
+        dir.path(),
+        "surrogates.jsonl",
         concat!(
             "{\"id\": \"a\", \"text\": \"before\"}\n",
             "{\"id\": \"b\", \"text\": \"lone high \\ud800 here\"}\n",
@@ -24,8 +24,7 @@ fn jsonl_source_replaces_lone_surrogates_and_counts_the_repairs() {
             "{\"id\": \"e\", \"text\": \"high at the end \\ud83d\"}\n",
             "{\"id\": \"f\", \"text\": \"after\"}\n",
         ),
-    )
-    .unwrap();
+    );
     let mut src = JsonlSource::open(&path, &JsonlOptions::default(), "t").unwrap();
     let mut ids = Vec::new();
     let mut corrupt = 0;
@@ -54,12 +53,11 @@ fn jsonl_source_replaces_lone_surrogates_and_counts_the_repairs() {
 #[test]
 fn cli_replaces_lone_surrogates() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("in.jsonl");
-    std::fs::write(
-        &path,
+    let path = write_file(
+        dir.path(),
+        "in.jsonl",
         "{\"text\": \"\\ud800今天天气很好，我们一起去公园散步吧。\\udfff\"}\n",
-    )
-    .unwrap();
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_corpus"))
         .args(["langid", "--jsonl"])
         .arg(&path)
@@ -162,9 +160,9 @@ fn pipeline_run_normalizes_and_labels() {
     lines.push_str("{\"id\": \"invisible\", \"text\": \"\\u200b\\u200e \\r\\n\\ufeff\"}\n");
     lines.push_str("{\"id\": \"surrogate\", \"text\": \"\\ud800\"}\n");
     std::fs::write(input.join("adversarial.jsonl"), lines).unwrap();
-    let config = dir.path().join("p.toml");
-    std::fs::write(
-        &config,
+    let config = write_file(
+        dir.path(),
+        "p.toml",
         r#"
 [input]
 paths = ["in"]
@@ -179,8 +177,7 @@ kind = "normalize"
 [[stages]]
 kind = "langid"
 "#,
-    )
-    .unwrap();
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_corpus"))
         .args(["run", config.to_str().unwrap(), "-q"])
         .output()

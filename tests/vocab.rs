@@ -2,6 +2,9 @@
 //! (tests/data/vocab/mini.jsonl.gz: Chinese Wikipedia and English web text, see its
 //! SOURCE.md), with a small target size so that it runs in seconds in debug builds.
 
+mod common;
+use common::{testing::assert_mentions, write_file};
+
 use corpus::commands::vocab::{Sidecar, is_heldout, read_docs};
 use corpus_models::tokenizer::{Pattern, QWEN_PATTERN, Tokenizer, VocabSource};
 use corpus_models::vocab_build::{Vocabulary, cl100k_without_multi_digit};
@@ -47,10 +50,7 @@ fn build_writes_a_loadable_deterministic_vocabulary_with_its_sidecar() {
     let out = build(&a, "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("0 of") && stderr.contains("encode differently"),
-        "{stderr}"
-    );
+    assert_mentions(&stderr, &["0 of", "encode differently"]);
 
     // Same bytes with another thread count.
     let b = dir.path().join("b.tiktoken.gz");
@@ -214,10 +214,7 @@ fn bad_input_and_options_are_clear_errors() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("bad.jsonl") && stderr.contains("line 2"),
-        "{stderr}"
-    );
+    assert_mentions(&stderr, &["bad.jsonl", "line 2"]);
     assert!(!out_path.exists());
 
     let out = corpus(&[
@@ -237,8 +234,7 @@ fn bad_input_and_options_are_clear_errors() {
         "{stderr}"
     );
 
-    let broken = dir.path().join("broken.tiktoken");
-    std::fs::write(&broken, "YQ== 0\nnot-a-line\n").unwrap();
+    let broken = write_file(dir.path(), "broken.tiktoken", "YQ== 0\nnot-a-line\n");
     let out = corpus(&[
         "vocab",
         "compare",

@@ -1,5 +1,8 @@
 //! WARC input against real samples and against damaged copies of them.
 
+mod common;
+use common::{testing::assert_mentions, write_file};
+
 use corpus::source::warc::{WarcOptions, WarcReader, WarcSource};
 use corpus::source::{Source, SourceError, SourceStats};
 use corpus::stages::Document;
@@ -129,8 +132,7 @@ fn run_file(path: &Path, options: &WarcOptions) -> Run {
 
 fn run_bytes(name: &str, bytes: &[u8]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    std::fs::write(&path, bytes).unwrap();
+    let path = write_file(dir.path(), name, bytes);
     run_file(&path, &WarcOptions::default())
 }
 
@@ -318,10 +320,7 @@ fn check_damaged(name: &str, bytes: &[u8], kind: &str, expect_urls: &[String]) -
     assert_eq!(corrupt_total(&run.stats), 1, "{name}: {:?}", run.stats);
     assert_eq!(run.errors.len(), 1, "{name}");
     let msg = run.errors[0].to_string();
-    assert!(
-        msg.contains(name) && msg.contains("record ") && msg.contains("at byte "),
-        "{msg}"
-    );
+    assert_mentions(&msg, &[name, "record ", "at byte "]);
     assert_eq!(urls(&run.docs), expect_urls, "{name}");
     run
 }

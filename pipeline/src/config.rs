@@ -442,6 +442,7 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_mentions;
 
     /// The fingerprint is XXH3-64 of the settings' text, stable across releases of
     /// Rust and of this program (a change would make every marker stale).
@@ -505,10 +506,7 @@ min_chars = 10
     #[test]
     fn unknown_fields_and_kinds_are_named() {
         let e = parse(&BASE.replace("min_chars", "min_char"), &[]).unwrap_err();
-        assert!(
-            e.to_string().contains("min_char") && e.to_string().contains("test.toml"),
-            "{e}"
-        );
+        assert_mentions(&e.to_string(), &["min_char", "test.toml"]);
         let e = parse(&BASE.replace("\"length\"", "\"lenght\""), &[]).unwrap_err();
         assert!(e.to_string().contains("lenght"), "{e}");
         let e = parse(&format!("{BASE}\n[executor]\nthread = 2\n"), &[]).unwrap_err();

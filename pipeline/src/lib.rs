@@ -32,5 +32,7 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 
 pub use corpus_stages as stages;

@@ -783,6 +783,7 @@ fn pct(part: u64, whole: u64) -> String {
 mod tests {
     use super::*;
     use crate::stats::{OutputMix, StageStats};
+    use crate::testing::assert_mentions;
 
     fn sample() -> RunReport {
         let mut output = OutputMix::default();
@@ -856,6 +857,6 @@ mod tests {
         let e = load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no completed shard"), "{e}");
         let e = load(&dir.path().join("nope")).unwrap_err().to_string();
-        assert!(e.contains("nope") && e.contains("not a directory"), "{e}");
+        assert_mentions(&e, &["nope", "not a directory"]);
     }
 }

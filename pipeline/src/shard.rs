@@ -241,14 +241,7 @@ impl Marker {
 mod tests {
     use super::*;
     use crate::source::Format;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::testing::env;
 
     #[test]
     fn task_from_flags_and_schedulers() {

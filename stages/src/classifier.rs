@@ -23,11 +23,6 @@ pub const KIND: &str = "classifier";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "ONNX text classifier (shipped quality or safety model) run in batches with ort on tract or ONNX Runtime";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Batch(Box::new(build(config)?)))
-}
-
 /// Drop reason of a quality score under the threshold.
 pub const LOW_QUALITY: Reason = Reason::new("quality_model_low");
 /// Drop reason of a safety score at or over the threshold.

@@ -3,13 +3,27 @@
 use crate::stage::{AnyStage, StageError};
 use serde::{Deserialize, Serialize};
 
+/// How [`build_stage`] builds one stage kind: with the module's `build(&Config)`, its
+/// stage boxed as the named [`AnyStage`] variant (`Doc`, `Batch`), or, for a stage built
+/// some other way, with the module's own `stage(&Config)`.
+macro_rules! build_one {
+    ($config:ident, $module:ident) => {
+        crate::$module::stage($config)
+    };
+    ($config:ident, $module:ident, $wrap:ident) => {
+        Ok(AnyStage::$wrap(Box::new(crate::$module::build($config)?)))
+    };
+}
+
 /// The registry of stage kinds: one line per stage module (variant => module, in the
-/// order `corpus stages` lists them). Each module has `KIND`, `ABOUT`, `FIELDS`, a
-/// `Config` (serde, `Default`) and `stage(&Config)`; from this list come the
-/// [`StageConfig`] enum, [`KINDS`], the deserializer, [`build_stage`] and the catalog.
-/// Adding a stage is its module and one line here.
+/// order `corpus stages` lists them), with `: Doc` or `: Batch` where the module's
+/// `build` gives a per-document or a batch stage. Each module has `KIND`, `ABOUT`,
+/// `FIELDS`, a `Config` (serde, `Default`) and `build(&Config)` or else
+/// `stage(&Config)`; from this list come the [`StageConfig`] enum, [`KINDS`], the
+/// deserializer, [`build_stage`] and the catalog. Adding a stage is its module and one
+/// line here.
 macro_rules! registry {
-    ($($(#[$doc:meta])* $variant:ident => $module:ident,)*) => {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident $(: $wrap:ident)?,)*) => {
         /// The configuration of one stage, as a TOML table with a `kind` key:
         ///
         /// ```toml
@@ -67,7 +81,7 @@ macro_rules! registry {
         /// Builds the stage a configuration describes, checking values serde cannot check.
         pub fn build_stage(config: &StageConfig) -> Result<AnyStage, StageError> {
             match config {
-                $(StageConfig::$variant(c) => crate::$module::stage(c),)*
+                $(StageConfig::$variant(c) => build_one!(c, $module $(, $wrap)?),)*
             }
         }
     };
@@ -75,23 +89,23 @@ macro_rules! registry {
 
 registry! {
     /// Drop documents by text length.
-    Length => length,
+    Length => length: Doc,
     /// Extract the main text from raw HTML.
-    Extract => extract,
+    Extract => extract: Doc,
     /// Identify the language and filter by it.
-    Langid => langid,
+    Langid => langid: Doc,
     /// Unicode normalization and whitespace cleanup.
-    Normalize => normalize,
+    Normalize => normalize: Doc,
     /// Drop documents whose text (or URL) was seen earlier in the input (a barrier).
     ExactDedup => exact_dedup,
     /// MinHash/LSH near-duplicate dedup (a barrier).
     MinhashDedup => minhash,
     /// Rule-based quality filters (Gopher, repetition, C4, FineWeb).
-    Quality => quality,
+    Quality => quality: Doc,
     /// URL/domain and word blocklists.
-    Safety => safety,
+    Safety => safety: Doc,
     /// ONNX text classifier (quality or safety score).
-    Classifier => classifier,
+    Classifier => classifier: Batch,
     /// Repeat or thin documents by per-source weights.
     Upsample => upsample,
     /// Drop documents sharing n-grams with benchmark test sets.

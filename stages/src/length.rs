@@ -14,11 +14,6 @@ pub const KIND: &str = "length";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "drop documents whose text is empty, too short or too long (in characters)";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// Text is empty or only whitespace.
 pub const EMPTY: Reason = Reason::new("empty");
 /// Fewer than `min_chars` characters.

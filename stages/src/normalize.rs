@@ -42,11 +42,6 @@ pub const KIND: &str = "normalize";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "Unicode NFC/NFKC, line and space cleanup, invisible characters removed";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// Nothing is left of the text after normalization (it was only whitespace and
 /// invisible characters).
 pub const EMPTY: Reason = Reason::new("empty");
@@ -496,23 +491,52 @@ const ASCII_KEY: [u8; 128] = {
     t
 };
 
+/// Writes a key: the kept characters, with one space where dropped ones stood between
+/// two kept ones.
+#[derive(Default)]
+struct KeyWriter {
+    /// Characters were dropped since the last kept one.
+    separator: bool,
+}
+
+impl KeyWriter {
+    #[inline]
+    fn push(&mut self, out: &mut String, kept: Option<char>) {
+        match kept {
+            Some(k) => {
+                if self.separator && !out.is_empty() {
+                    out.push(' ');
+                }
+                self.separator = false;
+                out.push(k);
+            }
+            None => self.separator = true,
+        }
+    }
+}
+
+/// What the key keeps of a lowercased, NFKC-normalized character: letters and
+/// combining marks as they are, any digit as `0`, nothing of the rest.
+#[inline]
+fn key_char(c: char) -> Option<char> {
+    if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
+        Some(c)
+    } else if c.is_numeric() {
+        Some('0')
+    } else {
+        None
+    }
+}
+
 fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
     out.clear();
     out.reserve(text.len());
-    let mut separator = false;
+    let mut writer = KeyWriter::default();
     if text.is_ascii() {
         // The common case, byte by byte through a table.
         for (i, &b) in text.as_bytes().iter().enumerate() {
-            match ASCII_KEY[usize::from(b)] {
-                0 => separator = true,
-                k => {
-                    if separator && !out.is_empty() {
-                        out.push(' ');
-                    }
-                    separator = false;
-                    out.push(char::from(k));
-                }
-            }
+            let k = ASCII_KEY[usize::from(b)];
+            writer.push(out, (k != 0).then(|| char::from(k)));
             map.mark(out.len(), i..i + 1);
         }
         return;
@@ -530,23 +554,10 @@ fn key_pass<M: KeyMapping>(text: &str, out: &mut String, map: &mut M) {
             } else {
                 None
             }
-        } else if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
-            Some(c)
-        } else if c.is_numeric() {
-            Some('0')
         } else {
-            None
+            key_char(c)
         };
-        match kept {
-            Some(k) => {
-                if separator && !out.is_empty() {
-                    out.push(' ');
-                }
-                separator = false;
-                out.push(k);
-            }
-            None => separator = true,
-        }
+        writer.push(out, kept);
     };
     fn lower(c: char, out: &mut String, push: &mut impl FnMut(&mut String, char)) {
         if c.is_ascii() || ('\u{4E00}'..='\u{9FFF}').contains(&c) {
@@ -919,25 +930,9 @@ mod tests {
         fn dedup_key_fast_paths_agree_with_plain_nfkc(text in "(\\PC|[\u{FF01}-\u{FF5E}\u{3000}-\u{3011}\u{300}-\u{36F}\u{1100}-\u{11FF}\u{AC00}-\u{AC10}e中])*") {
             // The key as specified: NFKC of the whole text, lowercased, classified.
             let mut reference = String::new();
-            let mut separator = false;
+            let mut writer = KeyWriter::default();
             for c in text.nfkc().flat_map(char::to_lowercase) {
-                let k = if c.is_alphabetic() || unicode_normalization::char::is_combining_mark(c) {
-                    Some(c)
-                } else if c.is_numeric() {
-                    Some('0')
-                } else {
-                    None
-                };
-                match k {
-                    Some(k) => {
-                        if separator && !reference.is_empty() {
-                            reference.push(' ');
-                        }
-                        separator = false;
-                        reference.push(k);
-                    }
-                    None => separator = true,
-                }
+                writer.push(&mut reference, key_char(c));
             }
             let mut fast = String::new();
             key_pass(&text, &mut fast, &mut NoMap);

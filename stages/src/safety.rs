@@ -33,11 +33,6 @@ pub const KIND: &str = "safety";
 pub const ABOUT: &str =
     "URL/domain blocklists with FineWeb's hard/soft-ban logic and word blocklists over the text";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// Configuration of the `safety` stage. Every list is optional; a rule without its list
 /// does not run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

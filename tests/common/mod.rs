@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The text of a gzip file (all members), as the JSONL sink writes them.
@@ -24,3 +24,14 @@ pub fn ok(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// Writes `contents` to file `name` in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// The pipeline's unit-test helpers (`assert_mentions`), shared rather than copied.
+#[path = "../../pipeline/src/testing.rs"]
+pub mod testing;

@@ -395,12 +395,16 @@ impl HfConfig {
 mod tests {
     use super::*;
 
+    /// The `[model]` table of [`tiny`].
+    const TINY: &str = "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n";
+
     fn tiny() -> RefConfig {
-        RefConfig::from_toml(
-            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n",
-            "t.toml",
-        )
-        .unwrap()
+        RefConfig::from_toml(TINY, "t.toml").unwrap()
+    }
+
+    /// Why `text`, read from file `name`, is not a config.
+    fn error(text: &str, name: &str) -> String {
+        RefConfig::from_toml(text, name).unwrap_err().to_string()
     }
 
     #[test]
@@ -413,41 +417,26 @@ mod tests {
 
     #[test]
     fn unknown_field_names_it() {
-        let e = RefConfig::from_toml(
-            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\nhiden = 3\n",
-            "x.toml",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = error(&format!("{TINY}hiden = 3\n"), "x.toml");
         assert!(e.contains("x.toml") && e.contains("hiden"), "{e}");
     }
 
     #[test]
     fn precision_parses_and_defaults_to_f32() {
         assert_eq!(tiny().train.precision, Precision::F32);
-        let c = RefConfig::from_toml(
-            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n[train]\nprecision = \"bf16\"\n",
-            "t.toml",
-        )
-        .unwrap();
+        let c = RefConfig::from_toml(&format!("{TINY}[train]\nprecision = \"bf16\"\n"), "t.toml")
+            .unwrap();
         assert_eq!(c.train.precision, Precision::Bf16);
-        let e = RefConfig::from_toml(
-            "[model]\nlayers = 2\nhidden = 64\nheads = 4\ncontext = 32\n[train]\nprecision = \"fp8\"\n",
-            "t.toml",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = error(&format!("{TINY}[train]\nprecision = \"fp8\"\n"), "t.toml");
         assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
     }
 
     #[test]
     fn bad_heads_rejected() {
-        let e = RefConfig::from_toml(
+        let e = error(
             "[model]\nlayers = 2\nhidden = 60\nheads = 8\ncontext = 32\n",
             "x.toml",
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(e.contains("multiple"), "{e}");
     }
 

@@ -125,26 +125,12 @@ impl Head<'_> {
         // SAFETY: the strides describe `h` (n x d), `w[s..e]` transposed (d x b) and `z`
         // (n x b), all row-major and in bounds (checked by `check` and the slice lengths).
         unsafe {
-            gemm(
-                n,
-                b,
-                d,
-                z.as_mut_ptr(),
-                1,
-                b as isize,
+            matmul(
+                (n, b, d),
+                (z.as_mut_ptr(), 1, b as isize),
                 false,
-                self.h.as_ptr(),
-                1,
-                d as isize,
-                self.w[s * d..e * d].as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
+                (self.h.as_ptr(), 1, d as isize),
+                (self.w[s * d..e * d].as_ptr(), d as isize, 1),
             )
         }
     }
@@ -252,47 +238,19 @@ impl Head<'_> {
                     // H (n x d); dH (n x d) += P (n x b) times W_blk (b x d). All slices
                     // have exactly these sizes.
                     unsafe {
-                        gemm(
-                            b,
-                            d,
-                            n,
-                            dwb.as_mut_ptr(),
-                            1,
-                            d as isize,
+                        matmul(
+                            (b, d, n),
+                            (dwb.as_mut_ptr(), 1, d as isize),
                             false,
-                            z.as_ptr(),
-                            b as isize,
-                            1,
-                            self.h.as_ptr(),
-                            1,
-                            d as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
+                            (z.as_ptr(), b as isize, 1),
+                            (self.h.as_ptr(), 1, d as isize),
                         );
-                        gemm(
-                            n,
-                            d,
-                            b,
-                            dh.as_mut_ptr(),
-                            1,
-                            d as isize,
+                        matmul(
+                            (n, d, b),
+                            (dh.as_mut_ptr(), 1, d as isize),
                             k > 0,
-                            z.as_ptr(),
-                            1,
-                            b as isize,
-                            self.w[s * d..e * d].as_ptr(),
-                            1,
-                            d as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            Parallelism::None,
+                            (z.as_ptr(), 1, b as isize),
+                            (self.w[s * d..e * d].as_ptr(), 1, d as isize),
                         );
                     }
                 }
@@ -306,6 +264,50 @@ impl Head<'_> {
             }
         }
         HeadGrads { losses, dh, dw }
+    }
+}
+
+/// A matrix operand of [`matmul`]: its first element, the stride between columns and
+/// the stride between rows (row-major `r x c`: `(p, 1, c)`; its transpose: `(p, c, 1)`).
+type Strided<P> = (P, isize, isize);
+
+/// `dst (m x n) = lhs (m x k) * rhs (k x n)`, added to what `dst` holds when
+/// `accumulate`; single-threaded, as the callers already run one vocabulary group per
+/// thread.
+///
+/// # Safety
+/// Each operand's pointer and strides must describe a matrix of its size in bounds.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: Strided<*mut f32>,
+    accumulate: bool,
+    lhs: Strided<*const f32>,
+    rhs: Strided<*const f32>,
+) {
+    // SAFETY: the caller's contract. With `accumulate` false gemm ignores dst's old
+    // values (and the 1.0 scaling them).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1,
+            dst.2,
+            accumulate,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
     }
 }
 
@@ -407,15 +409,26 @@ mod tests {
         assert!(exp_nonpos(-1000.0) < 1e-37);
     }
 
+    /// Random hidden states (`n x d`, standard normal), weights (`v x d`, normal with
+    /// standard deviation `w_scale`) and targets, from `seed`.
+    fn random_inputs(
+        seed: u64,
+        (n, d, v): (usize, usize, usize),
+        w_scale: f32,
+    ) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+        let mut r = super::super::rng::SplitMix64::new(seed);
+        let h = (0..n * d).map(|_| r.normal()).collect();
+        let w = (0..v * d).map(|_| r.normal() * w_scale).collect();
+        let targets = (0..n).map(|_| r.below(v as u64) as u32).collect();
+        (h, w, targets)
+    }
+
     /// Loss and both gradients against a direct computation in f64, on shapes that leave
     /// partial blocks and groups.
     #[test]
     fn matches_direct_computation() {
-        let mut r = super::super::rng::SplitMix64::new(9);
         let (n, d, v) = (37, 8, 5_003);
-        let h: Vec<f32> = (0..n * d).map(|_| r.normal()).collect();
-        let w: Vec<f32> = (0..v * d).map(|_| r.normal() * 0.5).collect();
-        let targets: Vec<u32> = (0..n).map(|_| r.below(v as u64) as u32).collect();
+        let (h, w, targets) = random_inputs(9, (n, d, v), 0.5);
         let g: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 / n as f32).collect();
         let head = Head {
             h: &h,
@@ -466,11 +479,8 @@ mod tests {
     /// The same bits whatever the thread count.
     #[test]
     fn independent_of_threads() {
-        let mut r = super::super::rng::SplitMix64::new(3);
         let (n, d, v) = (64, 16, 20_000);
-        let h: Vec<f32> = (0..n * d).map(|_| r.normal()).collect();
-        let w: Vec<f32> = (0..v * d).map(|_| r.normal() * 0.1).collect();
-        let targets: Vec<u32> = (0..n).map(|_| r.below(v as u64) as u32).collect();
+        let (h, w, targets) = random_inputs(3, (n, d, v), 0.1);
         let g = vec![1.0 / n as f32; n];
         let head = Head {
             h: &h,

@@ -5,12 +5,17 @@
 //! tensor-op versions in [`super::model`] and [`super::train`]; both give the same
 //! numbers up to float rounding.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("{what}: expected f32")
+/// The `T`s a contiguous layout covers in a CPU storage; `what` names the input in errors.
+fn slice<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [T]> {
+    let Ok(v) = s.as_slice::<T>() else {
+        bail!("{what}: expected {}", T::DTYPE.as_str())
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
@@ -18,14 +23,19 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Resu
     }
 }
 
-fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [u32]> {
-    let CpuStorage::U32(v) = s else {
-        bail!("{what}: expected u32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("{what}: expected a contiguous tensor"),
+/// The inputs both cross-entropy kernels start from: the logits' shape `(n, v)`, the
+/// logits and the targets (one per row).
+fn logits_and_targets<'a>(
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+) -> candle_core::Result<(usize, usize, &'a [f32], &'a [u32])> {
+    let (n, v) = l1.shape().dims2()?;
+    let z = slice(s1, l1, "logits")?;
+    let t = slice(s2, l2, "targets")?;
+    if t.len() != n {
+        bail!("cross-entropy: {n} rows, {} targets", t.len())
     }
+    Ok((n, v, z, t))
 }
 
 /// Per-row loss `logsumexp(z) - z[t]` of logits `[n, v]` and targets `[n]`.
@@ -43,12 +53,7 @@ impl CustomOp2 for CrossEntropyRows {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, v) = l1.shape().dims2()?;
-        let z = f32_slice(s1, l1, "logits")?;
-        let t = u32_slice(s2, l2, "targets")?;
-        if t.len() != n {
-            bail!("cross-entropy: {n} rows, {} targets", t.len())
-        }
+        let (n, v, z, t) = logits_and_targets((s1, l1), (s2, l2))?;
         let out: Vec<f32> = z
             .par_chunks(v)
             .zip(t.par_iter())
@@ -90,10 +95,8 @@ impl CustomOp3 for CrossEntropyGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, v) = l1.shape().dims2()?;
-        let z = f32_slice(s1, l1, "logits")?;
-        let t = u32_slice(s2, l2, "targets")?;
-        let g = f32_slice(s3, l3, "grad")?;
+        let (n, v, z, t) = logits_and_targets((s1, l1), (s2, l2))?;
+        let g = slice::<f32>(s3, l3, "grad")?;
         let mut out = vec![0f32; n * v];
         out.par_chunks_mut(v)
             .zip(z.par_chunks(v))
@@ -156,6 +159,13 @@ pub fn adamw_update(
         });
 }
 
+/// The largest element-wise difference between two tensors of one shape: how the parity
+/// checks (fused kernels against tensor ops, the model against transformers' numbers)
+/// measure agreement.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f32> {
+    (a - b)?.abs()?.max_all()?.to_scalar()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::model::{cross_entropy, cross_entropy_generic};
@@ -176,14 +186,7 @@ mod tests {
         assert!((la - lb).abs() < 1e-5, "{la} vs {lb}");
         let ga = a.backward().unwrap().get(z.as_tensor()).unwrap().clone();
         let gb = b.backward().unwrap().get(z.as_tensor()).unwrap().clone();
-        let d: f32 = (ga - gb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let d = super::max_abs_diff(&ga, &gb).unwrap();
         assert!(d < 1e-6, "gradient difference {d}");
     }
 }

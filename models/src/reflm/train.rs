@@ -17,7 +17,7 @@
 //! logits is `chunk x vocab` floats whatever the batch. Either way the gradients are
 //! those of the whole loss.
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor, Var};
+use candle_core::{DType, Device, Storage, Tensor, Var, WithDType};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -433,15 +433,20 @@ fn loss_and_grads(
     Ok((loss, grads))
 }
 
-/// Runs `f` on the data of a contiguous f32 CPU tensor, without copying it.
-fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+/// Runs `f` on the data of a contiguous CPU tensor of `T`s (f32 values, u32 token ids),
+/// without copying it.
+fn with_cpu<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
-        _ => Err(RefError::Training(
-            "expected a contiguous f32 tensor on the CPU".into(),
-        )),
-    }
+    let data = match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(s), Some((a, b))) => s.as_slice::<T>().ok().map(|v| &v[a..b]),
+        _ => None,
+    };
+    data.map(f).ok_or_else(|| {
+        RefError::Training(format!(
+            "expected a contiguous {} tensor on the CPU",
+            T::DTYPE.as_str()
+        ))
+    })
 }
 
 /// `f` on the fused CPU head over the hidden states `h`, the targets `t` and the
@@ -454,9 +459,9 @@ fn with_cpu_head<R>(
     f: impl FnOnce(Head<'_>) -> R,
 ) -> Result<R> {
     let lm = model.lm_head().as_tensor();
-    let r = with_cpu_f32(h, |hv| {
-        with_cpu_u32(t, |tv| {
-            with_cpu_f32(lm, |wv| {
+    let r = with_cpu(h, |hv: &[f32]| {
+        with_cpu(t, |tv: &[u32]| {
+            with_cpu(lm, |wv: &[f32]| {
                 f(Head {
                     h: hv,
                     w: wv,
@@ -468,17 +473,6 @@ fn with_cpu_head<R>(
         })
     });
     r??
-}
-
-/// [`with_cpu_f32`] for u32 tensors (token ids).
-fn with_cpu_u32<R>(t: &Tensor, f: impl FnOnce(&[u32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::U32(v)), Some((a, b))) => Ok(f(&v[a..b])),
-        _ => Err(RefError::Training(
-            "expected a contiguous u32 tensor on the CPU".into(),
-        )),
-    }
 }
 
 fn batch_tensors(

@@ -104,6 +104,7 @@ pub fn mix_table(mix: &[SourceMix]) -> String {
 mod tests {
     use super::*;
     use crate::stats::StageStats;
+    use crate::testing::assert_mentions;
 
     #[test]
     fn the_mix_comes_from_the_upsample_counters() {
@@ -133,10 +134,7 @@ mod tests {
         assert_eq!((mix[1].tokens_in, mix[1].tokens_out), (Some(3), Some(6)));
         assert_eq!((mix[0].docs_out, mix[0].tokens_out), (0, Some(0)));
         let t = mix_table(&mix);
-        assert!(
-            t.contains("(tokens)") && t.contains("25.00%") && t.contains("100.00%"),
-            "{t}"
-        );
+        assert_mentions(&t, &["(tokens)", "25.00%", "100.00%"]);
         assert!(upsample_mix(&RunStats::default()).is_none());
     }
 }

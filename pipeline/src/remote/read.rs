@@ -209,15 +209,35 @@ fn is_permanent(e: &object_store::Error) -> bool {
     )
 }
 
-/// The download loop: GET from `offset`, forward chunks, and on failure GET the rest.
+/// Runs the download loop and hands its error, if any, to the reader.
 async fn download(
+    object: Object,
+    options: RemoteOptions,
+    offset: u64,
+    etag: Option<String>,
+    tx: mpsc::Sender<Msg>,
+) {
+    if let Err(e) = transfer(object, options, offset, etag, &tx).await {
+        // A reader that is gone does not need the error.
+        let _ = tx.send(Msg::Failed(e)).await;
+    }
+}
+
+/// The download loop: GET from `offset`, forward chunks, and on failure GET the rest.
+/// `Ok` once the object is complete or the reader is gone.
+async fn transfer(
     object: Object,
     options: RemoteOptions,
     mut offset: u64,
     mut etag: Option<String>,
-    tx: mpsc::Sender<Msg>,
-) {
+    tx: &mpsc::Sender<Msg>,
+) -> Result<(), RemoteError> {
     let url = object.url.clone();
+    let read_error = |offset: u64, message: String| RemoteError::Read {
+        url: url.clone(),
+        offset,
+        message,
+    };
     let mut size: Option<u64> = None;
     // Failed attempts since the last byte received.
     let mut failures = 0usize;
@@ -231,17 +251,13 @@ async fn download(
             Ok(result) => {
                 if result.range.start != offset {
                     // A server that ignores Range would send the object from its start.
-                    let _ = tx
-                        .send(Msg::Failed(RemoteError::Read {
-                            url,
-                            offset,
-                            message: format!(
-                                "asked for bytes from {offset}, got {}..{}",
-                                result.range.start, result.range.end
-                            ),
-                        }))
-                        .await;
-                    return;
+                    return Err(read_error(
+                        offset,
+                        format!(
+                            "asked for bytes from {offset}, got {}..{}",
+                            result.range.start, result.range.end
+                        ),
+                    ));
                 }
                 if size.is_none() {
                     size = Some(result.meta.size);
@@ -253,7 +269,7 @@ async fn download(
                         etag: etag.clone(),
                     };
                     if tx.send(start).await.is_err() {
-                        return;
+                        return Ok(());
                     }
                 }
                 let total = size.unwrap_or(result.meta.size);
@@ -267,44 +283,30 @@ async fn download(
                             offset += bytes.len() as u64;
                             failures = 0;
                             if tx.send(Msg::Data(bytes)).await.is_err() {
-                                return; // The reader is gone.
+                                return Ok(()); // The reader is gone.
                             }
                         }
                         Some(Err(e)) => break e.to_string(),
-                        None if offset >= total => return, // Complete: closing the queue is EOF.
+                        None if offset >= total => return Ok(()), // Complete: closing the queue is EOF.
                         None => break format!("connection closed at {offset} of {total} bytes"),
                     }
                 }
             }
             Err(e) if is_permanent(&e) => {
-                let _ = tx
-                    .send(Msg::Failed(if offset == 0 {
-                        super::RemoteError::store(&url, e)
-                    } else {
-                        RemoteError::Read {
-                            url,
-                            offset,
-                            message: e.to_string(),
-                        }
-                    }))
-                    .await;
-                return;
+                return Err(if offset == 0 {
+                    super::RemoteError::store(&url, e)
+                } else {
+                    read_error(offset, e.to_string())
+                });
             }
             Err(e) => e.to_string(),
         };
         failures += 1;
         if failures > options.retries {
-            let _ = tx
-                .send(Msg::Failed(RemoteError::Read {
-                    url,
-                    offset,
-                    message: format!(
-                        "gave up after {} attempts without progress: {error}",
-                        failures
-                    ),
-                }))
-                .await;
-            return;
+            return Err(read_error(
+                offset,
+                format!("gave up after {failures} attempts without progress: {error}"),
+            ));
         }
         tokio::time::sleep(options.backoff(failures)).await;
     }

@@ -906,8 +906,13 @@ mod tests {
         assert_eq!(src.stats().corrupt["line_too_long"], 1);
     }
 
-    #[test]
-    fn truncated_gzip_delivers_complete_lines_then_fatal() {
+    /// Reads the first half of 2000 JSONL lines compressed by `compress` from file
+    /// `name`: the documents of the complete lines come in order, then one fatal error
+    /// that names the file. Returns how many documents came.
+    fn truncated_delivers_complete_lines_then_fatal(
+        name: &str,
+        compress: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> usize {
         let dir = tempfile::tempdir().unwrap();
         let mut plain = String::new();
         for i in 0..2000 {
@@ -915,45 +920,36 @@ mod tests {
                 "{{\"id\": {i}, \"text\": \"document number {i}\"}}\n"
             ));
         }
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(plain.as_bytes()).unwrap();
-        let gz = enc.finish().unwrap();
-        let cut = &gz[..gz.len() / 2];
-        let p = write(dir.path(), "t.jsonl.gz", cut);
+        let packed = compress(plain.as_bytes());
+        let p = write(dir.path(), name, &packed[..packed.len() / 2]);
         let (docs, errors, _) = read_all(&p);
-        assert!(!docs.is_empty() && docs.len() < 2000, "{}", docs.len());
+        assert!(docs.len() < 2000, "{}", docs.len());
         for (i, d) in docs.iter().enumerate() {
             assert_eq!(d.id, i.to_string());
             assert_eq!(d.text, format!("document number {i}"));
         }
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 1, "{errors:?}");
         let err = &errors[0];
         assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
-        assert!(err.to_string().contains("t.jsonl.gz"), "{err}");
+        assert!(err.to_string().contains(name), "{err}");
+        docs.len()
+    }
+
+    #[test]
+    fn truncated_gzip_delivers_complete_lines_then_fatal() {
+        let docs = truncated_delivers_complete_lines_then_fatal("t.jsonl.gz", |plain| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(plain).unwrap();
+            enc.finish().unwrap()
+        });
+        assert!(docs > 0);
     }
 
     #[test]
     fn truncated_zstd_delivers_complete_lines_then_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut plain = String::new();
-        for i in 0..2000 {
-            plain.push_str(&format!(
-                "{{\"id\": {i}, \"text\": \"document number {i}\"}}\n"
-            ));
-        }
-        let zst = zstd::encode_all(plain.as_bytes(), 3).unwrap();
-        let p = write(dir.path(), "t.jsonl.zst", &zst[..zst.len() / 2]);
-        let (docs, errors, _) = read_all(&p);
-        assert!(docs.len() < 2000);
-        for (i, d) in docs.iter().enumerate() {
-            assert_eq!(d.text, format!("document number {i}"));
-        }
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            matches!(errors[0], SourceError::Fatal { .. }),
-            "{}",
-            errors[0]
-        );
+        truncated_delivers_complete_lines_then_fatal("t.jsonl.zst", |plain| {
+            zstd::encode_all(plain, 3).unwrap()
+        });
     }
 
     #[test]

@@ -490,6 +490,7 @@ fn flags_at(col: &ArrayRef, i: usize) -> Result<Vec<String>, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_mentions;
     use arrow::array::{
         BooleanArray, Date32Array, Float64Array, Int64Array, LargeStringArray, StringArray,
         StringViewArray, StructArray,
@@ -498,12 +499,36 @@ mod tests {
     use parquet::arrow::ArrowWriter;
     use std::sync::Arc;
 
+    /// A new temporary directory with Parquet file `name` holding one batch of
+    /// `columns`; the directory is removed when the returned guard is dropped.
+    fn parquet_file(name: &str, columns: Vec<(&str, ArrayRef)>) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        write_batch(&p, columns);
+        (dir, p)
+    }
+
     fn write_batch(path: &Path, columns: Vec<(&str, ArrayRef)>) {
         let batch = RecordBatch::try_from_iter(columns).unwrap();
         let file = File::create(path).unwrap();
         let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
+    }
+
+    /// A string column.
+    fn strings(values: Vec<&str>) -> ArrayRef {
+        Arc::new(StringArray::from(values))
+    }
+
+    /// An integer column.
+    fn ints(values: Vec<i64>) -> ArrayRef {
+        Arc::new(Int64Array::from(values))
+    }
+
+    /// Why opening `path` fails.
+    fn open_error(path: &Path, options: &ParquetOptions) -> SourceError {
+        ParquetSource::open(path, options, "s").err().unwrap()
     }
 
     fn read(
@@ -517,11 +542,9 @@ mod tests {
 
     #[test]
     fn text_only_file_gets_generated_ids_in_small_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("books-1.parquet");
         let texts: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "books-1.parquet",
             vec![("text", Arc::new(LargeStringArray::from(texts)) as ArrayRef)],
         );
         let options = ParquetOptions {
@@ -541,19 +564,14 @@ mod tests {
 
     #[test]
     fn null_text_is_corrupt_and_other_columns_go_to_extra() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.parquet");
         let nested = StructArray::from(vec![(
             Arc::new(Field::new("a", DataType::Int64, false)),
-            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ints(vec![1, 2, 3]),
         )]);
-        write_batch(
-            &p,
+        let (_dir, p) = parquet_file(
+            "x.parquet",
             vec![
-                (
-                    "id",
-                    Arc::new(Int64Array::from(vec![10, 11, 12])) as ArrayRef,
-                ),
+                ("id", ints(vec![10, 11, 12])),
                 (
                     "body",
                     Arc::new(StringViewArray::from(vec![Some("a"), None, Some("c")])),
@@ -562,8 +580,8 @@ mod tests {
                     "source",
                     Arc::new(StringArray::from(vec![Some("wiki"), None, Some("")])),
                 ),
-                ("lang", Arc::new(StringArray::from(vec!["en", "de", "fr"]))),
-                ("offset", Arc::new(Int64Array::from(vec![5, -1, 7]))),
+                ("lang", strings(vec!["en", "de", "fr"])),
+                ("offset", ints(vec![5, -1, 7])),
                 (
                     "score",
                     Arc::new(Float64Array::from(vec![Some(0.5), None, Some(f64::NAN)])),
@@ -581,8 +599,7 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].is_recoverable());
-        let msg = errors[0].to_string();
-        assert!(msg.contains("x.parquet") && msg.contains("row 1"), "{msg}");
+        assert_mentions(&errors[0].to_string(), &["x.parquet", "row 1"]);
         assert_eq!(stats.corrupt["null_text"], 1);
         assert_eq!((stats.records, stats.docs), (3, 2));
 
@@ -605,14 +622,9 @@ mod tests {
 
     #[test]
     fn values_that_do_not_fit_their_slot_stay_in_extra() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.parquet");
-        write_batch(
-            &p,
-            vec![
-                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
-                ("offset", Arc::new(Int64Array::from(vec![-1]))),
-            ],
+        let (_dir, p) = parquet_file(
+            "x.parquet",
+            vec![("text", strings(vec!["a"])), ("offset", ints(vec![-1]))],
         );
         let (docs, _, _) = read(&p, &ParquetOptions::default());
         assert_eq!(docs[0].meta.offset, None);
@@ -622,11 +634,11 @@ mod tests {
         write_batch(
             &p,
             vec![
-                ("text", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
-                ("source", Arc::new(Int64Array::from(vec![3]))),
+                ("text", strings(vec!["a"])),
+                ("source", ints(vec![3])),
                 ("meta_extra", Arc::new(BooleanArray::from(vec![true]))),
-                ("quality", Arc::new(StringArray::from(vec!["high"]))),
-                ("flags", Arc::new(StringArray::from(vec!["[\"a/b\"]"]))),
+                ("quality", strings(vec!["high"])),
+                ("flags", strings(vec!["[\"a/b\"]"])),
             ],
         );
         let (docs, _, _) = read(&p, &ParquetOptions::default());
@@ -641,59 +653,34 @@ mod tests {
 
     #[test]
     fn missing_or_wrong_text_column_names_file_and_columns() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("notext.parquet");
-        write_batch(
-            &p,
-            vec![
-                (
-                    "content",
-                    Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
-                ),
-                ("n", Arc::new(Int64Array::from(vec![1]))),
-            ],
+        let (_dir, p) = parquet_file(
+            "notext.parquet",
+            vec![("content", strings(vec!["a"])), ("n", ints(vec![1]))],
         );
-        let err = ParquetSource::open(&p, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("notext.parquet"), "{err}");
-        assert!(
-            err.contains("`text`") && err.contains("content, n"),
-            "{err}"
-        );
+        let err = open_error(&p, &ParquetOptions::default()).to_string();
+        assert_mentions(&err, &["notext.parquet", "`text`", "content, n"]);
 
         let options = ParquetOptions {
             text_column: "n".into(),
             ..Default::default()
         };
-        let err = ParquetSource::open(&p, &options, "s")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("notext.parquet") && err.contains("Int64"),
-            "{err}"
-        );
+        let err = open_error(&p, &options).to_string();
+        assert_mentions(&err, &["notext.parquet", "Int64"]);
     }
 
     #[test]
     fn missing_and_non_parquet_files_fail_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone.parquet");
-        let err = ParquetSource::open(&missing, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap();
+        let err = open_error(&missing, &ParquetOptions::default());
         assert!(matches!(err, SourceError::Open { .. }));
-        assert!(err.to_string().contains("gone.parquet"));
+        assert_mentions(&err.to_string(), &["gone.parquet"]);
 
         let junk = dir.path().join("junk.parquet");
         std::fs::write(&junk, b"{\"text\": \"not parquet\"}\n").unwrap();
-        let err = ParquetSource::open(&junk, &ParquetOptions::default(), "s")
-            .err()
-            .unwrap();
+        let err = open_error(&junk, &ParquetOptions::default());
         assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
-        assert!(err.to_string().contains("junk.parquet"), "{err}");
+        assert_mentions(&err.to_string(), &["junk.parquet"]);
     }
 
     #[test]

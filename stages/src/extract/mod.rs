@@ -25,11 +25,6 @@ pub const KIND: &str = "extract";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "extract the main text, title and metadata from raw HTML (charset detection, boilerplate removal)";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// The payload is larger than `max_bytes`.
 pub const TOO_LARGE: Reason = Reason::new("too_large");
 /// The page has more than `max_nodes` elements and text nodes.

@@ -64,11 +64,6 @@ pub const KIND: &str = "langid";
 pub const ABOUT: &str =
     "identify the document language (whatlang + script rules) and keep wanted languages";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// No language could be decided (no letters, too few letters, no answer).
 pub const UNKNOWN_LANGUAGE: Reason = Reason::new("unknown_language");
 /// A language was found, with a confidence below the configured minimum for it.

@@ -62,30 +62,20 @@ impl Config {
         if t.lines.is_empty() {
             return Some(Reason::new("fineweb_empty"));
         }
-        let lines = t.lines.len() as f64;
-        let punct = t
-            .lines
-            .iter()
-            .filter(|l| ends_with_terminal_punct(l))
-            .count();
-        if (punct as f64) / lines < self.line_punct_thr {
+        if t.line_share(ends_with_terminal_punct) < self.line_punct_thr {
             return Some(Reason::new("fineweb_line_punct_ratio"));
         }
-        let short = t
-            .lines
-            .iter()
-            .filter(|l| {
-                let chars = l.chars().count();
-                let cjk = l.chars().filter(|c| is_cjk_token_char(*c)).count();
-                let limit = if cjk * 2 > chars {
-                    self.short_line_length_cjk
-                } else {
-                    self.short_line_length
-                };
-                chars < limit
-            })
-            .count();
-        if (short as f64) / lines > self.short_line_thr {
+        let short = t.line_share(|l| {
+            let chars = l.chars().count();
+            let cjk = l.chars().filter(|c| is_cjk_token_char(*c)).count();
+            let limit = if cjk * 2 > chars {
+                self.short_line_length_cjk
+            } else {
+                self.short_line_length
+            };
+            chars < limit
+        });
+        if short > self.short_line_thr {
             return Some(Reason::new("fineweb_short_line_ratio"));
         }
         let mut seen = HashSet::with_capacity(t.lines.len());
@@ -109,13 +99,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn check(text: &str) -> Option<&'static str> {
-        Config::default()
-            .check(&Analysis::new(text))
-            .map(|r| r.code())
-    }
+    use crate::quality::defaults::fineweb as check;
 
     #[test]
     fn each_rule_has_its_reason() {

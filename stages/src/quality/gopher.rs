@@ -94,21 +94,12 @@ impl Config {
         if (hashes + ellipses) as f64 / n as f64 > self.max_symbol_word_ratio {
             return Some(Reason::new("gopher_symbol_word_ratio"));
         }
-        let lines = t.lines.len().max(1) as f64;
-        let bullets = t
-            .lines
-            .iter()
-            .filter(|l| l.starts_with(['•', '●', '○', '▪', '‣', '-', '*', '·']))
-            .count();
-        if bullets as f64 / lines > self.max_bullet_lines_ratio {
+        let bullets = t.line_share(|l| l.starts_with(['•', '●', '○', '▪', '‣', '-', '*', '·']));
+        if bullets > self.max_bullet_lines_ratio {
             return Some(Reason::new("gopher_bullet_lines"));
         }
-        let ellipsis_lines = t
-            .lines
-            .iter()
-            .filter(|l| l.ends_with("...") || l.ends_with('…'))
-            .count();
-        if ellipsis_lines as f64 / lines > self.max_ellipsis_lines_ratio {
+        let ellipsis_lines = t.line_share(|l| l.ends_with("...") || l.ends_with('…'));
+        if ellipsis_lines > self.max_ellipsis_lines_ratio {
             return Some(Reason::new("gopher_ellipsis_lines"));
         }
         let alpha = t
@@ -147,13 +138,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn check(text: &str, lang: Option<&str>) -> Option<&'static str> {
-        Config::default()
-            .check(&Analysis::new(text), lang)
-            .map(|r| r.code())
-    }
+    use crate::quality::defaults::gopher as check;
 
     fn words(n: usize, word: &str) -> String {
         vec![word; n].join(" ")

@@ -34,11 +34,6 @@ pub const KIND: &str = "quality";
 /// What the stage does, in one line (`corpus stages`).
 pub const ABOUT: &str = "rule-based quality filters: Gopher quality and repetition, C4, FineWeb (drop, annotate or off per group)";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// What a rule group does with a failing document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,6 +169,31 @@ fn apply(mode: Mode, check: Check, doc: &mut Document, cx: &mut StageCx) -> Opti
     }
 }
 
+/// The reason code each group's default rules give for a text: how the groups' unit
+/// tests look at them.
+#[cfg(test)]
+pub(crate) mod defaults {
+    use super::text::Analysis;
+
+    /// Gopher quality, for a document in `lang`.
+    pub(crate) fn gopher(text: &str, lang: Option<&str>) -> Option<&'static str> {
+        let check = super::gopher::Config::default().check(&Analysis::new(text), lang);
+        check.map(|r| r.code())
+    }
+
+    /// Gopher repetition.
+    pub(crate) fn repetition(text: &str) -> Option<&'static str> {
+        let check = super::repetition::Config::default().check(&Analysis::new(text));
+        check.map(|r| r.code())
+    }
+
+    /// FineWeb's rules.
+    pub(crate) fn fineweb(text: &str) -> Option<&'static str> {
+        let check = super::fineweb::Config::default().check(&Analysis::new(text));
+        check.map(|r| r.code())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,24 +228,15 @@ mod tests {
 
     #[test]
     fn annotate_mode_flags_and_keeps() {
-        let annotate = Config {
-            gopher: gopher::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            repetition: repetition::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            c4: c4::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-            fineweb: fineweb::Config {
-                mode: Mode::Annotate,
-                ..Default::default()
-            },
-        };
+        let mut annotate = Config::default();
+        for mode in [
+            &mut annotate.gopher.mode,
+            &mut annotate.repetition.mode,
+            &mut annotate.c4.mode,
+            &mut annotate.fineweb.mode,
+        ] {
+            *mode = Mode::Annotate;
+        }
         let (v, doc) = run(&annotate, "too short to be a document");
         assert_eq!(v, Verdict::Keep);
         assert_eq!(doc.text, "too short to be a document");

@@ -152,13 +152,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn check(text: &str) -> Option<&'static str> {
-        Config::default()
-            .check(&Analysis::new(text))
-            .map(|r| r.code())
-    }
+    use crate::quality::defaults::repetition as check;
 
     #[test]
     fn repeated_lines_paragraphs_and_ngrams_are_caught() {

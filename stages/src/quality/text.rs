@@ -59,6 +59,13 @@ impl<'a> Analysis<'a> {
     pub fn is_cjk(&self) -> bool {
         self.cjk_words * 2 > self.words.len()
     }
+
+    /// The share of the lines for which `matches` holds (0 for a text without lines):
+    /// the form of most line rules' thresholds.
+    pub fn line_share(&self, matches: impl Fn(&str) -> bool) -> f64 {
+        let n = self.lines.iter().filter(|l| matches(l)).count();
+        n as f64 / self.lines.len().max(1) as f64
+    }
 }
 
 fn split_paragraphs(text: &str) -> Vec<&str> {

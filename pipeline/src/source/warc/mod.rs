@@ -160,14 +160,19 @@ impl WarcSource {
         doc
     }
 
+    /// The MIME type (lowercased, without parameters) in the current record's header
+    /// `name`.
+    fn header_mime(&self, name: &str) -> Option<String> {
+        self.reader
+            .header()
+            .get(name)
+            .map(|v| http::parse_content_type(v).0)
+    }
+
     /// Turns the current `response` record into a document, or names why it is skipped.
     fn response(&mut self) -> Result<Result<Document, Cow<'static, str>>, WarcError> {
         let mut doc = self.base_doc();
-        let identified = self
-            .reader
-            .header()
-            .get("WARC-Identified-Payload-Type")
-            .map(|v| http::parse_content_type(v).0);
+        let identified = self.header_mime("WARC-Identified-Payload-Type");
         let block = match self.reader.read_body(self.options.max_record_bytes)? {
             Body::Complete(b) => b,
             Body::TooLarge(_) => return Ok(Err("too_large".into())),
@@ -200,11 +205,7 @@ impl WarcSource {
     /// Turns the current WET `conversion` record into a document with text.
     fn conversion(&mut self) -> Result<Result<Document, Cow<'static, str>>, WarcError> {
         let mut doc = self.base_doc();
-        let mime = self
-            .reader
-            .header()
-            .get("Content-Type")
-            .map(|v| http::parse_content_type(v).0);
+        let mime = self.header_mime("Content-Type");
         let text = match self.reader.read_body(self.options.max_record_bytes)? {
             Body::Complete(b) => String::from_utf8_lossy(b).into_owned(),
             Body::TooLarge(_) => return Ok(Err("too_large".into())),
