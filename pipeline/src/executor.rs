@@ -491,12 +491,7 @@ pub(crate) fn run_segment(
     let failed = committer.failed;
     let total = merge_stats(&storage, &layout, &files)?;
     storage
-        .write(
-            &root.join("stats.json"),
-            serde_json::to_string_pretty(&total)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
+        .write_json(&root.join("stats.json"), &total)
         .map_err(output_err(&root))?;
     Ok(RunSummary {
         stats,
@@ -1174,12 +1169,7 @@ impl Committer<'_> {
         }
         let stats_path = self.layout.stats(file.index);
         self.storage
-            .write(
-                &stats_path,
-                serde_json::to_string_pretty(&stats)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
+            .write_json(&stats_path, &stats)
             .map_err(output_err(&stats_path))?;
         let marker = Marker::new(
             file.index,
@@ -1190,12 +1180,7 @@ impl Committer<'_> {
         );
         let marker_path = self.layout.marker(file.index);
         self.storage
-            .write(
-                &marker_path,
-                serde_json::to_string(&marker)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
+            .write_json(&marker_path, &marker)
             .map_err(output_err(&marker_path))?;
         self.stats += &stats;
         Ok(())

@@ -743,13 +743,9 @@ impl Plan<'_> {
             post.total = chain_stats(&pre, &post.total);
             self.add_barrier_time(&mut post.total);
             let path = self.root.join("stats.json");
-            AtomicFile::write_all(
-                &path,
-                serde_json::to_string_pretty(&post.total)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
-            .map_err(output_err(&path))?;
+            crate::remote::Storage::Local
+                .write_json(&path, &post.total)
+                .map_err(output_err(&path))?;
         }
         Ok(post)
     }

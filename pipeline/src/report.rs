@@ -232,10 +232,7 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
 const BLUE: &str = "#4e79a7";
 const ORANGE: &str = "#f28e2b";
 const RED: &str = "#e15759";
-const PALETTE: [&str; 10] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac",
-];
+use crate::html::PALETTE;
 
 const STYLE: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;\
@@ -701,39 +698,15 @@ fn tokens(h: &mut String, t: &TokenReport) {
         "<div class=\"card\"><h2>Tokens</h2><div class=\"note\">{}</div>",
         esc(&t.tokenizer)
     );
-    let per_token = |b: u64, n: u64| {
-        if n > 0 && b > 0 {
-            format!("{:.2}", b as f64 / n as f64)
-        } else {
-            "-".into()
-        }
-    };
     h.push_str("<div class=\"grid\">");
     for (title, rows) in [
         ("split", &t.by_split),
         ("language", &t.by_lang),
         ("source", &t.by_source),
     ] {
-        if rows.is_empty() {
-            continue;
+        if !rows.is_empty() {
+            let _ = write!(h, "<div>{}</div>", crate::html::token_mix(title, rows));
         }
-        let total: u64 = rows.values().map(|c| c.tokens).sum::<u64>().max(1);
-        let _ = write!(
-            h,
-            "<table><tr><th>{title}</th><th>docs</th><th>tokens</th><th>share</th><th>bytes/token</th></tr>"
-        );
-        for (k, c) in rows {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(k),
-                num(c.docs),
-                num(c.tokens),
-                pct(c.tokens, total),
-                per_token(c.bytes, c.tokens)
-            );
-        }
-        h.push_str("</table>");
     }
     let _ = writeln!(
         h,

@@ -1407,6 +1407,18 @@ fn collect_text(
 mod tests {
     use super::*;
 
+    /// A config over one benchmark file.
+    fn one(name: &str, path: PathBuf) -> Config {
+        Config {
+            benchmarks: vec![Benchmark {
+                name: name.into(),
+                path,
+                fields: vec![],
+            }],
+            ..Default::default()
+        }
+    }
+
     fn data(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/data/benchmarks")
@@ -1481,15 +1493,7 @@ mod tests {
             "{\"question\": \"小明有五个苹果，他给了小红两个，然后又买了三个，现在他有几个苹果？\"}\n",
         )
         .unwrap();
-        let s = build(&Config {
-            benchmarks: vec![Benchmark {
-                name: "cmath".into(),
-                path,
-                fields: vec![],
-            }],
-            ..Default::default()
-        })
-        .unwrap();
+        let s = build(&one("cmath", path)).unwrap();
         // Other punctuation and spacing; numerals as written in the benchmark.
         let page = "今天的练习题： 小明有五个苹果 他给了小红两个! 然后又买了三个 现在他有几个苹果 答案见下。";
         assert_eq!(verdict(&s, page).0, Verdict::Drop(CONTAMINATED));
@@ -1512,13 +1516,8 @@ mod tests {
         ]});
         std::fs::write(&path, json.to_string()).unwrap();
         let config = |max| Config {
-            benchmarks: vec![Benchmark {
-                name: "bbh".into(),
-                path: path.clone(),
-                fields: vec![],
-            }],
             max_examples_per_ngram: max,
-            ..Default::default()
+            ..one("bbh", path.clone())
         };
         let strict = build(&config(2)).unwrap();
         assert_eq!(strict.stats()[0].examples, 3, "{:?}", strict.stats());
@@ -1530,26 +1529,11 @@ mod tests {
         let numbers = dir.path().join("n.jsonl");
         let run = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16";
         std::fs::write(&numbers, format!("{{\"q\": \"{run}\"}}\n")).unwrap();
-        let s = build(&Config {
-            benchmarks: vec![Benchmark {
-                name: "n".into(),
-                path: numbers,
-                fields: vec![],
-            }],
-            ..Default::default()
-        })
-        .unwrap();
+        let s = build(&one("n", numbers)).unwrap();
         assert_eq!(s.stats()[0].too_short, 1);
         assert_eq!(verdict(&s, run).0, Verdict::Keep);
 
-        let missing = Config {
-            benchmarks: vec![Benchmark {
-                name: "x".into(),
-                path: dir.path().join("nope.jsonl"),
-                fields: vec![],
-            }],
-            ..Default::default()
-        };
+        let missing = one("x", dir.path().join("nope.jsonl"));
         let e = build(&missing)
             .err()
             .map(|e| e.to_string())
@@ -1691,15 +1675,10 @@ mod tests {
         let q = "小明有五个苹果，他给了小红两个，然后又买了三个，现在他有几个苹果？";
         std::fs::write(&path, format!("{{\"question\": \"{q}\"}}\n")).unwrap();
         let s = build(&Config {
-            benchmarks: vec![Benchmark {
-                name: "cmath".into(),
-                path,
-                fields: vec![],
-            }],
             policy: Policy::RemoveSpan,
             window: 3,
             min_piece_chars: 5,
-            ..Default::default()
+            ..one("cmath", path)
         })
         .unwrap();
         let before = "今天的天气很好，我们去公园散步。";
@@ -1768,13 +1747,8 @@ mod tests {
         .unwrap();
         let common = |max| {
             build(&Config {
-                benchmarks: vec![Benchmark {
-                    name: "t".into(),
-                    path: csv.clone(),
-                    fields: vec![],
-                }],
                 max_examples_per_ngram: max,
-                ..Default::default()
+                ..one("t", csv.clone())
             })
             .unwrap()
         };
@@ -1862,17 +1836,7 @@ mod tests {
         assert!(e.contains("n = 13") && e.contains("n = 8"), "{e}");
         let e = err(b"{\"not\": \"an index\"}", Config::default());
         assert!(e.contains("bench.index"), "{e}");
-        let e = err(
-            &bytes,
-            Config {
-                benchmarks: vec![Benchmark {
-                    name: "x".into(),
-                    path: data("gsm8k-test-head20.jsonl"),
-                    fields: vec![],
-                }],
-                ..Default::default()
-            },
-        );
+        let e = err(&bytes, one("x", data("gsm8k-test-head20.jsonl")));
         assert!(e.contains("not both"), "{e}");
         // Another key or hashing changes the fingerprint; n and the limit are in it.
         let fp = |n, max, short| {
@@ -1889,15 +1853,7 @@ mod tests {
 
     #[test]
     fn examples_are_labelled_by_file_and_record() {
-        let s = build(&Config {
-            benchmarks: vec![Benchmark {
-                name: "all".into(),
-                path: data(""),
-                fields: vec![],
-            }],
-            ..Default::default()
-        })
-        .unwrap();
+        let s = build(&one("all", data(""))).unwrap();
         let st = &s.stats()[0];
         let files: Vec<&str> = st.files.iter().map(|f| f.file.as_str()).collect();
         assert_eq!(

@@ -432,10 +432,6 @@ pub fn report_table(r: &TokenReport) -> String {
 /// language, shard), segments sized by tokens, and the numbers in tables. No scripts,
 /// no external files.
 pub fn report_html(r: &TokenReport) -> String {
-    const COLORS: [&str; 10] = [
-        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-        "#9c755f", "#bab0ac",
-    ];
     let mut html = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>corpus token report</title>\n\
          <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}\
@@ -455,48 +451,16 @@ pub fn report_html(r: &TokenReport) -> String {
         ("language", &r.by_lang),
         ("shard", &r.by_shard),
     ] {
-        if rows.is_empty() {
-            continue;
+        if !rows.is_empty() {
+            html.push_str(&crate::html::token_mix(title, rows));
         }
-        let total: u64 = rows.values().map(|c| c.tokens).sum::<u64>().max(1);
-        html.push_str(&format!(
-            "<h2>By {title}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"40\" role=\"img\">\n"
-        ));
-        let mut x = 0.0;
-        for (i, (k, c)) in rows.iter().enumerate() {
-            let w = 800.0 * c.tokens as f64 / total as f64;
-            html.push_str(&format!(
-                "<rect x=\"{x:.2}\" y=\"0\" width=\"{w:.2}\" height=\"40\" fill=\"{}\"><title>{}: {} tokens ({:.2}%)</title></rect>\n",
-                COLORS[i % COLORS.len()],
-                escape(k),
-                c.tokens,
-                100.0 * c.tokens as f64 / total as f64
-            ));
-            x += w;
-        }
-        html.push_str("</svg>\n<table><tr><th>");
-        html.push_str(title);
-        html.push_str("</th><th>docs</th><th>tokens</th><th>share</th><th>bytes</th><th>bytes/token</th></tr>\n");
-        for (i, (k, c)) in rows.iter().enumerate() {
-            html.push_str(&format!(
-                "<tr><td><span class=\"sw\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>\n",
-                COLORS[i % COLORS.len()],
-                escape(k),
-                c.docs,
-                c.tokens,
-                100.0 * c.tokens as f64 / total as f64,
-                c.bytes,
-                bytes_per_token(c.bytes, c.tokens)
-            ));
-        }
-        html.push_str("</table>\n");
     }
     html.push_str("</body></html>\n");
     html
 }
 
 /// Bytes per token as a table cell, `-` when unknown.
-fn bytes_per_token(bytes: u64, tokens: u64) -> String {
+pub fn bytes_per_token(bytes: u64, tokens: u64) -> String {
     if tokens > 0 && bytes > 0 {
         format!("{:.3}", bytes as f64 / tokens as f64)
     } else {

@@ -100,6 +100,12 @@ impl Storage {
         }
     }
 
+    /// Writes a value as pretty-printed JSON, atomically (statistics, markers).
+    pub fn write_json(&self, path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        self.write(path, text.as_bytes())
+    }
+
     /// Names of the files directly in `dir` (none when it does not exist). Object
     /// storage answers this with one listing request per 1,000 names instead of one
     /// request per file.

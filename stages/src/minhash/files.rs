@@ -249,17 +249,16 @@ pub fn decode_sigs(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(SigHeader, Vec<SigRecord>), FileError> {
-    let (header, body) =
-        decode::<SigHeader>(bytes, SIG_MAGIC, config.signature_fingerprint(), path)?;
     let h = config.num_hashes();
-    let len = sig_record_len(h);
-    if header.num_hashes as usize != h || body.len() != header.docs as usize * len {
-        return Err(invalid(path, "body size does not match the header"));
-    }
     let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-    let records = body
-        .chunks_exact(len)
-        .map(|c| SigRecord {
+    decode_records(
+        bytes,
+        SIG_MAGIC,
+        config.signature_fingerprint(),
+        path,
+        sig_record_len(h),
+        |header: &SigHeader| (header.num_hashes as usize == h).then_some(u64::from(header.docs)),
+        |_, c| SigRecord {
             chars: u32_at(c, 0),
             quality: f32::from_bits(u32_at(c, 4)),
             hashes: if u32_at(c, 8) & 1 == 1 {
@@ -267,8 +266,27 @@ pub fn decode_sigs(
             } else {
                 Vec::new()
             },
-        })
-        .collect();
+        },
+    )
+}
+
+/// Decodes a framed file whose body is a run of records of `len` bytes: as many as
+/// `count` reads from the header (`None`: the header does not describe records this
+/// reader can parse), each parsed by `parse`.
+fn decode_records<H: DeserializeOwned, T>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    fingerprint: u64,
+    path: &Path,
+    len: usize,
+    count: impl Fn(&H) -> Option<u64>,
+    parse: impl Fn(&H, &[u8]) -> T,
+) -> Result<(H, Vec<T>), FileError> {
+    let (header, body) = decode::<H>(bytes, magic, fingerprint, path)?;
+    if count(&header) != Some(body.len() as u64 / len as u64) || body.len() % len != 0 {
+        return Err(invalid(path, "body size does not match the header"));
+    }
+    let records = body.chunks_exact(len).map(|c| parse(&header, c)).collect();
     Ok((header, records))
 }
 
@@ -475,14 +493,14 @@ pub fn decode_decisions(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(DecisionHeader, Vec<Decision>), FileError> {
-    let (header, body) =
-        decode::<DecisionHeader>(bytes, DECISION_MAGIC, decision_fingerprint(config), path)?;
-    if body.len() as u64 != header.entries * 17 {
-        return Err(invalid(path, "body size does not match the header"));
-    }
-    let entries = body
-        .chunks_exact(17)
-        .map(|c| Decision {
+    decode_records(
+        bytes,
+        DECISION_MAGIC,
+        decision_fingerprint(config),
+        path,
+        17,
+        |header: &DecisionHeader| Some(header.entries),
+        |header, c| Decision {
             key: DocKey {
                 file: header.file,
                 record: u32::from_le_bytes(c[..4].try_into().unwrap()),
@@ -490,9 +508,8 @@ pub fn decode_decisions(
             cluster: DocKey::unpack(u64::from_le_bytes(c[4..12].try_into().unwrap())),
             size: u32::from_le_bytes(c[12..16].try_into().unwrap()),
             survivor: c[16] == 1,
-        })
-        .collect();
-    Ok((header, entries))
+        },
+    )
 }
 
 /// File names inside a work directory.
