@@ -258,6 +258,40 @@ impl TokenizerPool {
     }
 }
 
+/// Decoder and encoder tables parsed from vocabulary bytes.
+type Tables = (std::sync::Arc<Vec<Vec<u8>>>, std::sync::Arc<Ranks>);
+
+/// The parsed tables of a vocabulary file, shared by every tokenizer of the process
+/// made from the same bytes (whatever its pattern and special tokens): a run that
+/// counts tokens in `upsample` and encodes them for `tokenize` holds one copy of the
+/// 152k-token vocabulary (~20 MB), not one per stage. Tables no tokenizer uses any more
+/// are freed.
+fn shared_tables(bytes: &[u8], path: &Path) -> Result<Tables, TokenizerError> {
+    type Weak = (std::sync::Weak<Vec<Vec<u8>>>, std::sync::Weak<Ranks>);
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<FxHashMap<u64, Weak>>> =
+        std::sync::OnceLock::new();
+    let key = xxhash_rust::xxh3::xxh3_64(bytes);
+    let cache = CACHE.get_or_init(Default::default);
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((d, e)) = lock().get(&key)
+        && let (Some(d), Some(e)) = (d.upgrade(), e.upgrade())
+    {
+        return Ok((d, e));
+    }
+    let (decoder, encoder) = parse_tiktoken_ranks(bytes, path)?;
+    let tables = (std::sync::Arc::new(decoder), std::sync::Arc::new(encoder));
+    let mut cache = lock();
+    cache.retain(|_, (d, _)| d.strong_count() > 0);
+    cache.insert(
+        key,
+        (
+            std::sync::Arc::downgrade(&tables.0),
+            std::sync::Arc::downgrade(&tables.1),
+        ),
+    );
+    Ok(tables)
+}
+
 /// A built-in pattern rewritten for the `regex` crate (no lookaround, no backtracking,
 /// linear time): `\s+(?!\S)|\s+` (or `|\s`) becomes `\s+`, and possessive
 /// quantifiers become plain ones (in these patterns nothing after them could take back
@@ -301,9 +335,11 @@ fn build_regex(pattern: &str) -> Result<Regex, TokenizerError> {
 
 #[derive(Debug)]
 struct Vocab {
-    encoder: Ranks,
+    /// Rank by token bytes, shared by every tokenizer of the process loaded from the
+    /// same vocabulary bytes ([`shared_tables`]).
+    encoder: std::sync::Arc<Ranks>,
     /// Token bytes by rank; empty for ranks the vocabulary does not use.
-    decoder: Vec<Vec<u8>>,
+    decoder: std::sync::Arc<Vec<Vec<u8>>>,
     specials: Vec<String>,
     n_base: Rank,
     pattern: Pattern,
@@ -343,7 +379,7 @@ impl Tokenizer {
         extras: u32,
     ) -> Result<Tokenizer, TokenizerError> {
         let path = PathBuf::from(source.describe());
-        let (decoder, encoder) = parse_tiktoken_ranks(bytes, &path)?;
+        let (decoder, encoder) = shared_tables(bytes, &path)?;
         let regex = build_regex(pattern.regex())?;
         if decoder.is_empty() {
             return Err(TokenizerError::Empty(path));
@@ -882,6 +918,22 @@ fn merge_large(ranks: &Ranks, piece: &[u8], out: &mut Vec<Rank>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tokenizers made from the same vocabulary share its tables, whatever their
+    /// pattern and special tokens, and encode ordinary text alike when the pattern is the
+    /// same (the encoding id says so).
+    #[test]
+    fn tokenizers_of_one_vocabulary_share_its_tables() {
+        let a = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Qwen, 0).unwrap();
+        let b = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, 22).unwrap();
+        let c = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Qwen, 22).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.vocab.encoder, &b.vocab.encoder));
+        assert!(std::sync::Arc::ptr_eq(&a.vocab.decoder, &b.vocab.decoder));
+        assert_eq!(a.encoding_id(), c.encoding_id());
+        assert_ne!(a.encoding_id(), b.encoding_id());
+        assert_ne!(a.hash(), c.hash());
+        assert_eq!(a.encode("abc 12345").unwrap(), c.encode("abc 12345").unwrap());
+    }
 
     fn cl100k() -> Tokenizer {
         Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, QWEN_EXTRA_TOKENS).unwrap()
