@@ -932,7 +932,10 @@ mod tests {
         assert_eq!(a.encoding_id(), c.encoding_id());
         assert_ne!(a.encoding_id(), b.encoding_id());
         assert_ne!(a.hash(), c.hash());
-        assert_eq!(a.encode("abc 12345").unwrap(), c.encode("abc 12345").unwrap());
+        assert_eq!(
+            a.encode("abc 12345").unwrap(),
+            c.encode("abc 12345").unwrap()
+        );
     }
 
     fn cl100k() -> Tokenizer {

@@ -138,29 +138,36 @@ fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 /// a whole read of them.
 ///
 /// A part is derived in a worker from each batch's output documents (copies included,
-/// in output order, with the values cached on them); the committer hands a shard's parts
-/// to [`Artifact::commit`] in order once the shard's documents are renamed into place
-/// and before its marker is written. A run killed in between leaves a shard without its
-/// marker, so it is redone; an artifact that is missing or stale for a complete shard
-/// (an output of an older version) is the later pass's to derive from the documents.
+/// in output order, with the values cached on them); the committer hands it to
+/// [`Artifact::append`] as it commits the batch, in the shard's order (so an artifact
+/// can stream to disk), and calls [`Artifact::commit`] once the shard's documents are
+/// renamed into place and before its marker is written. A run killed in between leaves
+/// a shard without its marker, so it is redone; an artifact that is missing or stale for
+/// a complete shard (an output of an older version) is the later pass's to derive from
+/// the documents.
 pub(crate) trait Artifact: Sync {
     /// The part of one batch.
     fn derive(&self, docs: &mut [Document]) -> Result<Part, RunError>;
 
-    /// Writes the artifact of shard `index`, whose documents are at `docs`, from the parts
-    /// of its batches in order ([`parts`] gives them back as made).
-    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError>;
+    /// Takes the part of the next batch of shard `index` (as `derive` made it: see
+    /// [`part`]).
+    fn append(&self, index: usize, part: Part) -> Result<(), RunError>;
+
+    /// Completes the artifact of shard `index`, whose documents are at `docs`.
+    fn commit(&self, index: usize, docs: &Path) -> Result<(), RunError>;
+
+    /// Forgets what shard `index` appended: the shard failed and gets no marker.
+    fn abandon(&self, index: usize);
 }
 
 /// An artifact's part of one batch, as its [`Artifact::derive`] made it.
 pub(crate) type Part = Box<dyn Any + Send>;
 
-/// The parts of a shard as the artifact's `derive` made them (`T`), in order.
-pub(crate) fn parts<T: 'static>(parts: Vec<Part>) -> impl Iterator<Item = T> {
-    parts.into_iter().map(|p| {
-        *p.downcast::<T>()
-            .expect("an artifact's parts are of the type its derive makes")
-    })
+/// A part as the artifact's `derive` made it (`T`).
+pub(crate) fn part<T: 'static>(part: Part) -> T {
+    *part
+        .downcast::<T>()
+        .expect("an artifact's parts are of the type its derive makes")
 }
 
 /// One batch of documents from one shard, on its way through the stages.
@@ -873,8 +880,6 @@ struct ShardState {
     input_pos: u64,
     /// Checkpoints of ordered stages to persist with the shard.
     checkpoints: Vec<(usize, Vec<u8>)>,
-    /// The parts of each artifact, by batch.
-    parts: Vec<Vec<Part>>,
 }
 
 impl ShardState {
@@ -887,7 +892,6 @@ impl ShardState {
             started: Instant::now(),
             input_pos: 0,
             checkpoints: Vec::new(),
-            parts: Vec::new(),
         }
     }
 }
@@ -1078,9 +1082,9 @@ impl Committer<'_> {
             }
         }
         state.checkpoints.extend(done.checkpoints);
-        state.parts.resize_with(done.parts.len(), Vec::new);
-        for (all, part) in state.parts.iter_mut().zip(done.parts) {
-            all.push(part);
+        let index = self.todo[shard].index;
+        for (artifact, part) in self.artifacts.iter().zip(done.parts) {
+            artifact.append(index, part)?;
         }
         state.stats += &RunStats {
             stages: done.stages,
@@ -1127,6 +1131,9 @@ impl Committer<'_> {
             stats.docs_out = 0;
             stats.bytes_out = 0;
             stats.output = OutputMix::default();
+            for artifact in self.artifacts {
+                artifact.abandon(file.index);
+            }
             self.failed.push((file.path.clone(), error));
             self.stats += &stats;
             return Ok(());
@@ -1156,10 +1163,8 @@ impl Committer<'_> {
             f.commit()
                 .map_err(output_err(&self.layout.dropped(file.index)))?;
         }
-        let mut parts = state.parts;
-        parts.resize_with(self.artifacts.len(), Vec::new);
-        for (artifact, parts) in self.artifacts.iter().zip(parts) {
-            artifact.commit(file.index, &self.layout.docs(file.index), parts)?;
+        for artifact in self.artifacts {
+            artifact.commit(file.index, &self.layout.docs(file.index))?;
         }
         for (stage, bytes) in &state.checkpoints {
             let path = self.layout.checkpoint(file.index, *stage);

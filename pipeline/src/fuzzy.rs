@@ -283,6 +283,9 @@ pub(crate) struct SignArtifact<'a> {
     signer: Signer,
     /// What was signed (`elapsed`: the workers' wall time), and the workers' CPU time.
     counts: std::sync::Mutex<(PassSummary, f64)>,
+    /// The signatures of the shards being written (a shard's, as the fuzzy signature
+    /// pass holds them: the band files sort them).
+    shards: std::sync::Mutex<HashMap<usize, Vec<SigRecord>>>,
 }
 
 impl<'a> SignArtifact<'a> {
@@ -293,6 +296,7 @@ impl<'a> SignArtifact<'a> {
             work,
             signer: Signer::new(config),
             counts: Default::default(),
+            shards: Default::default(),
         }
     }
 
@@ -324,10 +328,27 @@ impl crate::executor::Artifact for SignArtifact<'_> {
         Ok(Box::new(records))
     }
 
-    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError> {
-        let records: Vec<SigRecord> = crate::executor::parts::<Vec<SigRecord>>(parts)
-            .flatten()
-            .collect();
+    fn append(&self, index: usize, part: Part) -> Result<(), RunError> {
+        let records = crate::executor::part::<Vec<SigRecord>>(part);
+        let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
+        shards.entry(index).or_default().extend(records);
+        Ok(())
+    }
+
+    fn abandon(&self, index: usize) {
+        self.shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index);
+    }
+
+    fn commit(&self, index: usize, docs: &Path) -> Result<(), RunError> {
+        let records = self
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index)
+            .unwrap_or_default();
         let file = InputFile {
             index,
             path: docs.to_path_buf(),

@@ -7,8 +7,9 @@
 //! OUT/tokens/manifest.json              vocabulary, settings, splits, counts
 //! OUT/tokens/train/shard-00000.parquet  packed sequences (or .arrow)
 //! OUT/tokens/validation/shard-00000.parquet
-//! OUT/tokenize/part-00000.ids           token ids of OUT/docs/part-00000, written by the
-//!                                       last per-file pass, removed once packed
+//! OUT/tokenize/part-00000.ids           token ids of OUT/docs/part-00000, streamed by the
+//! OUT/tokenize/part-00000.ids.head      last per-file pass (the head, written last, says
+//!                                       what they match); removed once packed
 //! ```
 //!
 //! The text is encoded in the last per-file pass, on its workers, as each shard is

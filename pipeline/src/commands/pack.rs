@@ -308,7 +308,9 @@ const IDS_MAGIC: &[u8; 8] = b"CORPIDS\0";
 /// Version of the ids file format.
 const IDS_VERSION: u32 = 1;
 
-/// The header of an ids file: which documents file it was derived from.
+/// The head of an ids file (`part-NNNNN.ids.head`, written after the body
+/// `part-NNNNN.ids` is complete): which documents file the ids were derived from, and
+/// the body's size and checksum.
 #[derive(Debug, Serialize, Deserialize)]
 struct IdsHeader {
     /// The documents file's name (the output directory may have moved since).
@@ -317,12 +319,28 @@ struct IdsHeader {
     docs_bytes: u64,
     /// Documents in it.
     count: u64,
+    /// Bytes of the body.
+    body_bytes: u64,
+    /// XXH3-64 of the body.
+    body_xxh3: u64,
+}
+
+/// The ids body of a shard being written: under a temporary name, with its checksum so
+/// far.
+struct OpenIds {
+    file: AtomicFile,
+    out: std::io::BufWriter<std::fs::File>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    bytes: u64,
+    count: u64,
 }
 
 /// The token ids of every document the last per-file pass of a run writes, derived
-/// while the documents are in memory ([`crate::executor::Artifact`]) and written to
-/// `OUT/tokenize/part-NNNNN.ids` (framed like the MinHash work files:
-/// [`corpus_stages::minhash::files`], fingerprint = the tokenizer's encoding id). The
+/// while the documents are in memory ([`crate::executor::Artifact`]) and streamed to
+/// `OUT/tokenize/part-NNNNN.ids` batch by batch (memory: a batch's ids, whatever the
+/// shard's size), then described by `part-NNNNN.ids.head` (framed like the MinHash work
+/// files, [`corpus_stages::minhash::files`]; fingerprint = the tokenizer's encoding id).
+/// The
 /// ids `upsample` computed to count tokens are taken from the document when vocabulary
 /// and pattern are the same, so the text is encoded once in the whole run; the rest is
 /// encoded here, on the pass's workers, rather than in the single `tokenize` pass.
@@ -332,6 +350,8 @@ pub(crate) struct TokensArtifact {
     /// Documents whose ids were cached by a stage, and all documents.
     reused: std::sync::atomic::AtomicU64,
     docs: std::sync::atomic::AtomicU64,
+    /// The shards being written.
+    open: std::sync::Mutex<std::collections::HashMap<usize, OpenIds>>,
 }
 
 impl TokensArtifact {
@@ -342,6 +362,7 @@ impl TokensArtifact {
             dir,
             reused: Default::default(),
             docs: Default::default(),
+            open: Default::default(),
         }
     }
 
@@ -351,13 +372,33 @@ impl TokensArtifact {
         (self.docs.load(Relaxed), self.reused.load(Relaxed))
     }
 
-    fn path(&self, index: usize) -> PathBuf {
-        ids_path(&self.dir, &crate::shard::Layout::part(index))
+    fn open(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<usize, OpenIds>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the body of shard `index`.
+    fn create(&self, index: usize) -> std::io::Result<OpenIds> {
+        std::fs::create_dir_all(&self.dir)?;
+        let (body, _) = ids_paths(&self.dir, &crate::shard::Layout::part(index));
+        let file = AtomicFile::new(&body);
+        let out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file.tmp_path())?);
+        Ok(OpenIds {
+            file,
+            out,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            bytes: 0,
+            count: 0,
+        })
     }
 }
 
-fn ids_path(dir: &Path, part: &str) -> PathBuf {
-    dir.join(format!("{part}.ids"))
+/// The body and the head of the ids file of shard `part` (`part-NNNNN`).
+fn ids_paths(dir: &Path, part: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{part}.ids")),
+        dir.join(format!("{part}.ids.head")),
+    )
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -405,17 +446,59 @@ impl crate::executor::Artifact for TokensArtifact {
         Ok(Box::new((docs.len() as u64, body)))
     }
 
-    fn commit(&self, index: usize, docs: &Path, parts: Vec<Part>) -> Result<(), RunError> {
-        let mut body = Vec::new();
-        let mut count = 0;
-        for (n, bytes) in crate::executor::parts::<(u64, Vec<u8>)>(parts) {
-            count += n;
-            body.extend_from_slice(&bytes);
-        }
+    fn append(&self, index: usize, part: Part) -> Result<(), RunError> {
+        use std::io::Write;
+        let (count, bytes) = crate::executor::part::<(u64, Vec<u8>)>(part);
+        let mut open = self.open();
+        let ids = match open.entry(index) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.create(index).map_err(|source| RunError::Output {
+                    path: self.dir.clone(),
+                    source,
+                })?)
+            }
+        };
+        ids.out
+            .write_all(&bytes)
+            .map_err(|source| RunError::Output {
+                path: ids.file.tmp_path().to_path_buf(),
+                source,
+            })?;
+        ids.hasher.update(&bytes);
+        ids.bytes += bytes.len() as u64;
+        ids.count += count;
+        Ok(())
+    }
+
+    fn abandon(&self, index: usize) {
+        // Dropped uncommitted, the body's temporary file goes.
+        self.open().remove(&index);
+    }
+
+    fn commit(&self, index: usize, docs: &Path) -> Result<(), RunError> {
+        use std::io::Write;
+        let (_, head) = ids_paths(&self.dir, &crate::shard::Layout::part(index));
+        let output = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RunError::Output { path, source }
+        };
+        let open = self.open().remove(&index);
+        let mut ids = match open {
+            Some(ids) => ids,
+            // A shard with no documents.
+            None => self.create(index).map_err(output(&self.dir))?,
+        };
+        ids.out.flush().map_err(output(ids.file.tmp_path()))?;
+        drop(ids.out);
+        let body = ids.file.target().to_path_buf();
+        ids.file.commit().map_err(output(&body))?;
         let header = IdsHeader {
             docs: file_name(docs),
             docs_bytes: std::fs::metadata(docs).map_or(0, |m| m.len()),
-            count,
+            count: ids.count,
+            body_bytes: ids.bytes,
+            body_xxh3: ids.hasher.digest(),
         };
         let fingerprint = self.tokenizers.tokenizer().encoding_id();
         let bytes = corpus_stages::minhash::files::encode_versioned(
@@ -423,12 +506,9 @@ impl crate::executor::Artifact for TokensArtifact {
             IDS_VERSION,
             fingerprint,
             &header,
-            &body,
+            &[],
         );
-        let path = self.path(index);
-        std::fs::create_dir_all(&self.dir)
-            .and_then(|()| AtomicFile::write_all(&path, &bytes))
-            .map_err(|source| RunError::Output { path, source })
+        AtomicFile::write_all(&head, &bytes).map_err(output(&head))
     }
 }
 
@@ -444,15 +524,22 @@ fn file_name(path: &Path) -> String {
 fn read_ids(dir: &Path, docs: &Path, tokenizer: &Tokenizer) -> Option<Vec<DocTokens>> {
     let name = file_name(docs);
     let part = name.split('.').next()?;
-    let path = ids_path(dir, part);
-    let bytes = std::fs::read(&path).ok()?;
-    let (fingerprint, header, body): (u64, IdsHeader, &[u8]) =
-        corpus_stages::minhash::files::decode_unchecked(&bytes, IDS_MAGIC, IDS_VERSION, &path)
+    let (body_path, head_path) = ids_paths(dir, part);
+    let head = std::fs::read(&head_path).ok()?;
+    let (fingerprint, header, _): (u64, IdsHeader, &[u8]) =
+        corpus_stages::minhash::files::decode_unchecked(&head, IDS_MAGIC, IDS_VERSION, &head_path)
             .ok()?;
     let size = std::fs::metadata(docs).ok()?.len();
     if fingerprint != tokenizer.encoding_id() || header.docs != name || header.docs_bytes != size {
         return None;
     }
+    let body = std::fs::read(&body_path).ok()?;
+    if body.len() as u64 != header.body_bytes
+        || xxhash_rust::xxh3::xxh3_64(&body) != header.body_xxh3
+    {
+        return None;
+    }
+    let body = body.as_slice();
     let mut cur = Cursor { body, at: 0 };
     let mut out = Vec::with_capacity(header.count.min(1 << 24) as usize);
     for _ in 0..header.count {
@@ -991,8 +1078,13 @@ mod tests {
         let mut docs = vec![plain, chat, cached];
         let ids_dir = dir.path().join("tokenize");
         let artifact = TokensArtifact::new(tok.clone(), ids_dir.clone());
-        let part = artifact.derive(&mut docs).unwrap();
-        artifact.commit(2, &docs_path, vec![part]).unwrap();
+        // Two batches, as the committer hands them over.
+        let (first, second) = docs.split_at_mut(1);
+        for batch in [first, second] {
+            let part = artifact.derive(batch).unwrap();
+            artifact.append(2, part).unwrap();
+        }
+        artifact.commit(2, &docs_path).unwrap();
         assert_eq!(artifact.counts(), (3, 1));
         let read = read_ids(&ids_dir, &docs_path, &tok).expect("a matching ids file");
         assert_eq!(read.len(), 3);
@@ -1008,6 +1100,14 @@ mod tests {
                 .ids
                 .contains(&tok.special_id("<|im_start|>").unwrap())
         );
+        // A damaged body is not used.
+        let body = ids_dir.join("part-00002.ids");
+        let good = std::fs::read(&body).unwrap();
+        let mut bad = good.clone();
+        bad[5] ^= 1;
+        std::fs::write(&body, &bad).unwrap();
+        assert!(read_ids(&ids_dir, &docs_path, &tok).is_none());
+        std::fs::write(&body, &good).unwrap();
         let cl100k = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, 3).unwrap();
         assert!(read_ids(&ids_dir, &docs_path, &cl100k).is_none());
         std::fs::write(&docs_path, b"the documents, rewritten").unwrap();
