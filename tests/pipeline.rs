@@ -397,6 +397,43 @@ fn an_unwritable_output_directory_is_a_clear_runtime_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("blocker/out"), "{err}");
+    // The cause is said once, not once by the error and again by its chain.
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
+
+/// A run started while another run of the same task writes to the output directory is
+/// refused (exit 1, naming the directory), not run twice; a thread count no machine has
+/// is a usage error, not an allocation failure.
+#[test]
+fn a_second_run_of_a_task_is_refused_and_absurd_thread_counts_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 2, 1, "");
+    let config = config.to_str().unwrap();
+    let out = dir.path().join("out");
+    run_ok(&["run", config, "-q", "-o", out.to_str().unwrap()]);
+    // Another run of task 0 holds its lock (as `corpus` does while it runs).
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(out.join("state/task-00000.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let args = ["run", config, "-q", "--resume", "-o", out.to_str().unwrap()];
+    let second = corpus().args(args).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another run of task 0"), "{err}");
+    // Task 1 of the same job has a lock of its own.
+    run_ok(&[&args[..], &["--task-index", "1", "--task-count", "2"]].concat());
+    drop(lock);
+    run_ok(&args);
+    let many = corpus()
+        .args(["run", config, "-q", "--threads", "100000000", "-o"])
+        .arg(dir.path().join("many"))
+        .output()
+        .unwrap();
+    assert_eq!(many.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&many.stderr);
+    assert!(err.contains("at most 4096"), "{err}");
 }
 
 #[test]

@@ -97,6 +97,17 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another run of the same task is writing to the output directory.
+    #[error(
+        "{path}: another run of task {task} is writing to this output directory; wait for it \
+         to end, or write elsewhere"
+    )]
+    Busy {
+        /// Its lock file.
+        path: PathBuf,
+        /// The task.
+        task: usize,
+    },
     /// A sink failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -384,11 +395,7 @@ pub(crate) fn run_segment(
         todo.push(file.clone());
     }
 
-    let threads = options
-        .threads
-        .filter(|&t| t > 0)
-        .or(Some(config.executor.threads).filter(|&t| t > 0))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = worker_threads(config, options)?;
     let in_flight = if config.executor.in_flight > 0 {
         config.executor.in_flight
     } else {
@@ -510,6 +517,29 @@ pub(crate) fn run_segment(
         elapsed: started.elapsed(),
         notes: Vec::new(),
     })
+}
+
+/// More worker threads than any machine has cores: a larger number is a typo, which
+/// would otherwise ask for memory for its batches in flight before failing.
+pub const MAX_THREADS: usize = 4096;
+
+/// The worker threads of a run: `--threads`, else `executor.threads`, else one per core.
+pub(crate) fn worker_threads(
+    config: &PipelineConfig,
+    options: &RunOptions,
+) -> Result<usize, RunError> {
+    let threads = options
+        .threads
+        .filter(|&t| t > 0)
+        .or(Some(config.executor.threads).filter(|&t| t > 0))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads > MAX_THREADS {
+        return Err(ConfigError::Invalid(format!(
+            "{threads} worker threads: at most {MAX_THREADS} (--threads, executor.threads)"
+        ))
+        .into());
+    }
+    Ok(threads)
 }
 
 /// Creates the output directories, refuses to mix with a different run, and clears this

@@ -90,10 +90,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message(&error));
             ExitCode::from(code)
         }
     }
+}
+
+/// An error with its causes, each once: many errors already end with their cause's
+/// text (`{path}: {source}`), which the chain would repeat.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn load_config(path: &Path, set: &[String]) -> Result<PipelineConfig, Failure> {

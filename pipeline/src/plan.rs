@@ -865,11 +865,8 @@ impl Plan<'_> {
     /// dedup barrier (and the packing, when its shards complete the run).
     pub fn run(&self, options: &RunOptions, pass: Option<&str>) -> Result<RunSummary, RunError> {
         let started = Instant::now();
-        let threads = options
-            .threads
-            .filter(|&t| t > 0)
-            .or(Some(self.config.executor.threads).filter(|&t| t > 0))
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = crate::executor::worker_threads(self.config, options)?;
+        let _lock = self.lock(options)?;
         let x = Exec { options, threads };
         let mut summary = match pass {
             Some(name) => self.run_step(self.find(name)?, &x)?,
@@ -889,6 +886,34 @@ impl Plan<'_> {
         summary.notes.retain(|n| !n.is_empty());
         summary.elapsed = started.elapsed();
         Ok(summary)
+    }
+
+    /// Holds `OUT/state/task-NNNNN.lock` for this task while it runs, so that a second
+    /// run of the same task into the same output directory (a job started twice) is
+    /// refused instead of both doing the work, or one failing on the other's files. The
+    /// lock is the operating system's: a killed run leaves none behind. Tasks of one
+    /// job hold locks of their own and run side by side; object storage has no lock.
+    fn lock(&self, options: &RunOptions) -> Result<Option<std::fs::File>, RunError> {
+        if crate::remote::Storage::of(&self.root).is_remote() {
+            return Ok(None);
+        }
+        let dir = self.root.join("state");
+        std::fs::create_dir_all(&dir).map_err(output_err(&dir))?;
+        let path = dir.join(format!("task-{:05}.lock", options.task.index));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(output_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(RunError::Busy {
+                path,
+                task: options.task.index,
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(output_err(&path)(e)),
+        }
     }
 
     /// Every pass of this task in order; in one process, in-memory barriers cluster
