@@ -1,6 +1,6 @@
 //! `extract`: turns the raw HTML of a web page into its main text.
 //!
-//! Reads `Document::raw` (the HTTP body; when there is none, `text` is taken as HTML),
+//! Reads `Document::raw` (the HTTP body; when there is none, `text`, if it is HTML),
 //! decodes it ([`charset`]: BOM, valid UTF-8, HTTP charset, `<meta>`, then detection),
 //! parses it with html5ever under a time budget ([`dom`]), finds the main content and
 //! writes it as plain text ([`score`]). Sets `meta.title`; puts the canonical URL, the
@@ -9,6 +9,14 @@
 //!
 //! Every document is bounded: too many bytes, too many nodes or too much parse time drop
 //! it with a reason; nesting deeper than `max_depth` is flattened.
+//!
+//! Only HTML is parsed. A document that is text already — a WET `conversion` record,
+//! a JSONL or Parquet text, a payload served as `text/plain` — keeps its text as it is
+//! (its line breaks, and any `<` or `&` in it), counted as `not_html`: HTML parsing
+//! would join its lines and eat what looks like tags. A text counts as HTML when it
+//! starts, after white space, with what a browser sniffs as HTML (`<!DOCTYPE html`,
+//! `<html`, `<head`, `<body`, `<p`, `<div`, `<!--`...: [`looks_like_html`]); a raw
+//! payload unless its content type is another `text/` type.
 
 pub mod charset;
 pub mod dom;
@@ -172,6 +180,91 @@ impl Extract {
     }
 }
 
+/// Whether the document is HTML to parse: a raw payload unless its content type says
+/// text of another kind (`text/plain`...; a source hands over a payload as a page, and
+/// the size, binary and time limits catch what is not), or a text that sniffs as HTML.
+fn is_html(doc: &Document) -> bool {
+    match (&doc.raw, doc.meta.content_type.as_deref()) {
+        (Some(_), Some(mime)) => {
+            !mime.starts_with("text/") || mime.contains("html") || mime.ends_with("xml")
+        }
+        (Some(_), None) => true,
+        (None, _) => looks_like_html(doc.text.as_bytes()),
+    }
+}
+
+/// The start of `bytes` (after a byte order mark and white space) is what the WHATWG
+/// MIME sniffing rules take for HTML: one of `<!DOCTYPE HTML`, `<HTML`, `<HEAD`,
+/// `<SCRIPT`, `<IFRAME`, `<H1`, `<DIV`, `<FONT`, `<TABLE`, `<A`, `<STYLE`, `<TITLE`,
+/// `<B`, `<BODY`, `<BR`, `<P` (any case; here also the other headings, the HTML5
+/// sectioning elements, lists, `<span>`, `<meta>`, `<link>`) followed by white space,
+/// `>` or `/`, or `<!--`; also an XML declaration followed by one of those, as XHTML
+/// pages start.
+pub fn looks_like_html(bytes: &[u8]) -> bool {
+    const TAGS: [&[u8]; 34] = [
+        b"<!doctype html",
+        b"<html",
+        b"<head",
+        b"<script",
+        b"<iframe",
+        b"<h1",
+        b"<div",
+        b"<font",
+        b"<table",
+        b"<a",
+        b"<style",
+        b"<title",
+        b"<b",
+        b"<body",
+        b"<br",
+        b"<p",
+        b"<h2",
+        b"<h3",
+        b"<h4",
+        b"<h5",
+        b"<h6",
+        b"<article",
+        b"<section",
+        b"<main",
+        b"<header",
+        b"<footer",
+        b"<nav",
+        b"<aside",
+        b"<span",
+        b"<ul",
+        b"<ol",
+        b"<meta",
+        b"<link",
+        b"<center",
+    ];
+    let skip = |b: &[u8]| -> usize {
+        b.iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'))
+            .unwrap_or(b.len())
+    };
+    let mut rest = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    rest = &rest[skip(rest)..];
+    if rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"<?xml") {
+        let end = rest
+            .iter()
+            .position(|&c| c == b'>')
+            .map_or(rest.len(), |i| i + 1);
+        rest = &rest[end..];
+        rest = &rest[skip(rest)..];
+    }
+    if rest.starts_with(b"<!--") {
+        return true;
+    }
+    TAGS.iter().any(|tag| {
+        rest.len() > tag.len()
+            && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            && matches!(
+                rest[tag.len()],
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'>' | b'/'
+            )
+    })
+}
+
 /// True when the start of the text is mostly control characters or replacement
 /// characters: an image, a PDF or random bytes served as HTML.
 fn looks_binary(text: &str) -> bool {
@@ -196,6 +289,16 @@ impl Stage for Extract {
     }
 
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
+        if !is_html(doc) {
+            // Text already: decoded (a raw text payload), never parsed.
+            cx.count("not_html", 1);
+            doc.decode_raw();
+            return Ok(if doc.text.trim().is_empty() {
+                Verdict::Drop(NO_TEXT)
+            } else {
+                Verdict::Keep
+            });
+        }
         let result = match doc.raw.take() {
             Some(raw) => {
                 self.extract_bytes(&raw, doc.meta.charset.as_deref(), doc.meta.url.as_deref())
@@ -240,6 +343,47 @@ mod tests {
 
     fn stage() -> Extract {
         build(&Config::default()).unwrap()
+    }
+
+    /// Text that is not HTML keeps its lines and its `<`, `>` and `&` (a WET record,
+    /// JSONL text, a `text/plain` payload), counted as `not_html`; HTML in a text field,
+    /// or a payload without a content type that sniffs as HTML, is extracted.
+    #[test]
+    fn only_html_is_parsed() {
+        let mut cx = StageCx::default();
+        let wet = "First line of a WET page\nsecond line\n\nif a<b and b>c then x &amp; y\n\
+                   <script>an example, in prose</script>\n";
+        let mut doc = Document::new("w", "web", wet);
+        assert_eq!(stage().process(&mut doc, &mut cx).unwrap(), Verdict::Keep);
+        assert_eq!(doc.text, wet);
+        let mut plain = Document::new("p", "web", "");
+        plain.raw = Some("x < y\nand\n<b>not bold</b>".as_bytes().to_vec());
+        plain.meta.content_type = Some("text/plain".into());
+        assert_eq!(stage().process(&mut plain, &mut cx).unwrap(), Verdict::Keep);
+        assert_eq!(plain.text, "x < y\nand\n<b>not bold</b>");
+        assert_eq!(cx.take_counters()["not_html"], 2);
+        let page = "\u{feff}  <!DOCTYPE html>\n<html><body><article><p>Ein langer Absatz mit genug \
+                    Text, damit er als Inhalt zählt, und noch ein wenig mehr.</p></article></body></html>";
+        let mut html = Document::new("h", "web", page);
+        assert_eq!(stage().process(&mut html, &mut cx).unwrap(), Verdict::Keep);
+        assert!(html.text.starts_with("Ein langer Absatz"), "{}", html.text);
+        assert!(!cx.take_counters().contains_key("not_html"));
+        for (text, is) in [
+            (
+                "<?xml version=\"1.0\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0//EN\">",
+                true,
+            ),
+            ("<HTML\nlang=en>", true),
+            ("<!-- a comment --><p>x</p>", true),
+            ("<br/>text", true),
+            ("<b and b>c", true),
+            ("if a<b and b>c", false),
+            ("<bold claims> in prose", false),
+            ("<|im_start|>user", false),
+            ("", false),
+        ] {
+            assert_eq!(looks_like_html(text.as_bytes()), is, "{text:?}");
+        }
     }
 
     #[test]
