@@ -219,17 +219,16 @@ fn hostile_inputs_are_bounded() {
     assert_eq!(verdict, Verdict::Keep);
     assert!(doc.text.contains("Deeply nested text"));
 
-    // Pathological nesting: the parser's scope checks make this quadratic; the time
-    // budget stops it (default 5 s) and the page is dropped, without hanging.
-    let deeper = format!("{}{text}", "<div>".repeat(300_000));
-    let t = Instant::now();
-    let (verdict, _) = run_stage(deeper.into_bytes(), None, None);
-    let spent = t.elapsed();
-    assert!(
-        verdict == Verdict::Keep || verdict == Verdict::Drop(extract::TIMEOUT),
-        "{verdict:?}"
-    );
-    assert!(spent < Duration::from_secs(20), "{spent:?}");
+    // Pathological nesting (1.5 MB of `<div>`, and spans closed at the end): the
+    // parser is never given more than `PARSE_DEPTH` open elements, so its scope checks
+    // stay cheap and the page is parsed well within the time budget (default 5 s; a
+    // timeout would drop it) with its text.
+    for (open, close) in [("<div>", ""), ("<span><b>", "</b></span>")] {
+        let deeper = format!("{}{text}{}", open.repeat(150_000), close.repeat(150_000));
+        let (verdict, doc) = run_stage(deeper.into_bytes(), None, None);
+        assert_eq!(verdict, Verdict::Keep);
+        assert!(doc.text.contains("Deeply nested text"));
+    }
 
     // A large page under the byte limit: 4 MB of paragraphs.
     let para = "<p>A paragraph of ordinary prose, repeated many times to make a large page.</p>";

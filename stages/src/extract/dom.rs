@@ -3,9 +3,22 @@
 //!
 //! The arena caps depth: elements nested deeper than `max_depth` are not created, their
 //! text goes to the ancestor at the cap. Every later pass can then recurse safely.
+//!
+//! The parser's own stack is bounded before that ([`DepthBound`]): html5ever checks
+//! "in scope" by walking its stack of open elements, so a page of 50,000 nested `<div>`s
+//! (12 KB) costs quadratic time. Start tags that would open elements deeper than
+//! [`PARSE_DEPTH`] are left out of the token stream, with their end tags; their text
+//! stays, in the deepest element kept.
 
-use html5ever::tendril::{StrTendril, TendrilSink};
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
+use html5ever::tree_builder::{TreeBuilder, TreeBuilderOpts, TreeSink};
+use html5ever::{LocalName, TokenizerResult};
 use scraper::{Html, HtmlTreeSink, Node as HtmlNode};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Why a page could not be turned into an arena.
@@ -85,26 +98,118 @@ pub fn strip_raw(html: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Elements open at once that the parser is given at most (see [`DepthBound`]): far
+/// above any real page's depth (and above `max_depth`, so the arena decides what is
+/// flattened), low enough that a scope check costs little.
+pub const PARSE_DEPTH: usize = 1024;
+
 /// Parses `html`, giving up when `deadline` passes.
 pub fn parse(html: &str, deadline: Instant) -> Result<Html, Limit> {
     let html = &*strip_raw(html);
-    let mut parser = html5ever::parse_document(
+    let builder = TreeBuilder::new(
         HtmlTreeSink::new(Html::new_document()),
-        html5ever::ParseOpts::default(),
+        TreeBuilderOpts::default(),
     );
+    let tokenizer = Tokenizer::new(
+        DepthBound {
+            inner: builder,
+            open: Default::default(),
+            left_out: Default::default(),
+        },
+        TokenizerOpts::default(),
+    );
+    let input = BufferQueue::default();
     let mut rest = html;
     while !rest.is_empty() {
         let mut cut = rest.len().min(CHUNK);
         while !rest.is_char_boundary(cut) {
             cut += 1;
         }
-        parser.process(StrTendril::from_slice(&rest[..cut]));
+        input.push_back(StrTendril::from_slice(&rest[..cut]));
+        while !matches!(tokenizer.feed(&input), TokenizerResult::Done) {}
         rest = &rest[cut..];
         if Instant::now() > deadline {
             return Err(Limit::Timeout);
         }
     }
-    Ok(parser.finish())
+    tokenizer.end();
+    Ok(tokenizer.sink.inner.sink.finish())
+}
+
+/// Passes tokens to the tree builder, leaving out the start tags that would nest
+/// elements deeper than [`PARSE_DEPTH`] and the end tags that close them.
+///
+/// Depth is tracked the way the tree builder nests: an end tag closes the innermost
+/// open element of its name and every element opened inside it; void elements,
+/// self-closing tags, elements whose end tag is optional (`p`, `li`, `td`...) and
+/// raw-text elements (`script`, `style`...) are passed without being counted, since
+/// they do not nest (or their content is not markup).
+struct DepthBound<S> {
+    inner: S,
+    /// Names of the counted open elements, outermost first.
+    open: RefCell<Vec<LocalName>>,
+    /// Start tags left out, by name, whose end tags are still to come.
+    left_out: RefCell<HashMap<LocalName, usize>>,
+}
+
+impl<S: TokenSink> TokenSink for DepthBound<S> {
+    type Handle = S::Handle;
+
+    fn process_token(&self, token: Token, line: u64) -> TokenSinkResult<S::Handle> {
+        if let Token::TagToken(tag) = &token
+            && counted(&tag.name)
+        {
+            let mut open = self.open.borrow_mut();
+            let mut left_out = self.left_out.borrow_mut();
+            match tag.kind {
+                TagKind::StartTag if tag.self_closing => {}
+                TagKind::StartTag if open.len() >= PARSE_DEPTH => {
+                    *left_out.entry(tag.name.clone()).or_default() += 1;
+                    return TokenSinkResult::Continue;
+                }
+                TagKind::StartTag => open.push(tag.name.clone()),
+                TagKind::EndTag => match open.iter().rposition(|n| *n == tag.name) {
+                    Some(at) => open.truncate(at),
+                    None => {
+                        if let Some(n) = left_out.get_mut(&tag.name).filter(|n| **n > 0) {
+                            *n -= 1;
+                            return TokenSinkResult::Continue;
+                        }
+                    }
+                },
+            }
+        }
+        self.inner.process_token(token, line)
+    }
+
+    fn end(&self) {
+        self.inner.end();
+    }
+
+    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
+        self.inner
+            .adjusted_current_node_present_but_not_in_html_namespace()
+    }
+}
+
+/// Whether an element nests (see [`DepthBound`]).
+fn counted(name: &LocalName) -> bool {
+    !matches!(
+        &**name,
+        // Void elements.
+        "area" | "base" | "br" | "col" | "embed" | "hr" | "img" | "input" | "link" | "meta"
+            | "param" | "source" | "track" | "wbr" | "keygen" | "frame" | "basefont"
+            | "bgsound"
+            // Optional end tags: closed by their next sibling.
+            | "p" | "li" | "dt" | "dd" | "tr" | "td" | "th" | "option" | "optgroup"
+            | "rb" | "rt" | "rp" | "rtc" | "thead" | "tbody" | "tfoot" | "colgroup"
+            | "caption"
+            // Raw text: their content is not markup.
+            | "script" | "style" | "textarea" | "title" | "xmp" | "iframe" | "noembed"
+            | "noframes" | "noscript" | "plaintext"
+            // The document's frame.
+            | "html" | "head" | "body"
+    )
 }
 
 /// Element kinds the extractor treats differently; everything else is `Other`.
