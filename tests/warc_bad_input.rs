@@ -530,3 +530,56 @@ fn damage_anywhere_never_panics_or_hangs() {
         assert!(total_docs > 0);
     }
 }
+
+/// A ClueWeb09-style copy of a record: version line `WARC/0.18`, and a response's HTTP
+/// head with LF-only line ends and a false `Content-Encoding: gzip` (ClueWeb stores the
+/// payload decoded but kept the header).
+fn clueweb_record(record: &[u8]) -> Vec<u8> {
+    let r = replace(record, b"WARC/1.0\r\n", b"WARC/0.18\r\n");
+    if record_type(&r) != "response" {
+        return r;
+    }
+    with_block(&r, |block| {
+        let end = block.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = replace(&block[..end], b"\r\n", b"\r\nContent-Encoding: gzip\r\n");
+        let lf_only: Vec<u8> = head.into_iter().filter(|&b| b != b'\r').collect();
+        [&lf_only[..], &block[end..]].concat()
+    })
+}
+
+#[test]
+fn clueweb09_warc_0_18_with_lf_only_http_heads_reads_like_the_original() {
+    let clean = run_file(&sample(CC), &WarcOptions::default());
+    let recs: Vec<Vec<u8>> = records(CC).iter().map(|r| clueweb_record(r)).collect();
+    let k = nth_response(&recs, 0);
+    assert!(recs[k].starts_with(b"WARC/0.18\r\n"));
+    let block = String::from_utf8_lossy(&recs[k][..recs[k].len().min(3000)]).into_owned();
+    assert!(
+        block.contains("\nContent-Encoding: gzip\n"),
+        "{block:.1500}"
+    );
+    // ClueWeb09 ships one gzip member per file; per-record members and plain read alike.
+    let plain = recs.concat();
+    let per_record: Vec<u8> = recs.iter().flat_map(|r| gzip(r)).collect();
+    for (name, bytes) in [
+        ("clueweb.warc.gz", gzip(&plain)),
+        ("clueweb-members.warc.gz", per_record),
+        ("clueweb.warc", plain),
+    ] {
+        let run = run_bytes(name, &bytes);
+        assert!(run.errors.is_empty(), "{name}: {:?}", run.errors);
+        assert_eq!(run.stats.records, 50, "{name}");
+        assert_eq!(run.docs.len(), clean.docs.len(), "{name}");
+        for (a, b) in run.docs.iter().zip(&clean.docs) {
+            assert_eq!((&a.id, &a.meta.url), (&b.id, &b.meta.url), "{name}");
+            assert_eq!(a.raw, b.raw, "{name}: {:?}", a.meta.url);
+            assert_eq!(a.meta.charset, b.meta.charset, "{name}: {:?}", a.meta.url);
+            assert_eq!(a.meta.content_type, b.meta.content_type, "{name}");
+            let (mut a, mut b) = (a.clone(), b.clone());
+            a.decode_raw();
+            b.decode_raw();
+            assert!(!a.text.is_empty());
+            assert_eq!(a.text, b.text, "{name}: {:?}", a.meta.url);
+        }
+    }
+}

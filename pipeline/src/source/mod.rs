@@ -20,7 +20,7 @@ pub enum Format {
     /// Decide from the file name: `.warc`, `.warc.gz`, `.wet.gz`, `.arc.gz`... are WARC;
     /// `.jsonl`/`.json`/`.ndjson` (optionally `.gz`/`.zst`) are JSONL; `.parquet` is Parquet.
     Auto,
-    /// WARC 1.0/1.1 (also WET), plain or gzip.
+    /// WARC 1.0/1.1 (also WET) and 0.17/0.18 (ClueWeb09), plain or gzip.
     Warc,
     /// JSON lines, plain, gzip or zstd.
     Jsonl,
