@@ -583,3 +583,68 @@ fn clueweb09_warc_0_18_with_lf_only_http_heads_reads_like_the_original() {
         }
     }
 }
+
+/// `member` with bytes in the middle of its deflate data flipped: its header still
+/// decodes, its body fails (bad data or CRC).
+fn flipped(member: &[u8]) -> Vec<u8> {
+    let mut m = member.to_vec();
+    let mid = m.len() / 2;
+    for x in &mut m[mid..mid + 8] {
+        *x ^= 0x5a;
+    }
+    m
+}
+
+#[test]
+fn damage_just_before_the_last_record_loses_only_the_damaged_one() {
+    let ms = members(CC);
+    let recs: Vec<Vec<u8>> = ms.iter().map(|m| gunzip(m)).collect();
+    let clean = urls(&run_file(&sample(CC), &WarcOptions::default()).docs);
+
+    // Good response, damaged member, good response: the last one must come through.
+    let (r0, r1, r2) = (
+        nth_response(&recs, 0),
+        nth_response(&recs, 1),
+        nth_response(&recs, 2),
+    );
+    let cut = &ms[r1][..ms[r1].len() / 2];
+    for (label, damaged) in [("flipped", flipped(&ms[r1])), ("cut", cut.to_vec())] {
+        let bytes = [&ms[r0][..], &damaged, &ms[r2]].concat();
+        let name = format!("three-{label}.warc.gz");
+        let run = run_bytes(&name, &bytes);
+        assert_eq!(corrupt_total(&run.stats), 1, "{name}: {:?}", run.stats);
+        assert_eq!(
+            urls(&run.docs),
+            [clean[0].clone(), clean[2].clone()],
+            "{name}"
+        );
+        // The last record's offset is where its member starts in this file.
+        let last = run.docs[1].meta.offset.unwrap() as usize;
+        assert_eq!(last, ms[r0].len() + damaged.len(), "{name}");
+    }
+
+    // The whole sample with junk inserted before its last member, or its last but one
+    // member damaged: every other record is read.
+    let n = ms.len();
+    let mut junk = ms[..n - 1].concat();
+    junk.extend_from_slice(b"\x00\x01junk between members\r\n");
+    junk.extend_from_slice(&ms[n - 1]);
+    let run = check_damaged("junk-last.warc.gz", &junk, "garbage", &clean);
+    assert_eq!(intact(&run.stats), 50);
+    let mut bad = ms[..n - 2].concat();
+    bad.extend(flipped(&ms[n - 2]));
+    bad.extend_from_slice(&ms[n - 1]);
+    let run = run_bytes("flipped-last.warc.gz", &bad);
+    assert_eq!(corrupt_total(&run.stats), 1, "{:?}", run.stats);
+    assert_eq!(intact(&run.stats), 49, "{:?}", run.stats);
+    let mut expect = clean.clone();
+    if record_type(&recs[n - 2]) == "response" {
+        expect.pop();
+    }
+    assert_eq!(urls(&run.docs), expect);
+}
+
+/// Records read whole: made documents or skipped on purpose.
+fn intact(stats: &SourceStats) -> u64 {
+    stats.docs + stats.skipped.values().sum::<u64>()
+}

@@ -568,6 +568,12 @@ impl<R: Read + Seek> WarcReader<R> {
             }
             if self.s.at_member_end() {
                 match self.s.next_member() {
+                    // After damage the next member is told by decoding its start, and a
+                    // short member (the last record of a file is often a small
+                    // `metadata`) may be decoded whole by that: its bytes are buffered
+                    // and the member is already at its end, so fill() would add nothing
+                    // and the record would be taken for the end of the file.
+                    Ok(true) if !self.s.buf().is_empty() => return Ok(true),
                     Ok(true) => {}
                     Ok(false) => return Ok(false),
                     Err(e) => return Err(self.between_err(e)),
