@@ -648,3 +648,108 @@ fn damage_just_before_the_last_record_loses_only_the_damaged_one() {
 fn intact(stats: &SourceStats) -> u64 {
     stats.docs + stats.skipped.values().sum::<u64>()
 }
+
+/// An HTML page saved under a WARC's name (what a failed download leaves): not gzip,
+/// not WARC.
+fn html_page() -> Vec<u8> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/html/017a3f641b32bfb9.html.gz");
+    gunzip(&std::fs::read(path).unwrap())
+}
+
+/// The sample's records other than responses, one gzip member each.
+fn without_responses(name: &str) -> Vec<u8> {
+    records(name)
+        .iter()
+        .filter(|r| record_type(r) != "response")
+        .flat_map(|r| gzip(r))
+        .collect()
+}
+
+#[test]
+fn a_file_nothing_could_be_read_from_is_an_error_but_an_empty_one_is_not() {
+    use corpus::source::{Format, InputConfig, InputFile, open, read_all};
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, bytes: &[u8]| {
+        let path = write_file(dir.path(), name, bytes);
+        let file = InputFile {
+            index: 0,
+            path,
+            format: Format::Warc,
+        };
+        let mut src = open(&file, &InputConfig::default()).unwrap();
+        let (docs, errors) = read_all(src.as_mut());
+        // Finished either way.
+        assert!(matches!(src.next_doc(), Ok(None)), "{name}");
+        (docs, errors)
+    };
+    // Not the format its name says, or every record damaged: one error naming the file.
+    let every_member_damaged: Vec<u8> = members(WHIRL).iter().flat_map(|m| flipped(m)).collect();
+    for (name, bytes) in [
+        ("page.warc.gz", html_page()),
+        ("damaged.warc.gz", every_member_damaged),
+    ] {
+        let (docs, errors) = read(name, &bytes);
+        assert!(docs.is_empty(), "{name}");
+        let last = errors.last().unwrap();
+        assert!(
+            matches!(last, SourceError::Unreadable { .. }),
+            "{name}: {last}"
+        );
+        assert!(!last.is_recoverable());
+        assert_mentions(&last.to_string(), &[name, "nothing could be read"]);
+    }
+    // Legitimately empty: nothing to read, or only records skipped on purpose.
+    for (name, bytes) in [
+        ("empty.warc.gz", Vec::new()),
+        ("empty-gzip.warc.gz", gzip(b"")),
+        ("no-responses.warc.gz", without_responses(CC)),
+    ] {
+        let (docs, errors) = read(name, &bytes);
+        assert!(docs.is_empty() && errors.is_empty(), "{name}: {errors:?}");
+    }
+    // One intact record is enough: the damage is counted, the file is read.
+    let mut partly = members(CC)[..1].concat();
+    partly.extend(html_page());
+    let (_, errors) = read("partly.warc.gz", &partly);
+    assert!(errors.iter().all(SourceError::is_recoverable), "{errors:?}");
+}
+
+#[test]
+fn corpus_run_fails_the_shard_nothing_could_be_read_from_and_completes_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(sample(CC), input.join("a-good.warc.gz")).unwrap();
+    write_file(&input, "b-page.warc.gz", html_page());
+    write_file(&input, "c-empty.warc.gz", b"");
+    write_file(&input, "d-no-responses.warc.gz", without_responses(CC));
+    let config = write_file(
+        dir.path(),
+        "pipeline.toml",
+        "[input]\npaths = [\"in\"]\n[output]\ndir = \"out\"\n[[stages]]\nkind = \"extract\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corpus"))
+        .args(["run", config.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_mentions(
+        &err,
+        &[
+            "b-page.warc.gz",
+            "nothing could be read",
+            "1 shard(s) failed",
+        ],
+    );
+    assert!(
+        !err.contains("c-empty") && !err.contains("d-no-responses"),
+        "{err}"
+    );
+    let done = dir.path().join("out/done");
+    for (shard, complete) in [(0, true), (1, false), (2, true), (3, true)] {
+        let marker = done.join(format!("part-{shard:05}.json"));
+        assert_eq!(marker.exists(), complete, "shard {shard}");
+    }
+}
