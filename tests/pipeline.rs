@@ -313,21 +313,29 @@ fn a_different_config_does_not_mix_into_an_output_directory() {
     assert_eq!(s["stages"][0]["drops"].get("too_short"), None);
 }
 
+/// Replaces input shard `f` (JSONL) of `setup` by its gzip, of which `cut` keeps a part;
+/// returns the lines the cut part decodes to, the last one cut short.
+fn gzip_shard(dir: &Path, f: usize, cut: impl FnOnce(&[u8]) -> &[u8]) -> String {
+    let plain = dir.join(format!("in/reviews-{f:02}.jsonl"));
+    let text = std::fs::read(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &text).unwrap();
+    let gz = enc.finish().unwrap();
+    let part = cut(&gz);
+    write_file(&dir.join("in"), format!("reviews-{f:02}.jsonl.gz"), part);
+    let mut decoded = String::new();
+    let _ = std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(part), &mut decoded);
+    decoded
+}
+
 #[test]
 fn a_failing_shard_leaves_no_output_and_the_others_complete() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 3, 1, "");
-    // Shard 1 is a gzip file cut in the middle.
-    let text = std::fs::read(dir.path().join("in/reviews-01.jsonl")).unwrap();
-    std::fs::remove_file(dir.path().join("in/reviews-01.jsonl")).unwrap();
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut enc, &text).unwrap();
-    let gz = enc.finish().unwrap();
-    std::fs::write(
-        dir.path().join("in/reviews-01.jsonl.gz"),
-        &gz[..gz.len() / 2],
-    )
-    .unwrap();
+    // Shard 1 is a gzip file cut inside its first line: nothing can be read from it.
+    let decoded = gzip_shard(dir.path(), 1, |gz| &gz[..60]);
+    assert!(!decoded.contains('\n'));
 
     let out = corpus()
         .args(["run", config.to_str().unwrap(), "-q"])
@@ -335,13 +343,56 @@ fn a_failing_shard_leaves_no_output_and_the_others_complete() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_mentions(&err, &["reviews-01.jsonl.gz", "1 shard(s) failed"]);
+    assert_mentions(
+        &err,
+        &[
+            "reviews-01.jsonl.gz",
+            "nothing could be read",
+            "1 shard(s) failed",
+        ],
+    );
     let o = dir.path().join("out");
     assert!(o.join("docs/part-00000.jsonl.gz").exists());
     assert!(!o.join("docs/part-00001.jsonl.gz").exists());
     assert!(!o.join("done/part-00001.json").exists());
     assert!(o.join("done/part-00002.json").exists());
     assert_eq!(stats(&o)["shards"], 2);
+}
+
+#[test]
+fn a_cut_gzip_shard_keeps_the_lines_before_the_cut_and_resume_leaves_it_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 3, 1, "");
+    let decoded = gzip_shard(dir.path(), 1, |gz| &gz[..gz.len() / 2]);
+    let complete = decoded.matches('\n').count();
+    assert!(complete > 0);
+
+    let config_str = config.to_str().unwrap();
+    let out = run_ok(&["run", config_str]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_mentions(
+        &err,
+        &["warning:", "reviews-01.jsonl.gz", "damaged compressed data"],
+    );
+    let o = dir.path().join("out");
+    assert!(o.join("done/part-00001.json").exists());
+    // Every complete line is a document, kept or dropped by the length stage.
+    let written: usize = ["docs", "dropped"]
+        .iter()
+        .map(|d| {
+            gunzip(&o.join(format!("{d}/part-00001.jsonl.gz")))
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(written, complete);
+    let s = stats(&o);
+    assert_eq!(s["shards"], 3);
+    assert_eq!(s["input"]["corrupt"]["truncated"], 1, "{s}");
+    // Complete: a resumed run has nothing left to do.
+    let resumed = run_ok(&["run", config_str, "--resume"]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("3 skipped as complete"), "{log}");
 }
 
 #[test]

@@ -530,3 +530,226 @@ fn damage_anywhere_never_panics_or_hangs() {
         assert!(total_docs > 0);
     }
 }
+
+/// A ClueWeb09-style copy of a record: version line `WARC/0.18`, and a response's HTTP
+/// head with LF-only line ends and a false `Content-Encoding: gzip` (ClueWeb stores the
+/// payload decoded but kept the header).
+fn clueweb_record(record: &[u8]) -> Vec<u8> {
+    let r = replace(record, b"WARC/1.0\r\n", b"WARC/0.18\r\n");
+    if record_type(&r) != "response" {
+        return r;
+    }
+    with_block(&r, |block| {
+        let end = block.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = replace(&block[..end], b"\r\n", b"\r\nContent-Encoding: gzip\r\n");
+        let lf_only: Vec<u8> = head.into_iter().filter(|&b| b != b'\r').collect();
+        [&lf_only[..], &block[end..]].concat()
+    })
+}
+
+#[test]
+fn clueweb09_warc_0_18_with_lf_only_http_heads_reads_like_the_original() {
+    let clean = run_file(&sample(CC), &WarcOptions::default());
+    let recs: Vec<Vec<u8>> = records(CC).iter().map(|r| clueweb_record(r)).collect();
+    let k = nth_response(&recs, 0);
+    assert!(recs[k].starts_with(b"WARC/0.18\r\n"));
+    let block = String::from_utf8_lossy(&recs[k][..recs[k].len().min(3000)]).into_owned();
+    assert!(
+        block.contains("\nContent-Encoding: gzip\n"),
+        "{block:.1500}"
+    );
+    // ClueWeb09 ships one gzip member per file; per-record members and plain read alike.
+    let plain = recs.concat();
+    let per_record: Vec<u8> = recs.iter().flat_map(|r| gzip(r)).collect();
+    for (name, bytes) in [
+        ("clueweb.warc.gz", gzip(&plain)),
+        ("clueweb-members.warc.gz", per_record),
+        ("clueweb.warc", plain),
+    ] {
+        let run = run_bytes(name, &bytes);
+        assert!(run.errors.is_empty(), "{name}: {:?}", run.errors);
+        assert_eq!(run.stats.records, 50, "{name}");
+        assert_eq!(run.docs.len(), clean.docs.len(), "{name}");
+        for (a, b) in run.docs.iter().zip(&clean.docs) {
+            assert_eq!((&a.id, &a.meta.url), (&b.id, &b.meta.url), "{name}");
+            assert_eq!(a.raw, b.raw, "{name}: {:?}", a.meta.url);
+            assert_eq!(a.meta.charset, b.meta.charset, "{name}: {:?}", a.meta.url);
+            assert_eq!(a.meta.content_type, b.meta.content_type, "{name}");
+            let (mut a, mut b) = (a.clone(), b.clone());
+            a.decode_raw();
+            b.decode_raw();
+            assert!(!a.text.is_empty());
+            assert_eq!(a.text, b.text, "{name}: {:?}", a.meta.url);
+        }
+    }
+}
+
+/// `member` with bytes in the middle of its deflate data flipped: its header still
+/// decodes, its body fails (bad data or CRC).
+fn flipped(member: &[u8]) -> Vec<u8> {
+    let mut m = member.to_vec();
+    let mid = m.len() / 2;
+    for x in &mut m[mid..mid + 8] {
+        *x ^= 0x5a;
+    }
+    m
+}
+
+#[test]
+fn damage_just_before_the_last_record_loses_only_the_damaged_one() {
+    let ms = members(CC);
+    let recs: Vec<Vec<u8>> = ms.iter().map(|m| gunzip(m)).collect();
+    let clean = urls(&run_file(&sample(CC), &WarcOptions::default()).docs);
+
+    // Good response, damaged member, good response: the last one must come through.
+    let (r0, r1, r2) = (
+        nth_response(&recs, 0),
+        nth_response(&recs, 1),
+        nth_response(&recs, 2),
+    );
+    let cut = &ms[r1][..ms[r1].len() / 2];
+    for (label, damaged) in [("flipped", flipped(&ms[r1])), ("cut", cut.to_vec())] {
+        let bytes = [&ms[r0][..], &damaged, &ms[r2]].concat();
+        let name = format!("three-{label}.warc.gz");
+        let run = run_bytes(&name, &bytes);
+        assert_eq!(corrupt_total(&run.stats), 1, "{name}: {:?}", run.stats);
+        assert_eq!(
+            urls(&run.docs),
+            [clean[0].clone(), clean[2].clone()],
+            "{name}"
+        );
+        // The last record's offset is where its member starts in this file.
+        let last = run.docs[1].meta.offset.unwrap() as usize;
+        assert_eq!(last, ms[r0].len() + damaged.len(), "{name}");
+    }
+
+    // The whole sample with junk inserted before its last member, or its last but one
+    // member damaged: every other record is read.
+    let n = ms.len();
+    let mut junk = ms[..n - 1].concat();
+    junk.extend_from_slice(b"\x00\x01junk between members\r\n");
+    junk.extend_from_slice(&ms[n - 1]);
+    let run = check_damaged("junk-last.warc.gz", &junk, "garbage", &clean);
+    assert_eq!(intact(&run.stats), 50);
+    let mut bad = ms[..n - 2].concat();
+    bad.extend(flipped(&ms[n - 2]));
+    bad.extend_from_slice(&ms[n - 1]);
+    let run = run_bytes("flipped-last.warc.gz", &bad);
+    assert_eq!(corrupt_total(&run.stats), 1, "{:?}", run.stats);
+    assert_eq!(intact(&run.stats), 49, "{:?}", run.stats);
+    let mut expect = clean.clone();
+    if record_type(&recs[n - 2]) == "response" {
+        expect.pop();
+    }
+    assert_eq!(urls(&run.docs), expect);
+}
+
+/// Records read whole: made documents or skipped on purpose.
+fn intact(stats: &SourceStats) -> u64 {
+    stats.docs + stats.skipped.values().sum::<u64>()
+}
+
+/// An HTML page saved under a WARC's name (what a failed download leaves): not gzip,
+/// not WARC.
+fn html_page() -> Vec<u8> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/html/017a3f641b32bfb9.html.gz");
+    gunzip(&std::fs::read(path).unwrap())
+}
+
+/// The sample's records other than responses, one gzip member each.
+fn without_responses(name: &str) -> Vec<u8> {
+    records(name)
+        .iter()
+        .filter(|r| record_type(r) != "response")
+        .flat_map(|r| gzip(r))
+        .collect()
+}
+
+#[test]
+fn a_file_nothing_could_be_read_from_is_an_error_but_an_empty_one_is_not() {
+    use corpus::source::{Format, InputConfig, InputFile, open, read_all};
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, bytes: &[u8]| {
+        let path = write_file(dir.path(), name, bytes);
+        let file = InputFile {
+            index: 0,
+            path,
+            format: Format::Warc,
+        };
+        let mut src = open(&file, &InputConfig::default()).unwrap();
+        let (docs, errors) = read_all(src.as_mut());
+        // Finished either way.
+        assert!(matches!(src.next_doc(), Ok(None)), "{name}");
+        (docs, errors)
+    };
+    // Not the format its name says, or every record damaged: one error naming the file.
+    let every_member_damaged: Vec<u8> = members(WHIRL).iter().flat_map(|m| flipped(m)).collect();
+    for (name, bytes) in [
+        ("page.warc.gz", html_page()),
+        ("damaged.warc.gz", every_member_damaged),
+    ] {
+        let (docs, errors) = read(name, &bytes);
+        assert!(docs.is_empty(), "{name}");
+        let last = errors.last().unwrap();
+        assert!(
+            matches!(last, SourceError::Unreadable { .. }),
+            "{name}: {last}"
+        );
+        assert!(!last.is_recoverable());
+        assert_mentions(&last.to_string(), &[name, "nothing could be read"]);
+    }
+    // Legitimately empty: nothing to read, or only records skipped on purpose.
+    for (name, bytes) in [
+        ("empty.warc.gz", Vec::new()),
+        ("empty-gzip.warc.gz", gzip(b"")),
+        ("no-responses.warc.gz", without_responses(CC)),
+    ] {
+        let (docs, errors) = read(name, &bytes);
+        assert!(docs.is_empty() && errors.is_empty(), "{name}: {errors:?}");
+    }
+    // One intact record is enough: the damage is counted, the file is read.
+    let mut partly = members(CC)[..1].concat();
+    partly.extend(html_page());
+    let (_, errors) = read("partly.warc.gz", &partly);
+    assert!(errors.iter().all(SourceError::is_recoverable), "{errors:?}");
+}
+
+#[test]
+fn corpus_run_fails_the_shard_nothing_could_be_read_from_and_completes_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(sample(CC), input.join("a-good.warc.gz")).unwrap();
+    write_file(&input, "b-page.warc.gz", html_page());
+    write_file(&input, "c-empty.warc.gz", b"");
+    write_file(&input, "d-no-responses.warc.gz", without_responses(CC));
+    let config = write_file(
+        dir.path(),
+        "pipeline.toml",
+        "[input]\npaths = [\"in\"]\n[output]\ndir = \"out\"\n[[stages]]\nkind = \"extract\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corpus"))
+        .args(["run", config.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_mentions(
+        &err,
+        &[
+            "b-page.warc.gz",
+            "nothing could be read",
+            "1 shard(s) failed",
+        ],
+    );
+    assert!(
+        !err.contains("c-empty") && !err.contains("d-no-responses"),
+        "{err}"
+    );
+    let done = dir.path().join("out/done");
+    for (shard, complete) in [(0, true), (1, false), (2, true), (3, true)] {
+        let marker = done.join(format!("part-{shard:05}.json"));
+        assert_eq!(marker.exists(), complete, "shard {shard}");
+    }
+}

@@ -6,18 +6,32 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use corpus_models::io::{AtomicFile, Compression, TMP_MARKER, gunzip_if_gzip};
 
-/// A shared count of bytes read from the underlying file, for progress and statistics.
+/// A shared count of bytes read from the underlying file, for progress and statistics,
+/// and whether reading it failed.
 #[derive(Debug, Clone, Default)]
-pub struct ByteCounter(Arc<AtomicU64>);
+pub struct ByteCounter(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    bytes: AtomicU64,
+    failed: AtomicBool,
+}
 
 impl ByteCounter {
     /// Bytes counted so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.bytes.load(Ordering::Relaxed)
+    }
+
+    /// True when reading the stored bytes themselves failed (a disk or download error).
+    /// A decompressor's error while this is false is damage in the data (cut short, bad
+    /// data, junk after the end), which no retry mends; an error with it true may pass.
+    pub fn input_failed(&self) -> bool {
+        self.0.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -44,8 +58,12 @@ impl<R> CountingReader<R> {
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counter.0.fetch_add(n as u64, Ordering::Relaxed);
+        let n = self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.counter.0.failed.store(true, Ordering::Relaxed);
+            }
+        })?;
+        self.counter.0.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -163,6 +181,41 @@ pub fn remove_stale_tmp(dir: &Path, prefix: &str) -> io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Hands out its bytes, then fails as a dropped connection does.
+    struct FailsAfter(&'static [u8]);
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "gone"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_counter_tells_a_failed_input_from_damaged_data() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&b"some text to compress\n".repeat(100))
+            .unwrap();
+        let gz: &'static [u8] = enc.finish().unwrap().leak();
+        // Cut short: the decoder fails, the input did not.
+        let (counting, counter) = CountingReader::new(&gz[..gz.len() / 2]);
+        let err = flate2::read::MultiGzDecoder::new(counting)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(!counter.input_failed(), "{err}");
+        // The input fails: the decoder passes its error on, and the counter knows.
+        let (counting, counter) = CountingReader::new(FailsAfter(&gz[..gz.len() / 2]));
+        let err = flate2::read::MultiGzDecoder::new(counting)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(counter.input_failed(), "{err}");
+    }
 
     #[test]
     fn reads_plain_gzip_multi_member_and_zstd_alike() {

@@ -22,9 +22,15 @@
 //! than the limit is a [`SourceError::Corrupt`] (counted by kind in
 //! [`SourceStats::corrupt`]; the next call goes on). Its `record` is the 0-based line
 //! index and its `offset` the byte offset of the line in the *decompressed* stream (the
-//! compressed offset of one line is not meaningful); the message says both. A read error
-//! of the stream (such as a truncated gzip or zstd file) delivers the complete lines
-//! before it, then ends the file with a [`SourceError::Fatal`] at the compressed offset.
+//! compressed offset of one line is not meaningful); the message says both.
+//!
+//! Damaged compression (a gzip or zstd file cut short, bad compressed data, junk after
+//! the last member or frame) delivers the complete lines decoded before it, then one
+//! [`SourceError::Corrupt`] (`truncated` or `bad_compression`) whose message also gives
+//! how far the file as stored was read, and ends the file: what it holds is read, so its
+//! shard completes (failing it would throw those lines away, and a retry meets the same
+//! damage). A failure to read the stored bytes themselves (disk or download error) is a
+//! [`SourceError::Fatal`] instead, which fails the shard so that a resumed run retries it.
 
 use super::{Source, SourceError, SourceStats};
 use crate::io::{ByteCounter, open_decompressed};
@@ -311,6 +317,23 @@ impl Source for JsonlSource {
                     return Ok(None);
                 }
                 Ok(LineRead::Line { len, too_long }) => (len, too_long),
+                Err(e) if !self.counter.input_failed() => {
+                    self.done = true;
+                    // Whatever line was being read is cut by the damage: it is the record
+                    // counted as lost.
+                    self.stats.records += 1;
+                    let kind = if e.kind() == ErrorKind::UnexpectedEof {
+                        "truncated"
+                    } else {
+                        "bad_compression"
+                    };
+                    let what = format!(
+                        "damaged compressed data (the file as stored was read to byte {}): \
+                         {e}; nothing after it can be read",
+                        self.counter.get()
+                    );
+                    return Err(self.corrupt(kind, self.line_index, self.offset, what));
+                }
                 Err(e) => {
                     self.done = true;
                     return Err(SourceError::Fatal {
@@ -770,7 +793,7 @@ fn set_scores(scores: &mut Scores, v: Value) -> Result<(), Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
 
     fn read_all(path: &Path) -> (Vec<Document>, Vec<SourceError>, SourceStats) {
         let mut src = JsonlSource::open(path, &JsonlOptions::default(), "dflt").unwrap();
@@ -906,50 +929,110 @@ mod tests {
         assert_eq!(src.stats().corrupt["line_too_long"], 1);
     }
 
-    /// Reads the first half of 2000 JSONL lines compressed by `compress` from file
-    /// `name`: the documents of the complete lines come in order, then one fatal error
-    /// that names the file. Returns how many documents came.
-    fn truncated_delivers_complete_lines_then_fatal(
-        name: &str,
-        compress: impl FnOnce(&[u8]) -> Vec<u8>,
-    ) -> usize {
+    /// The real reviews of tests/data, `copies` times with distinct ids: JSONL text.
+    fn reviews(copies: usize) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/jsonl/movie_reviews-sample.jsonl");
+        let sample = std::fs::read_to_string(path).unwrap();
+        let mut out = String::new();
+        for c in 0..copies {
+            for line in sample.lines() {
+                let mut v: Value = serde_json::from_str(line).unwrap();
+                v["id"] = format!("{}-{c}", v["id"].as_str().unwrap()).into();
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn gzip(plain: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(plain).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// Reads `bytes` (the reviews compressed, then damaged) as file `name`: the documents
+    /// of the lines `expect` holds come in order, then one corrupt record of `kind` that
+    /// names the file and where the damage is, and the source ends.
+    fn damaged_compression_keeps_what_decodes(name: &str, bytes: &[u8], expect: &[u8], kind: &str) {
         let dir = tempfile::tempdir().unwrap();
-        let mut plain = String::new();
-        for i in 0..2000 {
-            plain.push_str(&format!(
-                "{{\"id\": {i}, \"text\": \"document number {i}\"}}\n"
-            ));
+        let p = write(dir.path(), name, bytes);
+        let (docs, errors, stats) = read_all(&p);
+        let lines: Vec<&[u8]> = expect.split_inclusive(|&b| b == b'\n').collect();
+        let complete = lines.iter().filter(|l| l.ends_with(b"\n")).count();
+        assert!(complete > 0, "{name}");
+        assert_eq!(docs.len(), complete, "{name}");
+        for (d, line) in docs.iter().zip(&lines) {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(
+                (d.id.as_str(), d.text.as_str()),
+                (v["id"].as_str().unwrap(), v["text"].as_str().unwrap())
+            );
         }
-        let packed = compress(plain.as_bytes());
-        let p = write(dir.path(), name, &packed[..packed.len() / 2]);
-        let (docs, errors, _) = read_all(&p);
-        assert!(docs.len() < 2000, "{}", docs.len());
-        for (i, d) in docs.iter().enumerate() {
-            assert_eq!(d.id, i.to_string());
-            assert_eq!(d.text, format!("document number {i}"));
-        }
-        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
         let err = &errors[0];
-        assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
-        assert!(err.to_string().contains(name), "{err}");
-        docs.len()
+        assert!(err.is_recoverable(), "{name}: {err}");
+        crate::testing::assert_mentions(
+            &err.to_string(),
+            &[
+                name,
+                &format!("line {}", complete + 1),
+                "damaged compressed data",
+                "read to byte",
+            ],
+        );
+        assert_eq!(stats.corrupt.get(kind), Some(&1), "{name}: {stats:?}");
+        assert_eq!(stats.corrupt.len(), 1, "{name}: {stats:?}");
+        assert_eq!(stats.docs, complete as u64);
+        assert_eq!(stats.records, complete as u64 + 1);
+        // Finished: the damage is not met again.
+        let mut src = JsonlSource::open(&p, &JsonlOptions::default(), "dflt").unwrap();
+        while src.next_doc().is_ok_and(|d| d.is_some()) {}
+        assert!(matches!(src.next_doc(), Ok(None)), "{name}");
     }
 
     #[test]
-    fn truncated_gzip_delivers_complete_lines_then_fatal() {
-        let docs = truncated_delivers_complete_lines_then_fatal("t.jsonl.gz", |plain| {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(plain).unwrap();
-            enc.finish().unwrap()
-        });
-        assert!(docs > 0);
+    fn a_cut_gzip_or_zstd_file_keeps_every_line_before_the_cut() {
+        let plain = reviews(20);
+        for (name, packed) in [
+            ("cut.jsonl.gz", gzip(plain.as_bytes())),
+            (
+                "cut.jsonl.zst",
+                zstd::encode_all(plain.as_bytes(), 3).unwrap(),
+            ),
+        ] {
+            // Near the end: zstd decodes whole blocks (128 KiB of text), and the first
+            // copy of the reviews takes most of its bytes (the repeats cost little).
+            let cut = &packed[..packed.len() - packed.len() / 50];
+            // What the decoders themselves give before failing.
+            let mut decoded = Vec::new();
+            let (mut r, _) =
+                open_decompressed(&write(tempfile::tempdir().unwrap().path(), name, cut)).unwrap();
+            assert!(r.read_to_end(&mut decoded).is_err(), "{name}");
+            damaged_compression_keeps_what_decodes(name, cut, &decoded, "truncated");
+        }
     }
 
     #[test]
-    fn truncated_zstd_delivers_complete_lines_then_fatal() {
-        truncated_delivers_complete_lines_then_fatal("t.jsonl.zst", |plain| {
-            zstd::encode_all(plain, 3).unwrap()
-        });
+    fn junk_after_the_compressed_data_keeps_every_line() {
+        let plain = reviews(20);
+        let junk = b"\x00\x00junk after the end\r\n";
+        for (name, packed) in [
+            ("junk.jsonl.gz", gzip(plain.as_bytes())),
+            (
+                "junk.jsonl.zst",
+                zstd::encode_all(plain.as_bytes(), 3).unwrap(),
+            ),
+        ] {
+            let bytes = [&packed[..], junk].concat();
+            damaged_compression_keeps_what_decodes(
+                name,
+                &bytes,
+                plain.as_bytes(),
+                "bad_compression",
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,19 @@
 //! One input file is one shard of work. [`expand_inputs`] turns the configured paths
 //! (files, directories, globs, list files) into a sorted list of [`InputFile`]s; [`open`]
 //! opens one as a [`Source`], which yields documents one at a time.
+//!
+//! Damage: a damaged record is skipped and counted in [`SourceStats::corrupt`] (a
+//! recoverable [`SourceError::Corrupt`]) and the file reads on. A file from which
+//! *nothing* could be read is an error instead: when a source opened with [`open`] reaches
+//! the end having met damage but read no record intact (no document made and no record
+//! skipped on purpose), it ends with [`SourceError::Unreadable`], which names the file and
+//! fails its shard (`corpus run` then exits 1; the other shards complete). Such a file is
+//! all damage, or not the format its name says (a file named `.warc.gz` that is not gzip
+//! reads as plain bytes with no WARC record in them). A file that is legitimately empty
+//! meets no damage and is not an error: 0 bytes, a compressed stream of nothing, a WARC of
+//! only `warcinfo`, `request` or `metadata` records (read intact and skipped on purpose),
+//! a JSONL file of blank lines. One intact record is enough for the file to count as read:
+//! a partly damaged file keeps what it holds and counts the rest.
 
 pub mod jsonl;
 pub mod parquet;
@@ -20,7 +33,7 @@ pub enum Format {
     /// Decide from the file name: `.warc`, `.warc.gz`, `.wet.gz`, `.arc.gz`... are WARC;
     /// `.jsonl`/`.json`/`.ndjson` (optionally `.gz`/`.zst`) are JSONL; `.parquet` is Parquet.
     Auto,
-    /// WARC 1.0/1.1 (also WET), plain or gzip.
+    /// WARC 1.0/1.1 (also WET) and 0.17/0.18 (ClueWeb09), plain or gzip.
     Warc,
     /// JSON lines, plain, gzip or zstd.
     Jsonl,
@@ -196,6 +209,18 @@ pub enum SourceError {
     /// Input paths or options are wrong (no such file, unknown format, bad glob).
     #[error("{0}")]
     Config(String),
+    /// Nothing could be read from the file: it met damage and no record came through
+    /// intact (see the module documentation). Ends the file.
+    #[error(
+        "{path}: nothing could be read: {corrupt} corrupt record(s) and no intact one \
+         (damaged, or not the format its name says)"
+    )]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Corrupt records counted in it.
+        corrupt: u64,
+    },
 }
 
 impl SourceError {
@@ -239,9 +264,12 @@ pub fn read_all(src: &mut dyn Source) -> (Vec<Document>, Vec<SourceError>) {
 
 /// Opens one input file as a source. Every document it yields carries its
 /// [`Origin`](corpus_stages::Origin): the file's number and the document's number in it.
+/// A file from which nothing could be read ends with [`SourceError::Unreadable`].
 pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, SourceError> {
     Ok(Box::new(Numbered {
         inner: open_format(file, config)?,
+        path: file.path.clone(),
+        finished: false,
         file: u32::try_from(file.index).map_err(|_| {
             SourceError::Config(format!(
                 "{}: more than 2^32 input files",
@@ -252,16 +280,35 @@ pub fn open(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>, S
     }))
 }
 
-/// Stamps each document with its position in the input.
+/// Stamps each document with its position in the input, and tells a file from which
+/// nothing could be read at its end.
 struct Numbered {
     inner: Box<dyn Source>,
+    path: PathBuf,
+    /// The end was reached (and told).
+    finished: bool,
     file: u32,
     next: u32,
 }
 
 impl Source for Numbered {
     fn next_doc(&mut self) -> Result<Option<Document>, SourceError> {
+        if self.finished {
+            return Ok(None);
+        }
         let mut doc = self.inner.next_doc()?;
+        if doc.is_none() {
+            self.finished = true;
+            let s = self.inner.stats();
+            let corrupt: u64 = s.corrupt.values().sum();
+            let intact = s.docs + s.skipped.values().sum::<u64>();
+            if corrupt > 0 && intact == 0 {
+                return Err(SourceError::Unreadable {
+                    path: self.path.clone(),
+                    corrupt,
+                });
+            }
+        }
         if let Some(d) = doc.as_mut() {
             d.origin = Some(corpus_stages::Origin {
                 file: self.file,

@@ -1,4 +1,6 @@
-//! WARC input: Common Crawl WARC and WET files (WARC 1.0/1.1, plain or gzip).
+//! WARC input: Common Crawl WARC and WET files (WARC 1.0/1.1, plain or gzip), and the
+//! WARC 0.17/0.18 of earlier crawls (ClueWeb09): their records differ only in the version
+//! line, and their HTTP heads, which may end lines with LF alone, read the same.
 //!
 //! [`WarcReader`] is the low-level record reader; [`WarcSource`] turns HTML `response`
 //! records (and WET `conversion` records) into documents and counts everything else.
@@ -49,6 +51,10 @@ impl Default for WarcOptions {
 /// Every other record is counted in [`SourceStats::skipped`] by reason: its type
 /// (`warcinfo`, `request`, `metadata`, `revisit`, `resource`...), `status_<code>`,
 /// `non_html`, `not_http`, `too_large`.
+///
+/// A `Content-Encoding` in the HTTP head is not acted on: crawlers store the payload
+/// decoded (Common Crawl renames the header; ClueWeb09 keeps it, so it may claim a gzip
+/// the body no longer has).
 pub struct WarcSource {
     reader: WarcReader<Box<dyn crate::io::ReadSeek>>,
     path: PathBuf,

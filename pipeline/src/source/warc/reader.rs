@@ -1,7 +1,7 @@
 //! Low-level WARC record reader: headers and bodies, one record at a time, in constant
 //! memory, with recovery from damaged records.
 
-use super::stream::{Stream, StreamError};
+use super::stream::{Stream, StreamError, VERSION_PEEK, is_version_line};
 use memchr::memmem;
 use std::borrow::Cow;
 use std::fs::File;
@@ -11,8 +11,6 @@ use std::path::Path;
 /// Longest WARC header block accepted, in bytes. Real ones are about 1 KiB; anything
 /// longer is taken for damage rather than buffered.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-const WARC_MAGIC: &[u8] = b"WARC/1.";
 
 /// Kind of damage found in a WARC file. [`CorruptKind::as_str`] is the key counted in
 /// `SourceStats::corrupt`.
@@ -292,7 +290,7 @@ struct Pending {
     body_start: u64,
 }
 
-/// Streaming reader of WARC 1.0/1.1 records from a plain or gzip file (one member per
+/// Streaming reader of WARC 1.0/1.1 (and 0.17/0.18) records from a plain or gzip file (one member per
 /// record as Common Crawl writes, or one member for the whole file; told by the first
 /// bytes, not the name).
 ///
@@ -303,7 +301,7 @@ struct Pending {
 ///
 /// After damage a [`WarcError::Corrupt`] names the record and the reader moves to the
 /// next gzip member that decodes to a record (gzip) or the next line starting with
-/// `WARC/1.` (plain), so later records are still read.
+/// a WARC version line (plain), so later records are still read.
 pub struct WarcReader<R = File> {
     s: Stream<R>,
     header: RecordHeader,
@@ -384,14 +382,14 @@ impl<R: Read + Seek> WarcReader<R> {
         let offset = self.s.record_offset();
         let stream_offset = self.s.stream_pos();
         let number = self.next_number;
-        while self.s.buf().len() < WARC_MAGIC.len()
+        while self.s.buf().len() < VERSION_PEEK
             && self
                 .s
                 .fill()
                 .map_err(|e| self.stream_err(e, number, offset))?
                 > 0
         {}
-        if !self.s.buf().starts_with(WARC_MAGIC) {
+        if !is_version_line(self.s.buf()) {
             let shown =
                 String::from_utf8_lossy(&self.s.buf()[..self.s.buf().len().min(16)]).into_owned();
             self.resync(None)?;
@@ -399,7 +397,7 @@ impl<R: Read + Seek> WarcReader<R> {
                 number,
                 offset,
                 CorruptKind::Garbage,
-                format!("expected `WARC/1.`, found {shown:?}"),
+                format!("expected a version line `WARC/1.x` or `WARC/0.x`, found {shown:?}"),
             ));
         }
         self.next_number += 1;
@@ -570,6 +568,12 @@ impl<R: Read + Seek> WarcReader<R> {
             }
             if self.s.at_member_end() {
                 match self.s.next_member() {
+                    // After damage the next member is told by decoding its start, and a
+                    // short member (the last record of a file is often a small
+                    // `metadata`) may be decoded whole by that: its bytes are buffered
+                    // and the member is already at its end, so fill() would add nothing
+                    // and the record would be taken for the end of the file.
+                    Ok(true) if !self.s.buf().is_empty() => return Ok(true),
                     Ok(true) => {}
                     Ok(false) => return Ok(false),
                     Err(e) => return Err(self.between_err(e)),
@@ -623,14 +627,14 @@ impl<R: Read + Seek> WarcReader<R> {
             }
             Err(e) => return Err(self.stream_err(e, number, offset)),
         }
-        while self.s.buf().len() < mark + WARC_MAGIC.len() {
+        while self.s.buf().len() < mark + VERSION_PEEK {
             match self.s.fill() {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => return Err(self.stream_err(e, number, offset)),
             }
         }
-        if self.s.buf()[mark..].starts_with(WARC_MAGIC) {
+        if is_version_line(&self.s.buf()[mark..]) {
             self.s.consume(mark);
             Ok(false)
         } else {
@@ -649,7 +653,7 @@ impl<R: Read + Seek> WarcReader<R> {
                 .seek_plain(from)
                 .map_err(|e| self.stream_err(e, self.next_number, from))?;
         }
-        let finder = memmem::Finder::new(b"\nWARC/1.");
+        let finder = memmem::Finder::new(b"\nWARC/");
         // Skip the current position itself: it is where the damage is.
         if !self.s.buf().is_empty() && from.is_none() {
             self.s.consume(1);
@@ -657,11 +661,22 @@ impl<R: Read + Seek> WarcReader<R> {
         loop {
             let buf = self.s.buf();
             if let Some(i) = finder.find(buf) {
-                self.s.consume(i + 1);
-                return Ok(());
+                let line = &buf[i + 1..];
+                if line.len() >= VERSION_PEEK {
+                    let found = is_version_line(line);
+                    self.s.consume(i + 1);
+                    if found {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                // Too few bytes to judge the line: keep it and read on (a line cut
+                // off by the end of the input is dropped below: no record fits in it).
+                self.s.consume(i);
+            } else {
+                let keep = buf.len().min(VERSION_PEEK);
+                self.s.consume(buf.len() - keep);
             }
-            let keep = buf.len().min(WARC_MAGIC.len());
-            self.s.consume(buf.len() - keep);
             match self.s.fill() {
                 Ok(n) if n > 0 => {}
                 Ok(_) => {

@@ -13,8 +13,34 @@ use std::io::{self, Read, Seek, SeekFrom};
 const RAW_CAP: usize = 1 << 18;
 /// Decoded bytes buffered at a time; also bounds the longest WARC header block.
 const OUT_CAP: usize = 1 << 18;
-/// What a member must decode to when looking for a restart point after damage.
-const WARC_MAGIC: &[u8] = b"WARC/1.";
+/// Decoded bytes looked at to tell whether a record starts: a version line
+/// (`WARC/0.18\r\n` is the longest in use) with room for blanks before its end.
+pub(crate) const VERSION_PEEK: usize = 16;
+
+/// True when `b` starts with a WARC version line, which is how every record starts:
+/// `WARC/1.` (1.0, 1.1) or `WARC/0.` (0.17, 0.18: ClueWeb09 and other early crawls),
+/// a minor version of one to three digits, then the end of the line (blanks allowed
+/// before it). The whole line is checked, not a prefix, so that text merely starting
+/// with `WARC/` (`WARC/0.9 not a record`) is not taken for a record. `b` cut short after
+/// a digit still counts: the header read that follows finds the cut.
+pub(crate) fn is_version_line(b: &[u8]) -> bool {
+    let Some(rest) = b
+        .strip_prefix(b"WARC/1.")
+        .or_else(|| b.strip_prefix(b"WARC/0."))
+    else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=3).contains(&digits) {
+        return false;
+    }
+    let rest = &rest[digits..];
+    let blanks = rest
+        .iter()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
+    matches!(rest.get(blanks), None | Some(b'\r' | b'\n'))
+}
 
 /// Damage or failure seen by the byte layer.
 #[derive(Debug)]
@@ -411,7 +437,8 @@ impl<R: Read + Seek> Stream<R> {
         StreamError::Truncated { member }
     }
 
-    /// Finds the next member that decodes to `WARC/1.`, trying every gzip magic.
+    /// Finds the next member that decodes to a WARC version line, trying every gzip
+    /// magic.
     fn search_member(&mut self) -> Result<bool, StreamError> {
         let finder = memmem::Finder::new(&[0x1f, 0x8b, 0x08]);
         loop {
@@ -441,7 +468,7 @@ impl<R: Read + Seek> Stream<R> {
                 self.make_room();
                 let start = self.len;
                 let ok = loop {
-                    if self.len - start >= WARC_MAGIC.len() {
+                    if self.len - start >= VERSION_PEEK {
                         break true;
                     }
                     // A failure here only means "not a member"; fill() has already
@@ -451,7 +478,7 @@ impl<R: Read + Seek> Stream<R> {
                         Ok(_) => {}
                     }
                 };
-                if ok && self.out[start..self.len].starts_with(WARC_MAGIC) {
+                if ok && is_version_line(&self.out[start..self.len]) {
                     self.resync = false;
                     return Ok(true);
                 }
@@ -545,5 +572,26 @@ mod tests {
             parse_gzip_header(&[0x1f, 0x8b, 0x08, 0xff, 0, 0, 0, 0, 0, 3]),
             Err(())
         );
+    }
+
+    #[test]
+    fn version_lines_of_warc_0_and_1_start_records() {
+        for (line, starts) in [
+            (&b"WARC/1.0\r\nWARC-Type"[..], true),
+            (b"WARC/1.1\n", true),
+            (b"WARC/0.18\r\n", true),
+            (b"WARC/0.17 \r\n", true),
+            (b"WARC/1.0", true),
+            (b"WARC/0.9 not a record\r\n", false),
+            (b"WARC/2.0\r\n", false),
+            (b"WARC/1.\r\n", false),
+            (b"WARC/1.0x\r\n", false),
+            (b"WARC/1.", false),
+            (b"warc/1.0\r\n", false),
+            (b"HTTP/1.1 200 OK\r\n", false),
+        ] {
+            let shown = String::from_utf8_lossy(line);
+            assert_eq!(is_version_line(line), starts, "{shown}");
+        }
     }
 }
