@@ -10,6 +10,8 @@ pub struct ResponseHead<'a> {
     pub content_type: Option<&'a [u8]>,
     /// True when `Transfer-Encoding` names `chunked`.
     pub chunked: bool,
+    /// The first `Content-Encoding` value, trimmed, as raw bytes.
+    pub content_encoding: Option<&'a [u8]>,
     /// Where the body starts in the record block (after the blank line; the block's
     /// length when the head has no end).
     pub body_start: usize,
@@ -37,6 +39,7 @@ pub fn parse_response_head(block: &[u8]) -> Option<ResponseHead<'_>> {
         status,
         content_type: None,
         chunked: false,
+        content_encoding: None,
         body_start: block.len(),
     };
     let base = (first_end + 1).min(block.len());
@@ -58,6 +61,10 @@ pub fn parse_response_head(block: &[u8]) -> Option<ResponseHead<'_>> {
             if head.content_type.is_none() {
                 head.content_type = Some(value);
             }
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            if head.content_encoding.is_none() {
+                head.content_encoding = Some(value);
+            }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             head.chunked |= value
                 .split(|&b| b == b',')
@@ -66,6 +73,71 @@ pub fn parse_response_head(block: &[u8]) -> Option<ResponseHead<'_>> {
     }
     // No blank line: a head without body (or cut off); everything is head.
     Some(head)
+}
+
+/// What decoding a payload's `Content-Encoding` gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// The payload as it is: no coding, `identity`, or a header that the bytes belie
+    /// (crawlers that decoded the payload often keep the header).
+    AsIs,
+    /// The decoded payload.
+    Bytes(Vec<u8>),
+    /// Decoded, it is larger than the limit.
+    TooLarge,
+    /// A coding this reader does not decode (`br`, `compress`...), named.
+    Unsupported(String),
+    /// The bytes are damaged for the coding they start like.
+    Damaged,
+}
+
+/// Decodes a payload by its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`: zlib or
+/// raw), at most `limit` bytes. The bytes decide, not the header alone: a payload that
+/// does not start like its coding is taken as it is.
+pub fn decode_content(encoding: &[u8], payload: &[u8], limit: u64) -> Decoded {
+    use std::io::Read;
+    let coding = lower(encoding.trim_ascii());
+    let read = |mut r: Box<dyn Read + '_>| {
+        let mut out = Vec::new();
+        match r.by_ref().take(limit + 1).read_to_end(&mut out) {
+            Ok(_) if out.len() as u64 > limit => Decoded::TooLarge,
+            Ok(_) => Decoded::Bytes(out),
+            Err(_) => Decoded::Damaged,
+        }
+    };
+    match coding.as_str() {
+        "" | "identity" | "none" => Decoded::AsIs,
+        "gzip" | "x-gzip" => {
+            if payload.starts_with(&[0x1f, 0x8b]) {
+                read(Box::new(flate2::read::MultiGzDecoder::new(payload)))
+            } else {
+                Decoded::AsIs
+            }
+        }
+        "deflate" => {
+            let zlib = payload.len() >= 2
+                && payload[0] & 0x0f == 8
+                && (u16::from(payload[0]) << 8 | u16::from(payload[1])) % 31 == 0;
+            if zlib {
+                read(Box::new(flate2::read::ZlibDecoder::new(payload)))
+            } else if starts_like_markup(payload) {
+                Decoded::AsIs
+            } else {
+                read(Box::new(flate2::read::DeflateDecoder::new(payload)))
+            }
+        }
+        other => Decoded::Unsupported(other.to_string()),
+    }
+}
+
+/// The first byte after white space (and a UTF-8 byte order mark) is `<`: a page, not
+/// compressed data.
+fn starts_like_markup(payload: &[u8]) -> bool {
+    let payload = payload.strip_prefix(b"\xef\xbb\xbf").unwrap_or(payload);
+    payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<')
 }
 
 /// Splits a `Content-Type` value into the MIME type and the `charset` parameter, both
@@ -164,6 +236,39 @@ fn scan_chunks(body: &[u8], mut data: impl FnMut(usize, usize)) -> Option<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decoding by `Content-Encoding` is bounded, and the bytes decide.
+    #[test]
+    fn content_is_decoded_within_the_limit() {
+        use std::io::Write;
+        let page = b"<html><body>a page</body></html>".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&page).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(&page).unwrap();
+        let raw = raw.finish().unwrap();
+        assert_eq!(
+            decode_content(b"GZIP ", &gz, 1 << 20),
+            Decoded::Bytes(page.clone())
+        );
+        assert_eq!(
+            decode_content(b"deflate", &raw, 1 << 20),
+            Decoded::Bytes(page.clone())
+        );
+        assert_eq!(decode_content(b"gzip", &gz, 100), Decoded::TooLarge);
+        assert_eq!(decode_content(b"gzip", &page, 1 << 20), Decoded::AsIs);
+        assert_eq!(decode_content(b"deflate", &page, 1 << 20), Decoded::AsIs);
+        assert_eq!(decode_content(b"identity", &gz, 1 << 20), Decoded::AsIs);
+        assert_eq!(
+            decode_content(b"gzip", &gz[..gz.len() - 9], 1 << 20),
+            Decoded::Damaged
+        );
+        assert_eq!(
+            decode_content(b"br", &page, 1 << 20),
+            Decoded::Unsupported("br".into())
+        );
+    }
 
     #[test]
     fn parses_status_and_headers_with_invalid_utf8() {

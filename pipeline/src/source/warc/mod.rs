@@ -50,11 +50,15 @@ impl Default for WarcOptions {
 /// later stage decodes it; `conversion` records (WET) become documents with `text` set.
 /// Every other record is counted in [`SourceStats::skipped`] by reason: its type
 /// (`warcinfo`, `request`, `metadata`, `revisit`, `resource`...), `status_<code>`,
-/// `non_html`, `not_http`, `too_large`.
+/// `non_html`, `not_http`, `too_large`, `content_encoding_<coding>`,
+/// `bad_content_encoding`.
 ///
-/// A `Content-Encoding` in the HTTP head is not acted on: crawlers store the payload
-/// decoded (Common Crawl renames the header; ClueWeb09 keeps it, so it may claim a gzip
-/// the body no longer has).
+/// A payload still encoded by its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`) is
+/// decoded, within `max_record_bytes`; the bytes decide, not the header alone: most
+/// crawlers store the payload decoded (Common Crawl renames the header; ClueWeb09 keeps
+/// it, so it may claim a gzip the body no longer has). A coding without a decoder here
+/// (`br`, `compress`) skips the record as `content_encoding_<coding>`
+/// ([`http::decode_content`]).
 pub struct WarcSource {
     reader: WarcReader<Box<dyn crate::io::ReadSeek>>,
     path: PathBuf,
@@ -200,6 +204,17 @@ impl WarcSource {
         let mut raw = block[body_start..].to_vec();
         if chunked {
             http::dechunk_in_place(&mut raw, 0);
+        }
+        if let Some(coding) = head.content_encoding {
+            match http::decode_content(coding, &raw, self.options.max_record_bytes) {
+                http::Decoded::AsIs => {}
+                http::Decoded::Bytes(decoded) => raw = decoded,
+                http::Decoded::TooLarge => return Ok(Err("too_large".into())),
+                http::Decoded::Unsupported(c) => {
+                    return Ok(Err(Cow::Owned(format!("content_encoding_{c}"))));
+                }
+                http::Decoded::Damaged => return Ok(Err("bad_content_encoding".into())),
+            }
         }
         doc.raw = Some(raw);
         doc.meta.http_status = Some(200);
