@@ -723,3 +723,39 @@ fn instruction_data_is_rendered_in_chatml_and_its_markers_are_special_tokens() {
             .any(|v| v.as_u64() == Some(im_start))
     );
 }
+
+/// A damaged record costs only itself in the token commands too: skipped with a
+/// warning that names it, the documents around it encoded.
+#[test]
+fn a_damaged_record_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": \"a\", \"text\": \"first document\"}\n{\"id\": \"b\", \"text\": \n\
+         {\"id\": \"c\", \"text\": \"third document\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("ids.jsonl");
+    let run = corpus(&[
+        "tokens",
+        "encode",
+        "--vocab",
+        "cl100k",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    assert!(
+        said.contains("warning: skipped") && said.contains("docs.jsonl"),
+        "{said}"
+    );
+    let ids: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids, ["\"a\"", "\"c\""]);
+}

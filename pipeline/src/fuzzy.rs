@@ -148,25 +148,18 @@ fn sign_file(
         Vec::new,
         |sink| {
             let mut batch = Vec::with_capacity(BATCH);
-            loop {
-                match src.next_doc() {
-                    Ok(Some(d)) => {
-                        batch.push(d);
-                        if batch.len() == BATCH
-                            && !sink(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) if e.is_recoverable() => corrupt += 1,
-                    Err(e) => return Err(FuzzyError::from(e)),
+            while let Some(d) = src.next_intact(&mut |_| corrupt += 1)? {
+                batch.push(d);
+                if batch.len() == BATCH
+                    && !sink(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                {
+                    return Ok(());
                 }
             }
             if !batch.is_empty() {
                 sink(batch);
             }
-            Ok(())
+            Ok::<_, FuzzyError>(())
         },
         |ids, mut batch: Vec<Document>| {
             let bytes: u64 = batch.iter().map(|d| d.text.len() as u64).sum();
@@ -549,17 +542,11 @@ fn load_shingles(
             continue;
         }
         let mut src = source::open(file, input)?;
-        loop {
-            match src.next_doc() {
-                Ok(Some(doc)) => {
-                    let key = doc.origin.unwrap_or_default().pack();
-                    if mine.contains(&key) {
-                        out.insert(key, signer.shingle_set(&doc.text));
-                    }
-                }
-                Ok(None) => break,
-                Err(e) if e.is_recoverable() => {}
-                Err(e) => return Err(e.into()),
+        // Damaged records were skipped (and counted) by the signature pass too.
+        while let Some(doc) = src.next_intact(&mut |_| {})? {
+            let key = doc.origin.unwrap_or_default().pack();
+            if mine.contains(&key) {
+                out.insert(key, signer.shingle_set(&doc.text));
             }
         }
     }

@@ -199,7 +199,7 @@ pub fn documents(
     let mut jsonl = Vec::new();
     for f in &files {
         let mut src = crate::source::open(f, &Default::default())?;
-        while let Some(doc) = src.next_doc()? {
+        while let Some(doc) = src.next_intact(&mut crate::source::warn_skipped)? {
             let v = serde_json::to_value(&doc).map_err(|e| TokensError::file(&f.path, e))?;
             let row: Vec<Value> = fields.iter().map(|k| field_value(&v, k)).collect();
             match format {

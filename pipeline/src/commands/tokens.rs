@@ -149,7 +149,7 @@ pub fn encode_documents(
             let mut bytes = 0;
             for (k, file) in files.iter().enumerate() {
                 let mut src = source::open(file, &input)?;
-                while let Some(doc) = src.next_doc()? {
+                while let Some(doc) = src.next_intact(&mut source::warn_skipped)? {
                     bytes += doc.text.len();
                     batch.push((k, doc));
                     if batch.len() >= BATCH_DOCS || bytes >= BATCH_BYTES {

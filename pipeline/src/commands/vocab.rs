@@ -107,7 +107,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, VocabCmdError> {
     Ok(files.into_iter().map(|f| f.path).collect())
 }
 
-/// Reads every document of `path`; any damaged record is an error.
+/// Reads every intact document of `path` (a damaged record is skipped with a warning).
 pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
     let config = InputConfig::default();
     let format = Format::detect(path).unwrap_or(Format::Jsonl);
@@ -118,7 +118,7 @@ pub fn read_docs(path: &Path) -> Result<Vec<Doc>, VocabCmdError> {
     };
     let mut src = source::open(&file, &config)?;
     let mut docs = Vec::new();
-    while let Some(d) = src.next_doc()? {
+    while let Some(d) = src.next_intact(&mut source::warn_skipped)? {
         let lang = d
             .meta
             .lang

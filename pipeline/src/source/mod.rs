@@ -240,6 +240,27 @@ pub trait Source: Send {
 
     /// Counters so far.
     fn stats(&self) -> &SourceStats;
+
+    /// The next intact document: each damaged record on the way is handed to `skipped`
+    /// (to warn of it or count it) and reading goes on, as `corpus run` does, so that a
+    /// damaged record costs only itself in every command. `Ok(None)` at the end; any
+    /// other error ends the file.
+    fn next_intact(
+        &mut self,
+        skipped: &mut dyn FnMut(SourceError),
+    ) -> Result<Option<Document>, SourceError> {
+        loop {
+            match self.next_doc() {
+                Err(e) if e.is_recoverable() => skipped(e),
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Prints a damaged record a command skipped, as a warning on stderr.
+pub fn warn_skipped(e: SourceError) {
+    eprintln!("warning: skipped: {e}");
 }
 
 /// Reads a source to its end: the documents, and the errors met on the way (the
