@@ -624,11 +624,13 @@ pub fn is_validation(id: &str, val_fraction: f64) -> bool {
     (h as f64) < val_fraction * 18_446_744_073_709_551_616.0
 }
 
-/// SplitMix64: a small, well-mixed generator, enough for a reproducible shuffle.
-struct SplitMix64(u64);
+/// SplitMix64: a small, well-mixed generator, enough for a reproducible shuffle (and
+/// the fuzzing harness's mutations).
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -637,8 +639,8 @@ impl SplitMix64 {
     }
 
     /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-40 for n < 2^24).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 }
 

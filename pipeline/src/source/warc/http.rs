@@ -85,15 +85,16 @@ pub enum Decoded {
     Bytes(Vec<u8>),
     /// Decoded, it is larger than the limit.
     TooLarge,
-    /// A coding this reader does not decode (`br`, `compress`...), named.
+    /// A coding this reader does not decode (`compress`, `zstd`...), named.
     Unsupported(String),
     /// The bytes are damaged for the coding they start like.
     Damaged,
 }
 
 /// Decodes a payload by its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`: zlib or
-/// raw), at most `limit` bytes. The bytes decide, not the header alone: a payload that
-/// does not start like its coding is taken as it is.
+/// raw, `br`), at most `limit` bytes. The bytes decide, not the header alone: a payload
+/// that does not start like its coding is taken as it is (brotli has no magic number:
+/// a payload that starts like markup is taken as it is, anything else is decoded).
 pub fn decode_content(encoding: &[u8], payload: &[u8], limit: u64) -> Decoded {
     use std::io::Read;
     let coding = lower(encoding.trim_ascii());
@@ -124,6 +125,15 @@ pub fn decode_content(encoding: &[u8], payload: &[u8], limit: u64) -> Decoded {
                 Decoded::AsIs
             } else {
                 read(Box::new(flate2::read::DeflateDecoder::new(payload)))
+            }
+        }
+        "br" => {
+            if starts_like_markup(payload) {
+                Decoded::AsIs
+            } else {
+                read(Box::new(brotli_decompressor::Decompressor::new(
+                    payload, 4096,
+                )))
             }
         }
         other => Decoded::Unsupported(other.to_string()),
@@ -237,6 +247,23 @@ fn scan_chunks(body: &[u8], mut data: impl FnMut(usize, usize)) -> Option<usize>
 mod tests {
     use super::*;
 
+    /// A brotli stream of `data` in one uncompressed meta-block (RFC 7932: window bits
+    /// 16; a meta-block header of 4 length nibbles, flagged uncompressed; then an empty
+    /// last meta-block), for tests without a brotli encoder.
+    pub(crate) fn brotli_stored(data: &[u8]) -> Vec<u8> {
+        assert!(!data.is_empty() && data.len() <= 1 << 16);
+        let l = data.len() - 1;
+        // Bits, least significant first: WBITS 0, ISLAST 0, MNIBBLES 00, MLEN-1 (16
+        // bits), ISUNCOMPRESSED 1, padding to the byte.
+        let head = [
+            ((l & 0xf) << 4) as u8,
+            ((l >> 4) & 0xff) as u8,
+            (((l >> 12) & 0xf) | 0x10) as u8,
+        ];
+        // ISLAST 1, ISLASTEMPTY 1.
+        [&head[..], data, &[0x03]].concat()
+    }
+
     /// Decoding by `Content-Encoding` is bounded, and the bytes decide.
     #[test]
     fn content_is_decoded_within_the_limit() {
@@ -265,8 +292,17 @@ mod tests {
             Decoded::Damaged
         );
         assert_eq!(
-            decode_content(b"br", &page, 1 << 20),
-            Decoded::Unsupported("br".into())
+            decode_content(b"br", &brotli_stored(&page), 1 << 20),
+            Decoded::Bytes(page.clone())
+        );
+        assert_eq!(decode_content(b"br", &page, 1 << 20), Decoded::AsIs);
+        assert_eq!(
+            decode_content(b"br", b"\xff\xfe junk", 1 << 20),
+            Decoded::Damaged
+        );
+        assert_eq!(
+            decode_content(b"compress", &page, 1 << 20),
+            Decoded::Unsupported("compress".into())
         );
     }
 

@@ -53,11 +53,11 @@ impl Default for WarcOptions {
 /// `non_html`, `not_http`, `too_large`, `content_encoding_<coding>`,
 /// `bad_content_encoding`.
 ///
-/// A payload still encoded by its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`) is
-/// decoded, within `max_record_bytes`; the bytes decide, not the header alone: most
+/// A payload still encoded by its `Content-Encoding` (`gzip`, `x-gzip`, `deflate`, `br`)
+/// is decoded, within `max_record_bytes`; the bytes decide, not the header alone: most
 /// crawlers store the payload decoded (Common Crawl renames the header; ClueWeb09 keeps
 /// it, so it may claim a gzip the body no longer has). A coding without a decoder here
-/// (`br`, `compress`) skips the record as `content_encoding_<coding>`
+/// (`compress`, `zstd`) skips the record as `content_encoding_<coding>`
 /// ([`http::decode_content`]).
 pub struct WarcSource {
     reader: WarcReader<Box<dyn crate::io::ReadSeek>>,
