@@ -258,6 +258,20 @@ fn other_samples_read_clean() {
     assert_eq!(d.text.len(), 4456);
     assert_eq!(d.meta.content_type.as_deref(), Some("text/plain"));
     assert_eq!(d.meta.crawl.as_deref(), Some("CC-MAIN-2024-22"));
+    // The WET text is text: `extract` (first in the default config) keeps it as it is,
+    // every line break included, instead of parsing it as HTML.
+    use corpus::stages::Stage;
+    let mut doc = d.clone();
+    let lines = doc.text.matches('\n').count();
+    assert!(lines > 100, "{lines}");
+    let stage = corpus::stages::extract::build(&Default::default()).unwrap();
+    let mut cx = corpus::stages::StageCx::default();
+    assert_eq!(
+        stage.process(&mut doc, &mut cx).unwrap(),
+        corpus::stages::Verdict::Keep
+    );
+    assert_eq!(doc.text, d.text);
+    assert_eq!(cx.take_counters()["not_html"], 1);
 }
 
 #[test]
