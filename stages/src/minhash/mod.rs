@@ -408,18 +408,24 @@ impl Signer {
         set
     }
 
-    /// The signature of a document (a copy of it keeps the dedup key it computes: see
+    /// The signature of a document that is not to keep its dedup key (see
     /// [`Signer::sign_document`] to keep it on the document).
     pub fn sign(&self, doc: &crate::Document) -> SigRecord {
-        self.sign_document(&mut doc.clone(), &mut Vec::new())
+        match self.config.method {
+            Method::Minhash => {
+                let mut key = String::new();
+                dedup_key(&doc.text, &mut key);
+                self.record(doc, self.key_signature(&key, &mut Vec::new()))
+            }
+            // Exact keys are one hash of the text or URL: a copy costs little.
+            _ => self.sign_document(&mut doc.clone(), &mut Vec::new()),
+        }
     }
 
     /// The signature of a document, with a caller-owned scratch buffer; the dedup key
     /// comes from (and stays on) the document ([`crate::Document::dedup_key`]), shared
     /// with `exact_dedup` and `decontam`.
     pub fn sign_document(&self, doc: &mut crate::Document, ids: &mut Vec<u64>) -> SigRecord {
-        let chars = u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX);
-        let quality = doc.scores.quality.unwrap_or(f32::NAN);
         let hashes = match self.config.method {
             Method::Exact | Method::ExactText | Method::Url => {
                 let key = self.config.method.exact_key().expect("an exact method");
@@ -428,19 +434,27 @@ impl Signer {
                     None => Vec::new(),
                 }
             }
-            Method::Minhash => {
-                let shingles = self.key_shingles(doc.dedup_key(), ids);
-                if shingles.is_empty() {
-                    Vec::new()
-                } else {
-                    self.hasher.create_signature(shingles.into_iter())
-                }
-            }
+            Method::Minhash => self.key_signature(doc.dedup_key(), ids),
         };
+        self.record(doc, hashes)
+    }
+
+    /// The MinHash signature of a dedup key (empty when it has no shingle).
+    fn key_signature(&self, key: &str, ids: &mut Vec<u64>) -> Vec<u32> {
+        let shingles = self.key_shingles(key, ids);
+        if shingles.is_empty() {
+            Vec::new()
+        } else {
+            self.hasher.create_signature(shingles.into_iter())
+        }
+    }
+
+    /// A document's record with its signature.
+    fn record(&self, doc: &crate::Document, hashes: Vec<u32>) -> SigRecord {
         SigRecord {
             hashes,
-            chars,
-            quality,
+            chars: u32::try_from(doc.text.chars().count()).unwrap_or(u32::MAX),
+            quality: doc.scores.quality.unwrap_or(f32::NAN),
         }
     }
 }
