@@ -4,7 +4,7 @@
 #   scripts/build-cuda.sh                  release binary: target/cuda/release/corpus,
 #                                          with libcudart.so.13 beside it
 #   scripts/build-cuda.sh clippy --features cuda --all-targets -- -D warnings
-#   scripts/build-cuda.sh test --features cuda --test reflm
+#   scripts/build-cuda.sh test --features cuda --test integration reflm::
 #                                          any other cargo command in the same setup
 #
 # No CUDA toolkit needs to be installed: pip fetches the pinned CUDA 13.0 wheels (nvcc,

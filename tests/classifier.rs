@@ -7,7 +7,7 @@
 //! `CORPUS_ONNXRUNTIME_LIB`; `.ci/run` installs the PyPI wheel and sets it. Without it
 //! the test skips with a notice, except under `CI=true`, where it fails.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use corpus_models::scorer::{Backend, Scorer, ScorerError, model_path};

@@ -2,7 +2,7 @@
 //! policies, the report, on real reviews (tests/data/jsonl) with GSM8K and MMLU questions
 //! (tests/data/benchmarks) planted in them.
 
-mod common;
+use crate::common;
 
 use common::{gunzip, testing::assert_mentions, write_file};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! killed (SIGKILL) at random points of every step and resumed. tests/pipeline.rs checks
 //! the same properties stage by stage on JSONL; this checks them for the product.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! HTML extraction end to end: real annotated pages, charset cases, hostile inputs, the
 //! `corpus extract` command and the stage inside `corpus run`.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use corpus::stages::extract::{self, Extract};
@@ -376,6 +376,71 @@ fn cli_reports_bad_inputs_and_goes_on() {
     assert_eq!(usage.status.code(), Some(2));
     let no_output = corpus().args(["extract", "a.html"]).output().unwrap();
     assert_eq!(no_output.status.code(), Some(2));
+}
+
+#[test]
+fn cli_resumes_after_a_failed_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = Path::new(HTML_DIR).join("e3ace56ad8fd3032.html.gz");
+    let bad = write_file(
+        dir.path(),
+        "b.html.gz",
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff],
+    );
+    let out = dir.path().join("out.jsonl");
+    let work = dir.path().join("out.jsonl.work");
+    let extract = || {
+        corpus()
+            .args(["extract", "-t", "1", "-o"])
+            .arg(&out)
+            .arg(&good)
+            .arg(&bad)
+            .output()
+            .unwrap()
+    };
+    let first = extract();
+    assert_eq!(first.status.code(), Some(1));
+    // The run is kept for the rerun: the good page's shard is complete.
+    assert!(
+        work.join("done").read_dir().unwrap().count() == 1,
+        "{work:?}"
+    );
+    assert_eq!(read_jsonl(&out).len(), 1);
+    std::fs::write(&bad, article("Second", "", FR)).unwrap();
+    let second = extract();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 input file(s) done by an earlier run"),
+        "{stderr}"
+    );
+    let lines = read_jsonl(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "e3ace56ad8fd3032");
+    assert_eq!(lines[1]["id"], "b");
+    assert!(
+        !work.exists(),
+        "the run directory is removed once the output is written"
+    );
+}
+
+#[test]
+fn html_files_are_an_input_format_of_corpus_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("pages")).unwrap();
+    write_file(dir.path(), "pages/one.html", article("One", "", FR));
+    let config = write_file(
+        dir.path(),
+        "pipeline.toml",
+        "[input]\npaths = [\"pages\"]\n\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"extract\"\n",
+    );
+    let status = corpus().args(["run", "-q"]).arg(&config).status().unwrap();
+    assert!(status.success());
+    let text = String::from_utf8(gunzip(&dir.path().join("out/docs/part-00000.jsonl.gz"))).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(doc["id"], "one");
+    assert_eq!(doc["source"], "html");
+    assert!(doc["text"].as_str().unwrap().contains(FR), "{doc}");
 }
 
 #[test]

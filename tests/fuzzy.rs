@@ -1,7 +1,7 @@
 //! `corpus dedup --fuzzy`: in-memory and multi-pass modes agree, near-duplicates go,
 //! distinct documents stay, intermediate files are checked.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! read plain, gzip and zstd; JSONL and Parquet sink outputs read back as the same
 //! documents.
 
-mod common;
+use crate::common;
 use common::write_file;
 
 use corpus::sink::{OutputFormat, create};

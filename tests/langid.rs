@@ -2,7 +2,7 @@
 //! SOURCE.md): the detector against plain whatlang on sentences of 75 languages, en/zh
 //! documents, the `langid` stage built from a TOML config, and the `corpus langid` CLI.
 
-mod common;
+use crate::common;
 use common::testing::assert_mentions;
 
 use corpus::stages::langid::{Detector, lang_code, whatlang};

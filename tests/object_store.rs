@@ -7,7 +7,7 @@
 //! moto: `python3 -m pip install "moto[server]==5.2.1"` (.ci/run does). Without it the S3
 //! tests fail when `CI` is set, and are skipped with a message otherwise.
 
-mod common;
+use crate::common;
 #[path = "object_store/http_server.rs"]
 mod http_server;
 use common::testing::assert_mentions;

@@ -1,7 +1,7 @@
 //! End-to-end tests of the executor and the CLI on real sample text: determinism over
 //! thread counts, task sharding, kill-and-resume, refusing to mix runs, and errors.
 
-mod common;
+use crate::common;
 use common::{gunzip, testing::assert_mentions, write_file};
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The reference model: forward pass against Hugging Face transformers' numbers, training
 //! lowers the loss, resumption is exact, evaluation at longer contexts, CLI errors.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use corpus_models::reflm::candle_core;

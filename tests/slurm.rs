@@ -8,7 +8,7 @@
 //! Needs Debian's `slurmctld slurmd slurm-client munge` (22.05). Without them the test
 //! says so and passes, unless `CORPUS_SLURM_TEST=1` (set by .ci/run), where it fails.
 
-mod common;
+use crate::common;
 use common::testing::assert_mentions;
 
 use std::path::{Path, PathBuf};

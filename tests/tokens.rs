@@ -5,7 +5,7 @@
 //! `pyarrow` and `numpy`; .ci/run installs them. Under CI=true a missing Python or
 //! package fails these tests; elsewhere they print a notice and skip the Python part.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! combining marks, full-width forms, RTL text and controls, emoji ZWJ sequences, CRLF,
 //! through the `normalize` and `langid` stages of a real `corpus run`.
 
-mod common;
+use crate::common;
 use common::{gunzip, write_file};
 
 use corpus::source::Source;

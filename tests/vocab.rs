@@ -2,7 +2,7 @@
 //! (tests/data/vocab/mini.jsonl.gz: Chinese Wikipedia and English web text, see its
 //! SOURCE.md), with a small target size so that it runs in seconds in debug builds.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use corpus::commands::vocab::{Sidecar, is_heldout, read_docs};

@@ -1,6 +1,6 @@
 //! WARC input against real samples and against damaged copies of them.
 
-mod common;
+use crate::common;
 use common::{testing::assert_mentions, write_file};
 
 use corpus::source::warc::{WarcOptions, WarcReader, WarcSource};

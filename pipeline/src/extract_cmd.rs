@@ -3,19 +3,36 @@
 //!
 //! Inputs are WARC files (every HTML response record is a page) and HTML files (`.html`,
 //! `.htm`, optionally `.gz`; one page per file, id = file name without the suffix);
-//! directories are searched for HTML files. Pages are extracted in parallel by the same
-//! [`extract`](corpus_stages::extract) stage that `corpus run` uses, and written in input
-//! order. An input that cannot be read is reported with its name and skipped; the run
-//! goes on and fails (exit 1) at the end.
+//! directories are searched for HTML files. The command is a plan built in code over the
+//! executor: a pipeline whose only stage is [`extract`](corpus_stages::extract), run with
+//! the markers, resume, statistics and progress of `corpus run`, then one step that
+//! gathers the kept pages into the output file in the order the inputs were given.
+//!
+//! While it runs, the pipeline's output is a run directory next to the output:
+//!
+//! ```text
+//! OUT.jsonl.work/          the pipeline run (removed once OUT.jsonl is written)
+//!   docs/part-NNNNN.jsonl.gz   kept pages of input file NNNNN (inputs in path order)
+//!   done/ stats/ state/        markers, statistics and locks, as `corpus run` writes
+//! OUT.jsonl                written last, under a temporary name renamed when complete
+//! ```
+//!
+//! A killed run leaves the work directory; the same command again skips the input files
+//! finished already. An input that cannot be read is reported with its name and the
+//! others go on; the command then fails (exit 1) and keeps the work directory, so that a
+//! rerun redoes only that input. A damaged record inside a WARC file is counted and
+//! skipped, as in `corpus run`.
 
+use crate::config::{ConfigError, PipelineConfig};
+use crate::executor::{RunError, RunOptions};
 use crate::io::AtomicFile;
-use crate::source::warc::{WarcOptions, WarcSource};
+use crate::shard::Layout;
 use crate::source::{Format, Source};
-use corpus_stages::extract::{self, Extract};
-use corpus_stages::{Document, Stage, StageCx, Verdict};
+use corpus_stages::extract;
+use corpus_stages::{Document, StageConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,6 +47,8 @@ pub struct ExtractOptions {
     pub threads: Option<usize>,
     /// Stage configuration (limits).
     pub config: extract::Config,
+    /// Draw a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 /// What a run did.
@@ -40,7 +59,12 @@ pub struct ExtractSummary {
     /// Pages written.
     pub written: u64,
     /// Pages dropped, by reason.
-    pub dropped: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<String, u64>,
+    /// Damaged WARC records skipped.
+    pub corrupt: u64,
+    /// Input files completed by an earlier, interrupted run of the same command and not
+    /// read again.
+    pub resumed: usize,
     /// Inputs (or records) that could not be read, with the error.
     pub failed: Vec<String>,
     /// Time spent, input reading included.
@@ -59,9 +83,16 @@ impl ExtractSummary {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let mut also = String::new();
+        if self.corrupt > 0 {
+            also += &format!(", {} damaged record(s) skipped", self.corrupt);
+        }
+        if self.resumed > 0 {
+            also += &format!(", {} input file(s) done by an earlier run", self.resumed);
+        }
         format!(
-            "corpus extract: {} pages, {} written, dropped: [{}], {:.2}s ({:.1} pages/s); \
-             extraction {:.2}s of worker time ({:.1} pages/s per thread)",
+            "corpus extract: {} pages, {} written, dropped: [{}]{also}, {:.2}s ({:.1} \
+             pages/s); extraction {:.2}s of worker time ({:.1} pages/s per thread)",
             self.pages,
             self.written,
             drops.join(" "),
@@ -87,6 +118,20 @@ pub enum ExtractError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The pipeline run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl ExtractError {
+    /// True when the error is the user's input to fix (arguments, paths).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            ExtractError::Usage(_) => true,
+            ExtractError::Run(e) => e.is_usage(),
+            ExtractError::Output { .. } => false,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -104,47 +149,36 @@ struct OutLine<'a> {
     lang: Option<&'a serde_json::Value>,
 }
 
-enum Input {
-    Html(PathBuf),
-    Warc(PathBuf),
-}
-
-fn html_stem(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    let lower = name.to_ascii_lowercase();
-    let base_len = lower.strip_suffix(".gz").map_or(lower.len(), str::len);
-    let base = &lower[..base_len];
-    [".html", ".htm", ".xhtml"]
-        .iter()
-        .find_map(|ext| base.strip_suffix(ext))
-        .map(|stem| name[..stem.len()].to_string())
-}
-
-fn classify(inputs: &[PathBuf]) -> Result<Vec<Input>, ExtractError> {
-    let mut out = Vec::new();
+/// The page files among `inputs` in the order given (directories: their HTML files,
+/// sorted), and the inputs that do not exist.
+fn classify(inputs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), ExtractError> {
+    let (mut out, mut missing) = (Vec::new(), Vec::new());
     for path in inputs {
         if path.is_dir() {
             let mut found: Vec<PathBuf> = walk(path)
                 .into_iter()
-                .filter(|p| html_stem(p).is_some())
+                .filter(|p| Format::detect(p) == Some(Format::Html))
                 .collect();
             found.sort();
-            out.extend(found.into_iter().map(Input::Html));
-        } else if html_stem(path).is_some() {
-            out.push(Input::Html(path.clone()));
-        } else if Format::detect(path) == Some(Format::Warc) {
-            out.push(Input::Warc(path.clone()));
-        } else {
+            out.extend(found);
+            continue;
+        }
+        if !matches!(Format::detect(path), Some(Format::Html | Format::Warc)) {
             return Err(ExtractError::Usage(format!(
                 "{}: not a WARC (.warc, .warc.gz) or HTML (.html, .html.gz) file",
                 path.display()
             )));
         }
+        if path.is_file() {
+            out.push(path.clone());
+        } else {
+            missing.push(format!("{}: cannot open: no such file", path.display()));
+        }
     }
-    if out.is_empty() {
+    if out.is_empty() && missing.is_empty() {
         return Err(ExtractError::Usage("no input pages".into()));
     }
-    Ok(out)
+    Ok((out, missing))
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -166,30 +200,117 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn read_html(path: &Path) -> std::io::Result<Vec<u8>> {
-    let (mut reader, _) = crate::io::open_decompressed(path)?;
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// The run directory of `output` (`OUT.jsonl.work` next to it; a fresh temporary
+/// directory for standard output).
+fn work_dir(output: &Path) -> PathBuf {
+    if output == Path::new("-") {
+        std::env::temp_dir().join(format!("corpus-extract-{}", std::process::id()))
+    } else {
+        let mut name = output.as_os_str().to_owned();
+        name.push(".work");
+        PathBuf::from(name)
+    }
 }
 
-/// Pages handed to the workers at once; output order is restored per batch.
-const BATCH: usize = 256;
+/// The plan of `options`: a pipeline over `files` whose only stage is `extract`,
+/// writing to `work`.
+fn plan_config(
+    options: &ExtractOptions,
+    files: &[PathBuf],
+    work: &Path,
+) -> Result<PipelineConfig, ConfigError> {
+    // Each file is given by its own path: a name with glob characters must not be
+    // taken as a pattern.
+    let paths = files
+        .iter()
+        .map(|p| glob::Pattern::escape(&p.to_string_lossy()))
+        .collect();
+    let mut config = PipelineConfig::for_command(
+        paths,
+        work,
+        vec![StageConfig::Extract(options.config.clone())],
+    )?;
+    // The pages are read once more, by the gathering step: fastest compression.
+    config.output.gzip_level = 1;
+    Ok(config)
+}
 
 /// Runs `corpus extract`.
 pub fn run(options: &ExtractOptions) -> Result<ExtractSummary, ExtractError> {
     let start = Instant::now();
-    let inputs = classify(&options.inputs)?;
-    let stage = extract::build(&options.config).map_err(|e| ExtractError::Usage(e.to_string()))?;
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let (files, mut failed) = classify(&options.inputs)?;
+    let work = work_dir(&options.output);
+    let mut summary = ExtractSummary::default();
+    if !files.is_empty() {
+        let config =
+            plan_config(options, &files, &work).map_err(|e| ExtractError::Usage(e.to_string()))?;
+        let run = crate::plan::run(
+            &config,
+            &RunOptions {
+                threads: options.threads,
+                output_dir: Some(work.clone()),
+                resume: true,
+                progress: options.progress,
+                max_warnings: if options.progress { 20 } else { 0 },
+                ..Default::default()
+            },
+        )?;
+        let total = &run.total;
+        summary.pages = total.input.docs;
+        if let Some(stage) = total.stages.first() {
+            summary.extract_time = Duration::from_secs_f64(stage.seconds);
+            for (reason, n) in &stage.drops {
+                *summary.dropped.entry(reason.clone()).or_default() += n;
+            }
+        }
+        summary.corrupt = total.input.corrupt.values().sum();
+        summary.resumed = run.skipped;
+        failed.extend(
+            run.failed
+                .iter()
+                .map(|(path, e)| format!("{}: {e}", path.display())),
+        );
+        summary.written = gather(&config, &files, &work, &options.output)?;
+    }
+    summary.failed = failed;
+    // The pages are in the output now; a failed input keeps the run for a rerun.
+    if summary.failed.is_empty() || options.output == Path::new("-") {
+        match std::fs::remove_dir_all(&work) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ExtractError::Output {
+                    path: work,
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
+
+/// Writes the kept pages of the run in `work` to `output`, input file by input file in
+/// the order of `files`; returns how many.
+fn gather(
+    config: &PipelineConfig,
+    files: &[PathBuf],
+    work: &Path,
+    output: &Path,
+) -> Result<u64, ExtractError> {
     let out_err = |source| ExtractError::Output {
-        path: options.output.clone(),
+        path: output.to_path_buf(),
         source,
     };
-    let atomic = (options.output != Path::new("-")).then(|| AtomicFile::new(&options.output));
+    // The shard number of each input is its place in the plan's sorted input list.
+    let inputs = crate::source::expand_inputs(&config.input, &config.base_dir)
+        .map_err(|e| ExtractError::Run(RunError::Input(e)))?;
+    let shard: BTreeMap<&Path, usize> =
+        inputs.iter().map(|f| (f.path.as_path(), f.index)).collect();
+    let layout = Layout {
+        root: work.to_path_buf(),
+        extension: config.output.format.extension(),
+    };
+    let atomic = (output != Path::new("-")).then(|| AtomicFile::new(output));
     let mut sink: Box<dyn Write> = match &atomic {
         Some(a) => Box::new(BufWriter::with_capacity(
             1 << 20,
@@ -197,94 +318,39 @@ pub fn run(options: &ExtractOptions) -> Result<ExtractSummary, ExtractError> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let mut summary = ExtractSummary::default();
-    let mut batch: Vec<Document> = Vec::with_capacity(BATCH);
-    let warc_options = WarcOptions::default();
-    for input in inputs {
-        match input {
-            Input::Html(path) => match read_html(&path) {
-                Ok(bytes) => {
-                    let id = html_stem(&path).unwrap_or_default();
-                    let mut doc = Document::new(id, "html", String::new());
-                    doc.raw = Some(bytes);
-                    batch.push(doc);
-                }
-                Err(e) => summary.failed.push(format!("{}: {e}", path.display())),
-            },
-            Input::Warc(path) => {
-                let mut source = match WarcSource::open(&path, &warc_options, "web") {
-                    Ok(s) => s,
-                    Err(e) => {
-                        summary.failed.push(e.to_string());
-                        continue;
-                    }
-                };
-                loop {
-                    match source.next_doc() {
-                        Ok(Some(doc)) => {
-                            batch.push(doc);
-                            if batch.len() >= BATCH {
-                                flush(&stage, &mut batch, threads, &mut sink, &mut summary)
-                                    .map_err(out_err)?;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) if e.is_recoverable() => summary.failed.push(e.to_string()),
-                        Err(e) => {
-                            summary.failed.push(e.to_string());
-                            break;
-                        }
-                    }
-                }
-            }
+    let mut written = 0;
+    let mut done = std::collections::BTreeSet::new();
+    for path in files {
+        let clean = crate::io::clean_path(&std::path::absolute(path).map_err(out_err)?);
+        let Some(&index) = shard
+            .get(clean.as_path())
+            .or_else(|| shard.get(path.as_path()))
+        else {
+            continue;
+        };
+        let docs = layout.docs(index);
+        // A file given twice is written once, as the run read it once; a failed one has
+        // no documents file.
+        if !done.insert(index) || !docs.exists() {
+            continue;
         }
-        if batch.len() >= BATCH {
-            flush(&stage, &mut batch, threads, &mut sink, &mut summary).map_err(out_err)?;
+        let mut source =
+            crate::source::jsonl::JsonlSource::open(&docs, &Default::default(), "html")
+                .map_err(|e| ExtractError::Run(RunError::Input(e)))?;
+        while let Some(doc) = source
+            .next_doc()
+            .map_err(|e| ExtractError::Run(RunError::Input(e)))?
+        {
+            sink.write_all(&line(&doc)).map_err(out_err)?;
+            written += 1;
         }
     }
-    flush(&stage, &mut batch, threads, &mut sink, &mut summary).map_err(out_err)?;
     sink.flush().map_err(out_err)?;
     drop(sink);
     if let Some(a) = atomic {
         a.commit().map_err(out_err)?;
     }
-    summary.elapsed = start.elapsed();
-    Ok(summary)
-}
-
-/// Extracts `batch` on `threads` workers and writes the kept pages in order.
-fn flush(
-    stage: &Extract,
-    batch: &mut Vec<Document>,
-    threads: usize,
-    sink: &mut dyn Write,
-    summary: &mut ExtractSummary,
-) -> std::io::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let results = crate::parallel::map(std::mem::take(batch), threads, |mut doc| {
-        let t = Instant::now();
-        let verdict = stage
-            .process(&mut doc, &mut StageCx::default())
-            .unwrap_or(Verdict::Drop(corpus_stages::stage::ERROR));
-        let spent = t.elapsed();
-        let line = (verdict == Verdict::Keep).then(|| line(&doc));
-        (verdict, line, spent)
-    });
-    for (verdict, line, spent) in results {
-        summary.pages += 1;
-        summary.extract_time += spent;
-        match (verdict, line) {
-            (Verdict::Keep, Some(line)) => {
-                sink.write_all(&line)?;
-                summary.written += 1;
-            }
-            (Verdict::Drop(reason), _) => *summary.dropped.entry(reason.code()).or_default() += 1,
-            (Verdict::Keep, None) => {}
-        }
-    }
-    Ok(())
+    Ok(written)
 }
 
 fn line(doc: &Document) -> Vec<u8> {
@@ -309,16 +375,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn html_stems() {
-        assert_eq!(
-            html_stem(Path::new("a/Page.HTML.gz")).as_deref(),
-            Some("Page")
-        );
-        assert_eq!(html_stem(Path::new("x.htm")).as_deref(), Some("x"));
-        assert_eq!(html_stem(Path::new("x.warc.gz")), None);
+    fn classifies_inputs() {
         assert!(matches!(
             classify(&[PathBuf::from("notes.txt")]),
             Err(ExtractError::Usage(_))
         ));
+        let (files, missing) = classify(&[PathBuf::from("no/such.html")]).unwrap();
+        assert!(files.is_empty());
+        assert_eq!(missing.len(), 1);
+        assert_eq!(
+            work_dir(Path::new("a/out.jsonl")),
+            PathBuf::from("a/out.jsonl.work")
+        );
     }
 }

@@ -234,28 +234,24 @@ fn report(args: ReportRunArgs) -> Result<(), Failure> {
 }
 
 fn extract(args: ExtractArgs) -> Result<(), Failure> {
-    use corpus::extract_cmd::{ExtractError, ExtractOptions};
-    let options = ExtractOptions {
+    let options = corpus::extract_cmd::ExtractOptions {
         inputs: args.inputs,
         output: args.output,
         threads: args.threads,
         config: Default::default(),
+        progress: !args.quiet,
     };
-    let summary = corpus::extract_cmd::run(&options)
-        .map_err(|e| Failure::new(matches!(e, ExtractError::Usage(_)), e))?;
+    let summary = corpus::extract_cmd::run(&options).map_err(by_kind!())?;
     for failure in &summary.failed {
         eprintln!("warning: skipped: {failure}");
     }
     if !args.quiet {
         eprintln!("{}", summary.to_text());
     }
-    if !summary.failed.is_empty() {
-        return Err(runtime(format!(
-            "{} input(s) or record(s) could not be read",
-            summary.failed.len()
-        )));
+    match summary.failed.len() {
+        0 => Ok(()),
+        n => Err(runtime(format!("{n} input(s) could not be read"))),
     }
-    Ok(())
 }
 
 fn vocab_build(args: VocabBuildArgs) -> Result<(), Failure> {

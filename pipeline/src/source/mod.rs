@@ -17,6 +17,7 @@
 //! a JSONL file of blank lines. One intact record is enough for the file to count as read:
 //! a partly damaged file keeps what it holds and counts the rest.
 
+pub mod html;
 pub mod jsonl;
 pub mod parquet;
 pub mod warc;
@@ -31,7 +32,8 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// Decide from the file name: `.warc`, `.warc.gz`, `.wet.gz`, `.arc.gz`... are WARC;
-    /// `.jsonl`/`.json`/`.ndjson` (optionally `.gz`/`.zst`) are JSONL; `.parquet` is Parquet.
+    /// `.jsonl`/`.json`/`.ndjson` (optionally `.gz`/`.zst`) are JSONL; `.parquet` is
+    /// Parquet; `.html`/`.htm`/`.xhtml` (optionally `.gz`/`.zst`) are HTML.
     Auto,
     /// WARC 1.0/1.1 (also WET) and 0.17/0.18 (ClueWeb09), plain or gzip.
     Warc,
@@ -39,6 +41,8 @@ pub enum Format {
     Jsonl,
     /// Parquet with a text column.
     Parquet,
+    /// One web page per file ([`html`]), for the `extract` stage.
+    Html,
 }
 
 impl Format {
@@ -55,6 +59,8 @@ impl Format {
             Some(Format::Jsonl)
         } else if name.ends_with(".parquet") {
             Some(Format::Parquet)
+        } else if html::page_id(path).is_some() {
+            Some(Format::Html)
         } else {
             None
         }
@@ -114,6 +120,14 @@ pub struct InputFile {
     pub path: PathBuf,
     /// Its format (never `Auto`).
     pub format: Format,
+}
+
+impl InputFile {
+    /// True when the file holds web pages (WARC, HTML) for `extract` rather than
+    /// documents.
+    pub fn is_pages(&self) -> bool {
+        matches!(self.format, Format::Warc | Format::Html)
+    }
 }
 
 /// Counters kept by a source while reading one file. Merged with `+=`.
@@ -378,6 +392,7 @@ fn open_format(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>
             &config.parquet,
             &source_name(&default_source_name(&file.path)),
         )?),
+        Format::Html => Box::new(html::HtmlSource::open(&file.path, &source_name("html"))?),
         Format::Auto => {
             return Err(SourceError::Config(format!(
                 "{}: format not resolved",
@@ -455,14 +470,19 @@ pub fn expand_paths(paths: &[String]) -> Result<(InputConfig, Vec<InputFile>), S
     Ok((config, files))
 }
 
-/// [`expand_paths`] for commands that read documents: a WARC input (pages, not
+/// [`expand_paths`] for commands that read documents: a WARC or HTML input (pages, not
 /// documents) is refused with `advice` (e.g. "is not supported here; extract the text
 /// first").
 pub fn expand_documents(paths: &[String], advice: &str) -> Result<Vec<InputFile>, SourceError> {
     let (_, files) = expand_paths(paths)?;
-    if let Some(f) = files.iter().find(|f| f.format == Format::Warc) {
+    if let Some(f) = files.iter().find(|f| f.is_pages()) {
+        let kind = if f.format == Format::Warc {
+            "WARC"
+        } else {
+            "HTML"
+        };
         return Err(SourceError::Config(format!(
-            "{}: WARC input {advice}",
+            "{}: {kind} input {advice}",
             f.path.display()
         )));
     }
@@ -628,7 +648,14 @@ mod tests {
         assert_eq!(d("x.jsonl.zst"), Some(Format::Jsonl));
         assert_eq!(d("x.json.gz"), Some(Format::Jsonl));
         assert_eq!(d("x.parquet"), Some(Format::Parquet));
+        assert_eq!(d("a/Page.HTML.gz"), Some(Format::Html));
+        assert_eq!(d("x.htm"), Some(Format::Html));
         assert_eq!(d("x.txt"), None);
+        assert_eq!(
+            html::page_id(Path::new("a/Page.HTML.gz")).as_deref(),
+            Some("Page")
+        );
+        assert_eq!(html::page_id(Path::new("x.warc.gz")), None);
     }
 
     #[test]
