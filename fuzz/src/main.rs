@@ -23,47 +23,47 @@ type Rng = corpus::commands::pack::SplitMix64;
 /// One to eight mutations of `input` (another seed may be spliced in).
 fn mutate(rng: &mut Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut out = input.to_vec();
-    for _ in 0..1 + rng.below(8) {
+    for _ in 0..1 + rng.index(8) {
         let len = out.len();
-        match rng.below(8) {
+        match rng.index(8) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                out[i] ^= 1 << rng.below(8);
+                let i = rng.index(len);
+                out[i] ^= 1 << rng.index(8);
             }
             1 if len > 0 => {
-                let i = rng.below(len);
+                let i = rng.index(len);
                 out[i] = rng.next_u64() as u8;
             }
             2 => {
-                let i = rng.below(len + 1);
-                let n = 1 + rng.below(16);
+                let i = rng.index(len + 1);
+                let n = 1 + rng.index(16);
                 let bytes: Vec<u8> = (0..n).map(|_| interesting(rng)).collect();
                 out.splice(i..i, bytes);
             }
             3 if len > 0 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(256));
+                let i = rng.index(len);
+                let n = 1 + rng.index((len - i).min(256));
                 out.drain(i..i + n);
             }
             4 if len > 0 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(4096));
+                let i = rng.index(len);
+                let n = 1 + rng.index((len - i).min(4096));
                 let run = out[i..i + n].to_vec();
-                let times = 1 + rng.below(64);
-                let at = rng.below(out.len() + 1);
+                let times = 1 + rng.index(64);
+                let at = rng.index(out.len() + 1);
                 out.splice(at..at, run.repeat(times));
             }
             5 if !seeds.is_empty() => {
-                let other = &seeds[rng.below(seeds.len())];
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len() + 1);
+                let other = &seeds[rng.index(seeds.len())];
+                let cut = rng.index(len + 1);
+                let from = rng.index(other.len() + 1);
                 out.truncate(cut);
                 out.extend_from_slice(&other[from..]);
             }
-            6 if len > 0 => out.truncate(rng.below(len)),
+            6 if len > 0 => out.truncate(rng.index(len)),
             _ => {
-                let i = rng.below(len + 1);
-                let token = TOKENS[rng.below(TOKENS.len())];
+                let i = rng.index(len + 1);
+                let token = TOKENS[rng.index(TOKENS.len())];
                 out.splice(i..i, token.iter().copied());
             }
         }
@@ -77,8 +77,8 @@ fn mutate(rng: &mut Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
 /// Bytes that matter to the formats.
 fn interesting(rng: &mut Rng) -> u8 {
     const BYTES: &[u8] = b"\r\n\0\xff\x1f\x8b<>&\"':=;{}[],\\ 0123456789";
-    if rng.below(2) == 0 {
-        BYTES[rng.below(BYTES.len())]
+    if rng.index(2) == 0 {
+        BYTES[rng.index(BYTES.len())]
     } else {
         rng.next_u64() as u8
     }
@@ -274,12 +274,12 @@ fn main() {
     // Panics are findings, reported once each by their message: the default hook would
     // print every one with a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut rng = corpus::commands::pack::SplitMix64(seed);
+    let mut rng = corpus::commands::pack::SplitMix64::new(seed);
     let (start, budget) = (Instant::now(), Duration::from_secs(secs));
     let (mut execs, mut found, mut slow_found) = (0u64, 0u64, 0u64);
     let mut messages = std::collections::BTreeSet::new();
     while start.elapsed() < budget {
-        let base = &seeds[rng.below(seeds.len())];
+        let base = &seeds[rng.index(seeds.len())];
         let input = if execs < seeds.len() as u64 {
             base.clone()
         } else {

@@ -11,6 +11,7 @@
 pub mod features;
 pub mod io;
 pub mod reflm;
+pub mod rng;
 pub mod scorer;
 pub mod tokenizer;
 pub mod vocab_build;

@@ -30,7 +30,7 @@ pub mod head;
 pub mod model;
 pub mod ops;
 pub mod perf;
-pub mod rng;
+pub use crate::rng;
 pub mod train;
 
 use std::path::Path;

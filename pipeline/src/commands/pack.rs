@@ -624,33 +624,12 @@ pub fn is_validation(id: &str, val_fraction: f64) -> bool {
     (h as f64) < val_fraction * 18_446_744_073_709_551_616.0
 }
 
-/// SplitMix64: a small, well-mixed generator, enough for a reproducible shuffle (and
-/// the fuzzing harness's mutations).
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-40 for n < 2^24).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
+/// The generator of the shuffle (shared with the reference model and the fuzzing harness).
+pub use corpus_models::rng::SplitMix64;
 
 /// Seeded Fisher-Yates shuffle.
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut rng = SplitMix64(seed);
-    for i in (1..items.len()).rev() {
-        let j = rng.below(i + 1);
-        items.swap(i, j);
-    }
+    SplitMix64::new(seed).shuffle(items);
 }
 
 /// Sequences of one shard being built.

@@ -1,5 +1,6 @@
-//! SplitMix64: a small seeded generator for initialisation and data order, so runs are
-//! reproducible without depending on a random-number crate's stream staying the same.
+//! SplitMix64: a small seeded generator for the reference model's initialisation and
+//! data order, the shuffle of token packing and the fuzzing harness's mutations, so runs
+//! are reproducible without depending on a random-number crate's stream staying the same.
 
 /// SplitMix64 state.
 #[derive(Debug, Clone)]
@@ -37,13 +38,23 @@ impl SplitMix64 {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// Uniform index in 0..n (n > 0).
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// Shuffles `items` in place (Fisher-Yates, from the end).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.index(i + 1);
+            items.swap(i, j);
+        }
+    }
+
     /// A Fisher-Yates permutation of 0..n.
     pub fn permutation(&mut self, n: usize) -> Vec<u32> {
         let mut v: Vec<u32> = (0..n as u32).collect();
-        for i in (1..n).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            v.swap(i, j);
-        }
+        self.shuffle(&mut v);
         v
     }
 }
