@@ -247,9 +247,11 @@ impl Work {
                 Verdict::Drop(reason) => {
                     *st.drops.entry(reason.code().to_string()).or_default() += 1;
                     if keep_dropped {
+                        let mut doc = doc;
                         let info = DropInfo {
                             stage: st.kind.clone(),
                             reason: reason.code().to_string(),
+                            detail: doc.drop_detail.take(),
                         };
                         self.dropped.push((pos, doc, info));
                     }

@@ -43,6 +43,10 @@ pub struct DropInfo {
     pub stage: String,
     /// The drop reason code.
     pub reason: String,
+    /// What the rule measured against its threshold (`line punctuation ratio 0.08 <
+    /// 0.12`), where the stage recorded it ([`corpus_stages::Failure`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Errors of sinks.

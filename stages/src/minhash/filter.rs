@@ -5,7 +5,7 @@ use super::cluster::Decision;
 use super::files::{self, names};
 use super::{Action, Config, KIND};
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Reason, Stage, StageCx, StageError, Verdict};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -104,10 +104,26 @@ impl Stage for Filter {
                 }
                 Ok(Verdict::Keep)
             }
-            Action::Drop => Ok(Verdict::Drop(match self.config.method {
-                super::Method::Minhash => NEAR_DUPLICATE,
-                _ => DUPLICATE,
-            })),
+            Action::Drop => {
+                let reason = match self.config.method {
+                    super::Method::Minhash => NEAR_DUPLICATE,
+                    _ => DUPLICATE,
+                };
+                // The cluster is named by its first member in input order, the survivor
+                // under `keep = "first"`.
+                let survivor = match self.config.keep {
+                    super::Keep::First => format!("survivor {}", d.cluster),
+                    super::Keep::Longest => "survivor: its longest document".into(),
+                    super::Keep::BestQualityScore => {
+                        "survivor: its document of best quality score".into()
+                    }
+                };
+                let detail = format!(
+                    "cluster {} of {} documents, {survivor} (input file:document)",
+                    d.cluster, d.size
+                );
+                Ok(Failure::new(reason, Some(detail)).drop(doc))
+            }
             Action::Annotate => {
                 cx.count(
                     if d.survivor {
