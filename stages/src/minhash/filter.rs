@@ -104,11 +104,12 @@ impl Stage for Filter {
                 }
                 Ok(Verdict::Keep)
             }
+            // Exact dedup through the passes drops as the stage does in one process,
+            // with nothing more.
+            Action::Drop if self.config.method != super::Method::Minhash => {
+                Ok(Verdict::Drop(DUPLICATE))
+            }
             Action::Drop => {
-                let reason = match self.config.method {
-                    super::Method::Minhash => NEAR_DUPLICATE,
-                    _ => DUPLICATE,
-                };
                 // The cluster is named by its first member in input order, the survivor
                 // under `keep = "first"`.
                 let survivor = match self.config.keep {
@@ -122,7 +123,9 @@ impl Stage for Filter {
                     "cluster {} of {} documents, {survivor} (input file:document)",
                     d.cluster, d.size
                 );
-                Ok(Failure::new(reason, Some(detail)).drop(doc))
+                // The dropped document carries its cluster as annotate mode writes it.
+                doc.meta.extra.insert("minhash".into(), cluster_info(d));
+                Ok(Failure::new(NEAR_DUPLICATE, Some(detail)).drop(doc))
             }
             Action::Annotate => {
                 cx.count(
@@ -133,16 +136,19 @@ impl Stage for Filter {
                     },
                     1,
                 );
-                doc.meta.extra.insert(
-                    "minhash".into(),
-                    serde_json::json!({
-                        "cluster": d.cluster.to_string(),
-                        "size": d.size,
-                        "survivor": d.survivor,
-                    }),
-                );
+                doc.meta.extra.insert("minhash".into(), cluster_info(d));
                 Ok(Verdict::Keep)
             }
         }
     }
+}
+
+/// A document's cluster as `meta.extra.minhash` holds it: the cluster (named by its
+/// first member, `file:document`), its size, and whether this document survives.
+fn cluster_info(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "cluster": d.cluster.to_string(),
+        "size": d.size,
+        "survivor": d.survivor,
+    })
 }
