@@ -187,6 +187,9 @@ pub(crate) struct SampleArgs {
     /// Show URLs as live links (default: as text).
     #[arg(long)]
     pub(crate) links: bool,
+    /// Say nothing on standard error.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
 }
 
 impl SampleArgs {

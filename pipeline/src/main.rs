@@ -88,7 +88,9 @@ fn main() -> ExitCode {
             .map_err(|e| Failure::new(e.is_invalid(), e)),
         Command::Sample(a) => a
             .options()
-            .and_then(|o| commands::sample::command(&a.run_dir, &o, a.output.as_deref(), a.jsonl))
+            .and_then(|o| {
+                commands::sample::command(&a.run_dir, &o, a.output.as_deref(), a.jsonl, a.quiet)
+            })
             .map_err(by_kind!()),
         Command::Ref(cmd) => reference(cmd).map_err(by_kind!()),
     };

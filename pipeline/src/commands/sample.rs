@@ -546,18 +546,23 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
 
 /// `corpus sample`: draws the sample of the run in `root` and writes it to `output`
 /// (`-`: standard output; default [`PAGE`], or standard output with `jsonl`) as the
-/// page or, with `jsonl`, as JSON lines; says what it wrote on standard error.
+/// page or, with `jsonl`, as JSON lines; says what it wrote on standard error unless
+/// `quiet`.
 pub fn command(
     root: &Path,
     options: &SampleOptions,
     output: Option<&Path>,
     jsonl: bool,
+    quiet: bool,
 ) -> Result<(), SampleError> {
     let s = sample(root, options)?;
     let default = if jsonl { "-" } else { PAGE };
     let output = output.unwrap_or(Path::new(default));
     let bytes = if jsonl { self::jsonl(&s) } else { html(&s) };
     crate::commands::tokens::write_output(output, bytes.as_bytes())?;
+    if quiet {
+        return Ok(());
+    }
     let sampled: usize = s.strata.iter().map(|st| st.docs.len()).sum();
     eprintln!(
         "corpus sample: {sampled} documents in {} strata from {} completed shards ({} kept, {} \
