@@ -196,6 +196,10 @@ pub struct Sampled {
     /// Why it was dropped; `None` for a kept document.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop: Option<DropInfo>,
+    /// For a near-duplicate that did not survive: the id of its cluster's survivor,
+    /// where the dedup's files tell it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survivor: Option<String>,
 }
 
 /// One stratum of the sample.
@@ -519,6 +523,7 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
                     record: at,
                     doc,
                     drop,
+                    survivor: None,
                 },
             });
         }
@@ -538,6 +543,20 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
             }
         })
         .collect();
+    // Near-duplicates name the survivor of their cluster.
+    let survived = |d: &Sampled| d.doc.meta.extra.get("minhash")?.get("survivor")?.as_bool();
+    let wanted: BTreeSet<String> = out
+        .iter()
+        .flat_map(|st| &st.docs)
+        .filter(|d| survived(d) == Some(false))
+        .filter_map(|d| cluster(&d.doc))
+        .collect();
+    let found = survivors(root, &wanted);
+    for d in out.iter_mut().flat_map(|st| &mut st.docs) {
+        if survived(d) == Some(false) {
+            d.survivor = cluster(&d.doc).and_then(|c| found.get(&c).cloned());
+        }
+    }
     // Kept strata first, then dropped ones, each in name order.
     out.sort_by_key(|st| (st.name.starts_with("dropped"), st.name.clone()));
     s.strata = out;
@@ -758,7 +777,19 @@ fn document(h: &mut String, d: &Sampled, o: &SampleOptions) {
         row("scores", scores.join(" &middot; "));
     }
     if let Some(c) = m.extra.get("minhash") {
-        row("cluster", format!("<code>{}</code>", esc(&c.to_string())));
+        let survivor = match (&d.survivor, c.get("survivor").and_then(|s| s.as_bool())) {
+            (_, Some(true)) => " &middot; this document survives".to_string(),
+            (Some(id), _) => format!(" &middot; survivor <code>{}</code>", esc(id)),
+            (None, _) => String::new(),
+        };
+        row(
+            "cluster",
+            format!(
+                "<code>{}</code> of {} documents{survivor}",
+                esc(&cluster(doc).unwrap_or_default()),
+                c.get("size").map(|s| s.to_string()).unwrap_or_default()
+            ),
+        );
     }
     if let Some(x) = m.extra.get("decontam") {
         row("decontam", format!("<code>{}</code>", esc(&x.to_string())));
@@ -794,6 +825,118 @@ fn document(h: &mut String, d: &Sampled, o: &SampleOptions) {
         );
     }
     h.push_str("</div>\n");
+}
+
+/// The survivors of the near-duplicate clusters (`meta.extra.minhash.cluster`, named
+/// `file:document`) in `wanted`, by cluster: the survivor's id, found from the dedup's
+/// decisions (`clusters/fNNNNNN.dec` in its work directory) and the documents its filter
+/// read (the `pre/` documents of a run, or the inputs its markers name). Best effort: a
+/// cluster whose files are gone or foreign is left out.
+fn survivors(root: &Path, wanted: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    if wanted.is_empty() {
+        return found;
+    }
+    let Ok(config) = crate::report::run_config(root) else {
+        return found;
+    };
+    let tables = crate::report::stage_tables(&config);
+    let kinds: Vec<&str> = tables.iter().map(|(_, k)| *k).collect();
+    let Some((table, _)) = tables
+        .iter()
+        .find(|(_, k)| *k == corpus_stages::minhash::KIND)
+    else {
+        return found;
+    };
+    let Ok(corpus_stages::StageConfig::MinhashDedup(dedup)) =
+        toml::Value::Table((*table).clone()).try_into::<corpus_stages::StageConfig>()
+    else {
+        return found;
+    };
+    let work = if dedup.work_dir.as_os_str().is_empty() {
+        root.join("minhash")
+    } else {
+        dedup.work_dir.clone()
+    };
+    let storage = Storage::of(&work);
+    // The survivor of each wanted cluster, by its position in the filter's input.
+    let mut positions: BTreeMap<corpus_stages::Origin, String> = BTreeMap::new();
+    let clusters = work.join("clusters");
+    for name in storage.list(&clusters).unwrap_or_default() {
+        let path = clusters.join(&name);
+        let Some(bytes) = storage.read(&path).ok().flatten() else {
+            continue;
+        };
+        let Ok((_, decisions)) =
+            corpus_stages::minhash::files::decode_decisions(&dedup, &bytes, &path)
+        else {
+            continue;
+        };
+        for d in decisions {
+            let cluster = d.cluster.to_string();
+            if d.survivor && wanted.contains(&cluster) {
+                positions.insert(d.key, cluster);
+            }
+        }
+    }
+    // The documents the filter read: the `pre/` documents of the run, else (`corpus
+    // dedup --fuzzy`) the inputs its markers name.
+    let pre = crate::report::pre_roots(root, &kinds)
+        .into_iter()
+        .find(|(name, _)| name.starts_with(corpus_stages::minhash::KIND))
+        .map(|(_, pre)| pre);
+    let mut by_file: BTreeMap<u32, BTreeMap<u32, String>> = BTreeMap::new();
+    for (key, cluster) in positions {
+        by_file
+            .entry(key.file)
+            .or_default()
+            .insert(key.record, cluster);
+    }
+    for (file, mut records) in by_file {
+        let part = crate::shard::Layout::part(file as usize);
+        let input = pre
+            .as_ref()
+            .and_then(|pre| {
+                let docs = pre.join("docs");
+                let names = Storage::of(&docs).list(&docs).ok()?;
+                let name = names
+                    .into_iter()
+                    .find(|n| n.starts_with(&format!("{part}.")))?;
+                Some(docs.join(name))
+            })
+            .or_else(|| {
+                let marker =
+                    crate::shard::Marker::read(&root.join("done").join(format!("{part}.json")))?;
+                Some(if marker.input.is_relative() {
+                    root.join(marker.input)
+                } else {
+                    marker.input
+                })
+            });
+        let Some(path) = input else { continue };
+        let Some(format) = Format::detect(&path) else {
+            continue;
+        };
+        let input = InputFile {
+            index: file as usize,
+            path,
+            format,
+        };
+        let Ok(mut source) = crate::source::open(&input, &InputConfig::default()) else {
+            continue;
+        };
+        let mut record = 0u32;
+        while !records.is_empty() {
+            let Ok(Some(doc)) = source.next_intact(&mut |_| {}) else {
+                break;
+            };
+            if let Some(cluster) = records.remove(&record) {
+                found.insert(cluster, doc.id);
+            }
+            record += 1;
+        }
+    }
+    found
 }
 
 #[cfg(test)]
