@@ -253,6 +253,26 @@ fn samples_of_the_default_run_are_deterministic_and_show_every_drop_reason() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("colour"));
 
+    // A run still going: the drops of a pass before a barrier not yet moved to dropped/
+    // are read from its pre/ directory as if moved; a shard without its completion
+    // marker is left out.
+    let all = sample(&out, &["--jsonl", "--n", "1000"]);
+    std::fs::rename(
+        out.join("dropped/part-00000.before-minhash_dedup.jsonl.gz"),
+        out.join("minhash/pre/dropped/part-00000.jsonl.gz"),
+    )
+    .unwrap();
+    assert_eq!(sample(&out, &["--jsonl", "--n", "1000"]), all);
+    std::fs::remove_file(out.join("done/part-00003.json")).unwrap();
+    let partial = sample(&out, &["--jsonl", "--n", "1000"]);
+    let of_shard_3 = |l: &&str| {
+        l.contains("\"file\":\"docs/part-00003.")
+            || l.contains("\"file\":\"dropped/part-00003.jsonl")
+    };
+    let expected: Vec<&str> = all.lines().filter(|l| !of_shard_3(l)).collect();
+    assert!(expected.len() < all.lines().count());
+    assert_eq!(partial.lines().collect::<Vec<_>>(), expected);
+
     // The report beside the page links to it.
     page("0", "out/review.html");
     let report = out.join("report.html");
