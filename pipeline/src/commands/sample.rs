@@ -188,7 +188,7 @@ pub struct Sampled {
     pub stratum: String,
     /// The run's file it was read from, relative to the run directory.
     pub file: String,
-    /// Its line (JSONL) or row (Parquet) in that file, from 0.
+    /// Its place among the documents of that file, from 0.
     pub record: u64,
     /// The document as written.
     #[serde(flatten)]
@@ -232,8 +232,8 @@ pub struct Sample {
     pub matched: u64,
     /// Damaged lines or rows skipped.
     pub corrupt: u64,
-    /// Strata beyond [`MAX_STRATA`] left out.
-    pub strata_left_out: u64,
+    /// Matching documents of the strata beyond [`MAX_STRATA`], left out.
+    pub left_out: u64,
     /// The strata: kept ones first, each group in name order.
     pub strata: Vec<Stratum>,
 }
@@ -279,32 +279,33 @@ fn key(seed: u64, name: &str, record: u64) -> u64 {
     crate::commands::pack::SplitMix64(h).next_u64()
 }
 
-/// The strata being filled, capped at [`MAX_STRATA`].
+/// The strata being filled, capped at [`MAX_STRATA`]: the strata with the smallest
+/// keys of their names stay. Once the cap is reached the largest key kept only falls,
+/// so a stratum left out (or put out) never comes back, and the strata kept hold every
+/// document of theirs.
 struct Strata {
     n: usize,
     seed: u64,
     by_name: BTreeMap<String, Reservoir>,
     /// (key of the stratum name, name) of the strata kept.
     order: BTreeSet<(u64, String)>,
-    left_out: BTreeSet<String>,
+    /// Documents of strata left out.
+    left_out: u64,
 }
 
 impl Strata {
     fn offer(&mut self, stratum: String, candidate: impl FnOnce() -> Candidate) {
         if !self.by_name.contains_key(&stratum) {
-            if self.left_out.contains(&stratum) {
-                return;
-            }
             let k = key(self.seed, &stratum, u64::MAX);
             if self.order.len() >= MAX_STRATA {
                 let last = self.order.last().cloned().expect("full");
                 if k > last.0 {
-                    self.left_out.insert(stratum);
+                    self.left_out += 1;
                     return;
                 }
                 self.order.remove(&last);
-                self.by_name.remove(&last.1);
-                self.left_out.insert(last.1);
+                let gone = self.by_name.remove(&last.1).expect("kept");
+                self.left_out += gone.seen;
             }
             self.order.insert((k, stratum.clone()));
             self.by_name.insert(stratum.clone(), Reservoir::default());
@@ -321,7 +322,8 @@ impl Strata {
     }
 }
 
-/// The value of a `--where` field for a document (`None`: it has none).
+/// The values of a `--where` field for a document (none when it has none, every flag
+/// for `flag`).
 fn field_values(field: &str, doc: &Document, drop: Option<&DropInfo>) -> Vec<String> {
     let one = |v: Option<&str>| v.map(str::to_string).into_iter().collect();
     match field {
@@ -466,7 +468,7 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
         seed: options.seed,
         by_name: BTreeMap::new(),
         order: BTreeSet::new(),
-        left_out: BTreeSet::new(),
+        left_out: 0,
     };
     let mut s = Sample {
         dir: root.to_path_buf(),
@@ -477,7 +479,7 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
         dropped: 0,
         matched: 0,
         corrupt: 0,
-        strata_left_out: 0,
+        left_out: 0,
         strata: Vec::new(),
     };
     for (index, file) in files.iter().enumerate() {
@@ -529,7 +531,7 @@ pub fn sample(root: &Path, options: &SampleOptions) -> Result<Sample, SampleErro
         }
         s.corrupt += corrupt;
     }
-    s.strata_left_out = strata.left_out.len() as u64;
+    s.left_out = strata.left_out;
     let mut out: Vec<Stratum> = strata
         .by_name
         .into_iter()
@@ -668,12 +670,12 @@ pub fn html(s: &Sample) -> String {
             (num(sampled), "sampled".into()),
         ],
     );
-    if s.corrupt > 0 || s.strata_left_out > 0 {
+    if s.corrupt > 0 || s.left_out > 0 {
         let _ = writeln!(
             h,
-            "<p class=\"note\">{} damaged line(s) skipped; {} strata left out (at most {MAX_STRATA} \
-             are kept, chosen at random).</p>",
-            s.corrupt, s.strata_left_out
+            "<p class=\"note\">{} damaged line(s) skipped; {} matching document(s) in strata \
+             left out (at most {MAX_STRATA} strata are kept, chosen at random).</p>",
+            s.corrupt, s.left_out
         );
     }
     if s.strata.is_empty() {
@@ -1063,6 +1065,56 @@ mod tests {
         let p = jsonl(&sample(&parquet_run, &options).unwrap());
         assert_eq!(strip(p), strip(a.clone()));
         assert!(a.contains("\"detail\":\"characters 16 < 40\""), "{a}");
+    }
+
+    #[test]
+    fn past_the_cap_the_same_strata_stay_whatever_the_order() {
+        let fill = |names: &[String]| {
+            let mut strata = Strata {
+                n: 2,
+                seed: 9,
+                by_name: BTreeMap::new(),
+                order: BTreeSet::new(),
+                left_out: 0,
+            };
+            for (i, name) in names.iter().enumerate() {
+                for record in 0..3 {
+                    strata.offer(name.clone(), || Candidate {
+                        key: key(9, name, record),
+                        sampled: Sampled {
+                            stratum: name.clone(),
+                            file: format!("docs/part-{i:05}"),
+                            record,
+                            doc: Document::new(format!("{i}/{record}"), "web", "t"),
+                            drop: None,
+                            survivor: None,
+                        },
+                    });
+                }
+            }
+            let kept: Vec<(String, u64, Vec<u64>)> = strata
+                .by_name
+                .into_iter()
+                .map(|(name, r)| {
+                    let mut records: Vec<u64> =
+                        r.heap.into_iter().map(|c| c.sampled.record).collect();
+                    records.sort();
+                    (name, r.seen, records)
+                })
+                .collect();
+            (kept, strata.left_out)
+        };
+        let mut names: Vec<String> = (0..MAX_STRATA + 100)
+            .map(|i| format!("cluster {i}"))
+            .collect();
+        let (kept, left_out) = fill(&names);
+        assert_eq!((kept.len(), left_out), (MAX_STRATA, 300));
+        assert!(
+            kept.iter()
+                .all(|(_, seen, records)| *seen == 3 && records.len() == 2)
+        );
+        names.reverse();
+        assert_eq!(fill(&names), (kept, left_out));
     }
 
     #[test]
