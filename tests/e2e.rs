@@ -113,6 +113,172 @@ fn default_pipeline_is_identical_for_1_and_4_threads() {
     for ((name, a), (_, b)) in reference.iter().zip(&other) {
         assert!(a == b, "{name} differs between 1 and 4 threads");
     }
+    // So is the sample of it, for a seed.
+    let sample = |out: &Path| sample(out, &["--jsonl", "--seed", "3"]);
+    assert_eq!(sample(&one), sample(&four));
+}
+
+/// `corpus sample RUN_DIR ARGS...`: its standard output.
+fn sample(out: &Path, args: &[&str]) -> String {
+    let result = common::ok(corpus().arg("sample").arg(out).args(args));
+    String::from_utf8(result.stdout).unwrap()
+}
+
+/// The JSON lines of the gzip files in `dir`.
+fn lines_of(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for line in common::gunzip(&f).lines() {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    out
+}
+
+/// The (stage, reason) of a dropped document's JSON.
+fn drop_of(v: &serde_json::Value) -> (String, String) {
+    let text = |k: &str| v["drop"][k].as_str().unwrap_or_default().to_string();
+    (text("stage"), text("reason"))
+}
+
+/// `corpus sample` on the default run: the same bytes for a seed (others for another),
+/// every drop reason of the run with `--by reason`, each measured rule's value against
+/// its threshold, `--where`, and the report's link to the page.
+#[test]
+fn samples_of_the_default_run_are_deterministic_and_show_every_drop_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&out, &[]);
+    let page = |seed: &str, name: &str| {
+        let path = tmp.path().join(name);
+        common::ok(
+            corpus()
+                .arg("sample")
+                .arg(&out)
+                .args(["--seed", seed, "-o"])
+                .arg(&path),
+        );
+        std::fs::read(path).unwrap()
+    };
+    let a = page("7", "a.html");
+    assert!(a.starts_with(b"<!DOCTYPE html>"));
+    assert_eq!(a, page("7", "b.html"), "the page differs for one seed");
+    let one = sample(&out, &["--jsonl", "--n", "1", "--seed", "1"]);
+    assert_eq!(one, sample(&out, &["--jsonl", "--n", "1", "--seed", "1"]));
+    assert_ne!(one, sample(&out, &["--jsonl", "--n", "1", "--seed", "2"]));
+
+    // Every reason the run dropped for, from every pass, is in the sample by reason.
+    let dropped = lines_of(&out.join("dropped"));
+    let reasons: std::collections::BTreeSet<(String, String)> =
+        dropped.iter().map(drop_of).collect();
+    assert!(reasons.len() >= 5, "{reasons:?}");
+    let by_reason: Vec<serde_json::Value> =
+        sample(&out, &["--by", "reason", "--n", "1", "--jsonl"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let sampled: std::collections::BTreeSet<(String, String)> = by_reason
+        .iter()
+        .filter(|v| v.get("drop").is_some())
+        .map(drop_of)
+        .collect();
+    assert_eq!(sampled, reasons);
+    assert!(by_reason.iter().any(|v| v["stratum"] == "kept"));
+    // The rule-based stages say what they measured against which threshold.
+    for v in &by_reason {
+        let (stage, reason) = drop_of(v);
+        if ["quality", "langid", "safety"].contains(&stage.as_str()) {
+            let detail = v["drop"]["detail"].as_str().unwrap_or_default();
+            assert!(
+                [" < ", " > ", " >= "].iter().any(|op| detail.contains(op)),
+                "{stage}/{reason}: {detail:?}"
+            );
+        }
+    }
+
+    // --where: one field's values are alternatives, fields all hold.
+    let quality: Vec<serde_json::Value> = sample(
+        &out,
+        &[
+            "--where",
+            "stage=quality",
+            "--where",
+            "status=dropped",
+            "--jsonl",
+            "--n",
+            "1000",
+        ],
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    let expected = dropped
+        .iter()
+        .filter(|v| v["drop"]["stage"] == "quality")
+        .count();
+    assert!(expected > 0);
+    assert_eq!(quality.len(), expected);
+    assert!(quality.iter().all(|v| v["drop"]["stage"] == "quality"));
+    let langs = sample(
+        &out,
+        &[
+            "--where",
+            "lang=en",
+            "--where",
+            "lang=zh",
+            "--where",
+            "status=kept",
+            "--jsonl",
+            "--n",
+            "1000",
+        ],
+    );
+    let kept = lines_of(&out.join("docs"));
+    let expected = kept
+        .iter()
+        .filter(|v| ["en", "zh"].contains(&v["meta"]["lang"].as_str().unwrap_or("")))
+        .count();
+    assert_eq!(langs.lines().count(), expected);
+    let bad = corpus()
+        .arg("sample")
+        .arg(&out)
+        .args(["--where", "colour=red"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("colour"));
+
+    // A run still going: the drops of a pass before a barrier not yet moved to dropped/
+    // are read from its pre/ directory as if moved; a shard without its completion
+    // marker is left out.
+    let all = sample(&out, &["--jsonl", "--n", "1000"]);
+    std::fs::rename(
+        out.join("dropped/part-00000.before-minhash_dedup.jsonl.gz"),
+        out.join("minhash/pre/dropped/part-00000.jsonl.gz"),
+    )
+    .unwrap();
+    assert_eq!(sample(&out, &["--jsonl", "--n", "1000"]), all);
+    std::fs::remove_file(out.join("done/part-00003.json")).unwrap();
+    let partial = sample(&out, &["--jsonl", "--n", "1000"]);
+    let of_shard_3 = |l: &&str| {
+        l.contains("\"file\":\"docs/part-00003.")
+            || l.contains("\"file\":\"dropped/part-00003.jsonl")
+    };
+    let expected: Vec<&str> = all.lines().filter(|l| !of_shard_3(l)).collect();
+    assert!(expected.len() < all.lines().count());
+    assert_eq!(partial.lines().collect::<Vec<_>>(), expected);
+
+    // The report beside the page links to it.
+    page("0", "out/review.html");
+    let report = out.join("report.html");
+    common::ok(corpus().arg("report").arg(&out).arg("-o").arg(&report));
+    let report = std::fs::read_to_string(report).unwrap();
+    assert!(report.contains("<a href=\"review.html\">see samples</a>"));
 }
 
 /// A small deterministic generator (xorshift), so a failure can be replayed from the

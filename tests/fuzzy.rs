@@ -340,7 +340,7 @@ fn a_run_with_minhash_dedup_matches_the_dedup_command_and_resumes() {
     std::fs::write(
         &cfg,
         format!(
-            "[input]\npaths = [{}]\n[output]\ndir = \"out\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
+            "[input]\npaths = [{}]\n[output]\ndir = \"out\"\ndropped = true\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n\n\
              [[stages]]\nkind = \"minhash_dedup\"\n\n[[stages]]\nkind = \"length\"\nmin_chars = 1\n",
             paths.join(", ")
         ),
@@ -364,6 +364,38 @@ fn a_run_with_minhash_dedup_matches_the_dedup_command_and_resumes() {
         .collect();
     assert_eq!(kinds, ["length", "minhash_dedup", "length"]);
     assert_eq!(stats["stages"][1]["drops"]["near_duplicate"], 8);
+    // `corpus sample --by cluster`: each near-duplicate in its cluster, with what the
+    // filter recorded and the id of its cluster's survivor, which was kept.
+    let out = run(&[
+        "sample",
+        run_out.to_str().unwrap(),
+        "--by",
+        "cluster",
+        "--n",
+        "5",
+        "--jsonl",
+    ]);
+    let sampled: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sampled.len(), 8);
+    let kept = ids(&run_out);
+    for v in &sampled {
+        assert_eq!(v["drop"]["reason"], "near_duplicate", "{v}");
+        assert!(v["id"].as_str().unwrap().starts_with("light-"), "{v}");
+        let cluster = v["meta"]["extra"]["minhash"]["cluster"].as_str().unwrap();
+        assert_eq!(v["stratum"], format!("cluster {cluster}"));
+        let detail = v["drop"]["detail"].as_str().unwrap();
+        let expected = format!("cluster {cluster} of 2 documents, survivor {cluster}");
+        assert!(detail.starts_with(&expected), "{detail}");
+        let survivor = v["survivor"].as_str().unwrap().to_string();
+        assert!(
+            kept.contains(&survivor) && !survivor.starts_with("light-"),
+            "{v}"
+        );
+    }
     // A rerun with --resume redoes nothing and changes nothing.
     let before = std::fs::read(run_out.join("docs/part-00001.jsonl.gz")).unwrap();
     let out = corpus()

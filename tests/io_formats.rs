@@ -258,6 +258,7 @@ fn dropped_documents_keep_their_drop_info_when_read_back() {
     let info = corpus::sink::DropInfo {
         stage: "length".into(),
         reason: "too_short".into(),
+        detail: Some("characters 1 < 5".into()),
     };
     for format in [OutputFormat::Parquet, OutputFormat::Jsonl] {
         let path = dir.path().join(format!("dropped.{}", format.extension()));
@@ -277,10 +278,13 @@ fn dropped_documents_keep_their_drop_info_when_read_back() {
             OutputFormat::Parquet => {
                 assert_eq!(first.meta.extra.remove("drop_stage").unwrap(), "length");
                 assert_eq!(first.meta.extra.remove("drop_reason").unwrap(), "too_short");
+                let detail = first.meta.extra.remove("drop_detail").unwrap();
+                assert_eq!(detail, "characters 1 < 5");
             }
             OutputFormat::Jsonl => {
                 let drop = first.meta.extra.remove("drop").unwrap();
                 assert_eq!(drop["reason"], "too_short");
+                assert_eq!(drop["detail"], "characters 1 < 5");
             }
         }
         assert_eq!(first, docs[0], "{format:?}");

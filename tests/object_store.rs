@@ -482,6 +482,15 @@ fn s3_input_and_output_match_local_files_and_resume() {
     let local = dir.path().join("from-s3");
     download(&store, "out/run1", &local);
     assert_same_outputs(&reference, &local);
+    // `corpus sample` reads the remote run as the local one.
+    let sample = |run: &str| {
+        let out = corpus(&["sample", run, "--jsonl", "--seed", "5"], &moto.env());
+        ok(&out);
+        out.stdout
+    };
+    let remote = sample("s3://crawl/out/run1");
+    assert!(!remote.is_empty());
+    assert_eq!(remote, sample(reference.to_str().unwrap()));
     // Markers live next to the outputs: a resumed run (on any machine) skips it all.
     assert!(get(&store, "out/run1/done/part-00000.json").is_some());
     let stderr = ok(&corpus(

@@ -55,6 +55,9 @@ pub(crate) enum Command {
     /// Write a self-contained HTML report of a run (funnel, drops, language and source
     /// mix, score histograms, dedup, tokens) from the statistics files it wrote.
     Report(ReportRunArgs),
+    /// Write a stratified random sample of a run's kept and dropped documents as a
+    /// self-contained HTML page to review by eye (or JSON lines with --jsonl).
+    Sample(SampleArgs),
     /// The reference language model (Qwen architecture): train it on token shards and
     /// report validation perplexity.
     #[command(subcommand)]
@@ -149,6 +152,65 @@ pub(crate) struct ReportRunArgs {
     /// The HTML file to write (`-`: standard output).
     #[arg(long, short = 'o', default_value = "report.html")]
     pub(crate) output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SampleArgs {
+    /// The output directory of `corpus run` (local or s3://); completed shards are read.
+    pub(crate) run_dir: PathBuf,
+    /// The file to write (`-`: standard output). Default: review.html, or standard
+    /// output with --jsonl.
+    #[arg(long, short = 'o')]
+    pub(crate) output: Option<PathBuf>,
+    /// Documents per stratum.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) n: usize,
+    /// Seed of the sample: the same run and seed give the same bytes.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Strata: source, lang, stage, reason or cluster. Default: kept documents by source
+    /// and language, dropped ones by stage and reason.
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+    /// Only documents whose FIELD is VALUE (status=kept|dropped, source, lang, stage,
+    /// reason, flag, cluster, id, url); repeat for more (one field: any value; several
+    /// fields: all).
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    pub(crate) filters: Vec<String>,
+    /// Write JSON lines (documents as written, with stratum, file and record) instead
+    /// of the page.
+    #[arg(long)]
+    pub(crate) jsonl: bool,
+    /// Characters of each text shown before its expander.
+    #[arg(long, default_value_t = 600)]
+    pub(crate) chars: usize,
+    /// Show URLs as live links (default: as text).
+    #[arg(long)]
+    pub(crate) links: bool,
+    /// Say nothing on standard error.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+}
+
+impl SampleArgs {
+    /// The library's options.
+    pub(crate) fn options(
+        &self,
+    ) -> Result<corpus::commands::sample::SampleOptions, corpus::commands::sample::SampleError>
+    {
+        Ok(corpus::commands::sample::SampleOptions {
+            n: self.n,
+            seed: self.seed,
+            by: self.by.as_deref().map(str::parse).transpose()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| f.parse())
+                .collect::<Result<_, _>>()?,
+            chars: self.chars,
+            links: self.links,
+        })
+    }
 }
 
 #[derive(Subcommand)]

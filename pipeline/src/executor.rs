@@ -247,9 +247,11 @@ impl Work {
                 Verdict::Drop(reason) => {
                     *st.drops.entry(reason.code().to_string()).or_default() += 1;
                     if keep_dropped {
+                        let mut doc = doc;
                         let info = DropInfo {
                             stage: st.kind.clone(),
                             reason: reason.code().to_string(),
+                            detail: doc.drop_detail.take(),
                         };
                         self.dropped.push((pos, doc, info));
                     }
@@ -372,7 +374,7 @@ pub(crate) fn run_segment(
         let complete = options.resume
             && (ordered.is_empty() || todo.is_empty())
             && listed_docs.contains(&docs_name)
-            && read_marker(&storage, &layout.marker(file.index))
+            && Marker::read(&layout.marker(file.index))
                 .is_some_and(|m| m.matches(&fingerprint, &file.path, &layout.root));
         let checkpoints = if complete {
             ordered
@@ -1227,13 +1229,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// A completion marker; `None` when there is none or it cannot be read or parsed (the
-/// shard is then simply redone).
-fn read_marker(storage: &Storage, path: &Path) -> Option<Marker> {
-    let bytes = storage.read(path).ok()??;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// Sums the statistics of every completed shard of the run in the output directory.

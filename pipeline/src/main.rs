@@ -84,7 +84,14 @@ fn main() -> ExitCode {
         Command::Scorer(ScorerCommand::Features { input, output }) => {
             commands::scorer::features(&input, &output).map_err(by_kind!())
         }
-        Command::Report(args) => report(args),
+        Command::Report(a) => corpus::report::command(&a.run_dir, &a.output)
+            .map_err(|e| Failure::new(e.is_invalid(), e)),
+        Command::Sample(a) => a
+            .options()
+            .and_then(|o| {
+                commands::sample::command(&a.run_dir, &o, a.output.as_deref(), a.jsonl, a.quiet)
+            })
+            .map_err(by_kind!()),
         Command::Ref(cmd) => reference(cmd).map_err(by_kind!()),
     };
     match result {
@@ -225,14 +232,6 @@ fn decontam(args: DecontamArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes the HTML report of a run directory.
-fn report(args: ReportRunArgs) -> Result<(), Failure> {
-    let report =
-        corpus::report::load(&args.run_dir).map_err(|e| Failure::new(e.is_invalid(), e))?;
-    tokens::write_output(&args.output, corpus::report::html(&report).as_bytes())
-        .map_err(|e| Failure::new(false, e))
-}
-
 fn extract(args: ExtractArgs) -> Result<(), Failure> {
     let options = corpus::extract_cmd::ExtractOptions {
         inputs: args.inputs,
@@ -288,14 +287,7 @@ fn vocab_compare(args: VocabCompareArgs) -> Result<(), Failure> {
         args.threads,
     )
     .map_err(by_kind!())?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&cmp).expect("serializable")
-        );
-    } else {
-        print!("{}", cmp.to_markdown());
-    }
+    print!("{}", cmp.to_text(args.json));
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 use crate::commands::tokens::TokenReport;
 use crate::fuzzy::ClusterSummary;
 use crate::html::escape as esc;
+use crate::remote::Storage;
 use crate::shard::Marker;
 use crate::stats::{Count, Histogram, RunStats};
 use corpus_stages::minhash::files::FileError;
@@ -61,10 +62,20 @@ pub struct RunReport {
     pub dedup: Option<ClusterSummary>,
     /// Token counts, when the run tokenized.
     pub tokens: Option<TokenReport>,
+    /// The sample page (`corpus sample`) to link to, relative to the report: set when
+    /// one is beside it.
+    pub samples: Option<String>,
 }
 
+/// A whole file of the run, local or remote.
 fn read(path: &Path) -> Result<Vec<u8>, ReportError> {
-    std::fs::read(path).map_err(|source| {
+    let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    match Storage::of(path).read(path) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| {
         FileError::Io {
             path: path.to_path_buf(),
             source,
@@ -74,39 +85,94 @@ fn read(path: &Path) -> Result<Vec<u8>, ReportError> {
 }
 
 fn fingerprint(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("config.toml")).ok()?;
+    let text = Storage::of(root).read(&root.join("config.toml")).ok()??;
+    let text = String::from_utf8(text).ok()?;
     let line = text.lines().next()?;
     let fp = line.strip_prefix("# fingerprint = \"")?.strip_suffix('"')?;
     Some(fp.to_string())
 }
 
-/// Sums the statistics of every completed shard of the output directory `root` (those
-/// with a completion marker of the config in `root/config.toml`). Returns the sum and
-/// the number of shards.
-pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
+/// The completed shards of the output directory `root` (local or remote), by their
+/// marker's name (`part-00042.json`) in name order: those with a completion marker of
+/// the config in `root/config.toml`.
+pub fn completed_shards(root: &Path) -> Result<Vec<String>, ReportError> {
+    let storage = Storage::of(root);
     let done = root.join("done");
-    let mut names: Vec<String> = match std::fs::read_dir(&done) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("part-") && n.ends_with(".json"))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(FileError::Io { path: done, source }.into()),
-    };
-    names.sort();
+    let names = storage
+        .list(&done)
+        .map_err(|source| FileError::Io {
+            path: done.clone(),
+            source,
+        })?
+        .into_iter()
+        .filter(|n| n.starts_with("part-") && n.ends_with(".json"));
     let fp = fingerprint(root);
-    let mut total = RunStats::default();
-    let mut shards = 0;
+    let mut completed = Vec::new();
     for name in names {
-        let marker_path = done.join(&name);
-        let Some(marker) = Marker::read(&marker_path) else {
+        let Some(marker) = Marker::read(&done.join(&name)) else {
             continue;
         };
         if fp.as_ref().is_some_and(|fp| *fp != marker.fingerprint) {
             // A leftover of another config (kept by --overwrite of other shards).
             continue;
         }
+        completed.push(name);
+    }
+    Ok(completed)
+}
+
+/// The config a run wrote (`config.toml`); empty when there is none.
+pub fn run_config(root: &Path) -> Result<toml::Table, ReportError> {
+    let path = root.join("config.toml");
+    let invalid = |message: String| FileError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    match Storage::of(root).read(&path) {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
+            Ok(toml::from_str(&text).map_err(|e| invalid(e.to_string()))?)
+        }
+        _ => Ok(toml::Table::new()),
+    }
+}
+
+/// The `[[stages]]` tables of a run's config with their kinds (older runs with fuzzy
+/// dedup named it `minhash_filter`).
+pub fn stage_tables(config: &toml::Table) -> Vec<(&toml::Table, &str)> {
+    config
+        .get("stages")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_table())
+        .map(|s| {
+            let kind = match s.get("kind").and_then(|k| k.as_str()) {
+                Some("minhash_filter") => corpus_stages::minhash::KIND,
+                Some(k) => k,
+                None => "",
+            };
+            (s, kind)
+        })
+        .collect()
+}
+
+/// The `pre/` output directories of the passes before each dedup barrier of a run
+/// with stage `kinds`, with the barrier's name (`minhash_dedup`).
+pub fn pre_roots(root: &Path, kinds: &[&str]) -> Vec<(String, PathBuf)> {
+    crate::plan::barrier_names(kinds)
+        .into_iter()
+        .map(|(_, name, dir)| (name, root.join(dir).join("pre")))
+        .collect()
+}
+
+/// Sums the statistics of every completed shard of the output directory `root` (those
+/// with a completion marker of the config in `root/config.toml`). Returns the sum and
+/// the number of shards.
+pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
+    let mut total = RunStats::default();
+    let mut shards = 0;
+    for name in completed_shards(root)? {
         let path = root.join("stats").join(&name);
         let stats: RunStats =
             serde_json::from_slice(&read(&path)?).map_err(|e| FileError::Invalid {
@@ -140,34 +206,13 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
     }
     // The config of the run: its whole config (older runs with fuzzy dedup wrote the
     // part from minhash_dedup on, naming it `minhash_filter`).
-    let config_path = root.join("config.toml");
-    let config: toml::Table = match std::fs::read_to_string(&config_path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| FileError::Invalid {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?,
-        Err(_) => toml::Table::new(),
-    };
-    let stages: Vec<&toml::Table> = config
-        .get("stages")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_table())
-        .collect();
-    let kinds: Vec<&str> = stages
-        .iter()
-        .map(|s| match s.get("kind").and_then(|k| k.as_str()) {
-            Some("minhash_filter") => corpus_stages::minhash::KIND,
-            Some(k) => k,
-            None => "",
-        })
-        .collect();
+    let config = run_config(root)?;
+    let (stages, kinds): (Vec<&toml::Table>, Vec<&str>) = stage_tables(&config).into_iter().unzip();
     // The funnel: the passes before each dedup barrier (their `pre/` documents), then
     // the last pass.
-    let mut pre_roots: Vec<PathBuf> = crate::plan::barrier_names(&kinds)
+    let mut pre_roots: Vec<PathBuf> = pre_roots(root, &kinds)
         .into_iter()
-        .map(|(_, _, dir)| root.join(dir).join("pre"))
+        .map(|(_, pre)| pre)
         .collect();
     if pre_roots.is_empty() {
         pre_roots.push(root.join("minhash").join("pre"));
@@ -226,7 +271,23 @@ pub fn load(root: &Path) -> Result<RunReport, ReportError> {
         fingerprint: fingerprint(root),
         dedup,
         tokens,
+        samples: None,
     })
+}
+
+/// `corpus report`: writes the report of the run in `root` to `output` (`-`: standard
+/// output), linking to the sample page when one ([`sample::PAGE`]) is beside it.
+///
+/// [`sample::PAGE`]: crate::commands::sample::PAGE
+pub fn command(root: &Path, output: &Path) -> Result<(), ReportError> {
+    let mut report = load(root)?;
+    let page = crate::commands::sample::PAGE;
+    let beside = output.parent().unwrap_or(Path::new("")).join(page);
+    if output != Path::new("-") && beside.is_file() {
+        report.samples = Some(page.to_string());
+    }
+    crate::commands::tokens::write_output(output, html(&report).as_bytes())?;
+    Ok(())
 }
 
 const BLUE: &str = "#4e79a7";
@@ -234,7 +295,8 @@ const ORANGE: &str = "#f28e2b";
 const RED: &str = "#e15759";
 use crate::html::PALETTE;
 
-const STYLE: &str = "\
+/// The page style, shared with the sample page ([`crate::commands::sample`]).
+pub const STYLE: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;\
 background:#f4f5f7;margin:0;padding:24px}\
 main{max-width:1040px;margin:0 auto}\
@@ -282,6 +344,7 @@ pub fn html(r: &RunReport) -> String {
     kpis(&mut h, r);
     funnel(&mut h, st);
     drops(&mut h, st);
+    samples(&mut h, r);
     h.push_str("<div class=\"grid\">\n");
     mix(
         &mut h,
@@ -329,6 +392,12 @@ fn kpis(h: &mut String, r: &RunReport) {
     if let Some(t) = &r.tokens {
         items.push((num(t.total.tokens), "tokens packed".to_string()));
     }
+    kpi_row(h, &items);
+}
+
+/// A row of headline numbers, each (value, label), as HTML (the sample page has one
+/// too).
+pub fn kpi_row(h: &mut String, items: &[(String, String)]) {
     h.push_str("<div class=\"kpis\">");
     for (value, label) in items {
         let _ = write!(
@@ -408,6 +477,34 @@ fn funnel(h: &mut String, st: &RunStats) {
         );
     }
     h.push_str("</table></div>\n");
+}
+
+/// Where to read the documents themselves: the sample page, or how to make one.
+fn samples(h: &mut String, r: &RunReport) {
+    h.push_str("<div class=\"card\"><h2>Samples</h2><p>");
+    match &r.samples {
+        Some(href) => {
+            let _ = write!(
+                h,
+                "Kept documents by source and language, dropped ones by stage and reason, \
+                 with the measured value of the rule that dropped each: \
+                 <a href=\"{}\">see samples</a>.",
+                esc(href)
+            );
+        }
+        None => {
+            let _ = write!(
+                h,
+                "To read kept documents by source and language and dropped ones by stage and \
+                 reason (with the measured value of the rule that dropped each), write a \
+                 sample page beside this report with <code>corpus sample {} -o {}</code> \
+                 and write the report again: it then links to it.",
+                esc(&r.dir.display().to_string()),
+                crate::commands::sample::PAGE
+            );
+        }
+    }
+    h.push_str("</p></div>\n");
 }
 
 fn drops(h: &mut String, st: &RunStats) {
@@ -717,7 +814,7 @@ fn tokens(h: &mut String, t: &TokenReport) {
 }
 
 /// 1234567 as `1,234,567`.
-fn num(n: u64) -> String {
+pub fn num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {

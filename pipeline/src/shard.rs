@@ -232,7 +232,7 @@ impl Marker {
     /// Reads a marker; `None` when there is none or it cannot be parsed (a shard with
     /// a damaged marker is simply redone).
     pub fn read(path: &Path) -> Option<Marker> {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = crate::remote::Storage::of(path).read(path).ok()??;
         serde_json::from_slice(&bytes).ok()
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::document::Document;
 use crate::quality::Mode;
-use crate::stage::{BatchStage, Reason, StageCx, StageError, Verdict};
+use crate::stage::{BatchStage, Measure, Reason, StageCx, StageError, Verdict};
 use corpus_models::scorer::{Backend, Scorer};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -202,22 +202,25 @@ impl BatchStage for Classifier {
                 .map_err(|e| StageError::Fatal(e.to_string()))?;
             cx.count("scored", docs.len() as u64);
             for ((doc, verdict), score) in docs.iter_mut().zip(verdicts.iter_mut()).zip(scores) {
+                let (value, threshold) = (f64::from(score), f64::from(c.threshold));
                 let failed = match c.score {
                     ScoreKind::Quality => {
                         doc.scores.quality = Some(score);
-                        (score < c.threshold).then_some(LOW_QUALITY)
+                        Measure::below("quality score", value, threshold)
+                            .map(|m| m.fails(LOW_QUALITY.code()))
                     }
                     ScoreKind::Safety => {
                         doc.scores.safety = Some(score);
-                        (score >= c.threshold).then_some(UNSAFE)
+                        Measure::reaches("safety score", value, threshold)
+                            .map(|m| m.fails(UNSAFE.code()))
                     }
                 };
-                if let Some(reason) = failed {
+                if let Some(failure) = failed {
                     match c.mode {
-                        Mode::Drop => *verdict = Verdict::Drop(reason),
+                        Mode::Drop => *verdict = failure.drop(doc),
                         Mode::Annotate => {
                             cx.count("annotated", 1);
-                            doc.scores.flags.push(format!("{KIND}/{reason}"));
+                            doc.scores.flags.push(format!("{KIND}/{}", failure.reason));
                         }
                         Mode::Off => {}
                     }

@@ -46,7 +46,7 @@ use crate::document::Document;
 use crate::minhash::files::{FileError, decode_unchecked, encode_versioned};
 use crate::ngram::{BuildMix, ngram_hash, ngram_hashes, word_hash};
 use crate::normalize::{KeyMap, dedup_key, dedup_key_mapped, is_cjk_token_char, key_tokens};
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Measure, Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
@@ -1202,15 +1202,18 @@ impl Stage for Decontam {
             serde_json::json!(spans.iter().map(|r| [r.start, r.end]).collect::<Vec<_>>());
         info["pieces"] = serde_json::json!(pieces.len());
         cx.count("spans_removed", spans.len() as u64);
-        let verdict = if pieces.len() > self.max_pieces {
-            Verdict::Drop(CONTAMINATED_SPLIT)
+        let verdict = if let Some(m) =
+            Measure::above("pieces", pieces.len() as f64, self.max_pieces as f64)
+        {
+            m.fails(CONTAMINATED_SPLIT.code()).drop(doc)
         } else {
             let kept: Vec<&str> = pieces
                 .into_iter()
                 .filter(|p| p.chars().count() >= self.min_piece_chars)
                 .collect();
             if kept.is_empty() {
-                Verdict::Drop(CONTAMINATED_REMAINDER)
+                let detail = format!("no piece of {} characters or more", self.min_piece_chars);
+                Failure::new(CONTAMINATED_REMAINDER, Some(detail)).drop(doc)
             } else {
                 let text = kept.join("\n\n");
                 cx.count("edited", 1);

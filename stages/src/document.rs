@@ -40,6 +40,12 @@ pub struct Document {
     /// first stage that needs them and carried to the others. Not serialized.
     #[serde(skip)]
     pub derived: Derived,
+    /// Set by the stage that drops the document: what its rule measured against its
+    /// threshold ([`crate::stage::Failure::drop`]). The executor moves it into the drop
+    /// information of the side output (`drop.detail`); never set on a kept document. Not
+    /// serialized with the document.
+    #[serde(skip)]
+    pub drop_detail: Option<String>,
 }
 
 /// Values derived from a document's text, cached on the document for the stages after

@@ -5,7 +5,7 @@
 //! carries more than a Latin letter, which is why language-aware rules live in `quality`.
 
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Measure, Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// The stage kind.
@@ -89,24 +89,19 @@ impl Stage for Length {
         let bytes = doc.text.len() as u64;
         let max = self.config.max_chars;
         let min = self.config.min_chars;
-        if bytes < min || (max != 0 && bytes.div_ceil(4) > max) {
-            return Ok(Verdict::Drop(if bytes < min {
-                TOO_SHORT
-            } else {
-                TOO_LONG
-            }));
-        }
         if bytes.div_ceil(4) >= min && (max == 0 || bytes <= max) {
             return Ok(Verdict::Keep);
         }
-        let chars = doc.text.chars().count() as u64;
-        Ok(if chars < min {
-            Verdict::Drop(TOO_SHORT)
-        } else if max != 0 && chars > max {
-            Verdict::Drop(TOO_LONG)
-        } else {
-            Verdict::Keep
-        })
+        // Counted only where the bytes leave it open, or for the drop's detail.
+        let chars = doc.text.chars().count() as f64;
+        let failure = match Measure::below("characters", chars, min as f64) {
+            Some(m) => Some(m.fails(TOO_SHORT.code())),
+            None if max != 0 => {
+                Measure::above("characters", chars, max as f64).map(|m| m.fails(TOO_LONG.code()))
+            }
+            None => None,
+        };
+        Ok(failure.map_or(Verdict::Keep, |f| f.drop(doc)))
     }
 }
 

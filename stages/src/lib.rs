@@ -39,5 +39,6 @@ pub use catalog::{FieldDoc, StageInfo, catalog};
 pub use config::{StageConfig, build_stage, fingerprint};
 pub use document::{Document, Meta, Origin, Scores};
 pub use stage::{
-    AnyStage, BatchStage, Ordered, OrderedStage, Reason, Stage, StageCx, StageError, Verdict,
+    AnyStage, BatchStage, Failure, Measure, Ordered, OrderedStage, Reason, Stage, StageCx,
+    StageError, Verdict,
 };

@@ -19,7 +19,7 @@
 //! Domains are kept as 64-bit hashes: 4.6 million entries take about 64 MB.
 
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Measure, Reason, Stage, StageCx, StageError, Verdict};
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -254,14 +254,15 @@ fn url_parts(url: &str) -> (String, String) {
 }
 
 impl Safety {
-    /// The URL rule that blocks `url`, if any.
-    pub fn check_url(&self, url: &str) -> Option<Reason> {
+    /// The URL rule that blocks `url`, if any, with what it found.
+    pub fn check_url(&self, url: &str) -> Option<Failure> {
+        let fail = |code, detail: String| Some(Failure::new(Reason::new(code), Some(detail)));
         let (host, no_scheme) = url_parts(url);
         if !self.domains.is_empty() {
             let mut suffix = host.as_str();
             loop {
                 if self.domains.contains(&hash(suffix)) {
-                    return Some(Reason::new("blocked_domain"));
+                    return fail("blocked_domain", format!("domain {suffix} is listed"));
                 }
                 match suffix.split_once('.') {
                     Some((_, parent)) if parent.contains('.') => suffix = parent,
@@ -270,29 +271,30 @@ impl Safety {
             }
         }
         if !self.urls.is_empty() && self.urls.contains(&hash(no_scheme.trim_end_matches('/'))) {
-            return Some(Reason::new("blocked_url"));
+            return fail("blocked_url", "the URL is listed".into());
         }
         if !self.banned_words.is_empty() || !self.soft_banned_words.is_empty() {
-            let mut soft = 0;
+            let mut soft = 0usize;
             for token in no_scheme.split(|c: char| !c.is_ascii_alphanumeric()) {
                 if token.is_empty() {
                     continue;
                 }
                 if self.banned_words.contains(token) {
-                    return Some(Reason::new("banned_word"));
+                    return fail("banned_word", format!("URL word \"{token}\" is banned"));
                 }
                 if self.soft_banned_words.contains(token) {
                     soft += 1;
                 }
             }
-            if soft >= self.soft_word_threshold {
-                return Some(Reason::new("soft_banned_words"));
+            let limit = self.soft_word_threshold as f64;
+            if let Some(m) = Measure::reaches("soft-banned URL words", soft as f64, limit) {
+                return Some(m.fails("soft_banned_words"));
             }
         }
         if let Some(ac) = &self.banned_subwords
             && ac.is_match(&alnum_only(&no_scheme))
         {
-            return Some(Reason::new("banned_subword"));
+            return fail("banned_subword", "the URL holds a banned subword".into());
         }
         None
     }
@@ -335,13 +337,14 @@ impl Stage for Safety {
 
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
         if let Some(url) = doc.meta.url.as_deref()
-            && let Some(reason) = self.check_url(url)
+            && let Some(failure) = self.check_url(url)
         {
-            return Ok(Verdict::Drop(reason));
+            return Ok(failure.drop(doc));
         }
         let limit = self.text_badword_threshold;
-        if self.count_text_badwords(&doc.text, limit) >= limit {
-            return Ok(Verdict::Drop(Reason::new("text_badwords")));
+        let found = self.count_text_badwords(&doc.text, limit) as f64;
+        if let Some(m) = Measure::reaches("listed words", found, limit as f64) {
+            return Ok(m.fails("text_badwords").drop(doc));
         }
         Ok(Verdict::Keep)
     }
@@ -375,7 +378,7 @@ mod tests {
             ..Default::default()
         };
         let s = build(&config).unwrap();
-        let check = |u: &str| s.check_url(u).map(|r| r.code());
+        let check = |u: &str| s.check_url(u).map(|f| f.reason.code());
         assert_eq!(check("https://www.badsite.com/x"), Some("blocked_domain"));
         assert_eq!(
             check("http://cdn.images.badsite.com:8080/"),

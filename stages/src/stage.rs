@@ -28,6 +28,119 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Why a rule failed, in its own numbers: the value it measured on a document against
+/// the threshold it broke, such as `line punctuation ratio 0.08 < 0.12`. A stage that
+/// drops a document for a rule records it with [`Failure::drop`]; the dropped document's
+/// side output carries it (`drop.detail`), so a reviewer sees how far off it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    /// What was measured (`line punctuation ratio`, `words`).
+    pub what: std::borrow::Cow<'static, str>,
+    /// The value measured on the document.
+    pub value: f64,
+    /// How the value failed the threshold: `<`, `>` or `>=`.
+    pub op: &'static str,
+    /// The threshold of the rule.
+    pub threshold: f64,
+}
+
+impl Measure {
+    /// `Some` when `value < min`: the rule wants at least `min`.
+    pub fn below(what: &'static str, value: f64, min: f64) -> Option<Measure> {
+        (value < min).then_some(Measure {
+            what: what.into(),
+            value,
+            op: "<",
+            threshold: min,
+        })
+    }
+
+    /// `Some` when `value > max`: the rule allows at most `max`.
+    pub fn above(what: &'static str, value: f64, max: f64) -> Option<Measure> {
+        (value > max).then_some(Measure {
+            what: what.into(),
+            value,
+            op: ">",
+            threshold: max,
+        })
+    }
+
+    /// `Some` when `value >= limit`: the rule wants less than `limit`.
+    pub fn reaches(what: &'static str, value: f64, limit: f64) -> Option<Measure> {
+        (value >= limit).then_some(Measure {
+            what: what.into(),
+            value,
+            op: ">=",
+            threshold: limit,
+        })
+    }
+
+    /// The same measure under another name (one made at run time, such as `top 3-gram
+    /// character ratio`).
+    pub fn named(self, what: String) -> Measure {
+        Measure {
+            what: what.into(),
+            ..self
+        }
+    }
+
+    /// The failure of the rule with reason `code`.
+    pub fn fails(self, code: &'static str) -> Failure {
+        Failure::new(Reason::new(code), Some(self.to_string()))
+    }
+}
+
+impl fmt::Display for Measure {
+    /// `what value op threshold`, with as many decimals as it takes to tell the value
+    /// from the threshold (whole numbers without).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut digits = 2;
+        let (value, threshold) = loop {
+            let (v, t) = (number(self.value, digits), number(self.threshold, digits));
+            if v != t || digits >= 6 {
+                break (v, t);
+            }
+            digits += 1;
+        };
+        write!(f, "{} {value} {} {threshold}", self.what, self.op)
+    }
+}
+
+/// `x` with at most `digits` decimals, trailing zeros cut (`0.080` -> `0.08`, `50.0`
+/// -> `50`).
+fn number(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A rule that failed: its reason and, where there is one, what it saw (a [`Measure`],
+/// or words such as the listed domain that blocked a URL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The drop reason.
+    pub reason: Reason,
+    /// What the rule measured or found, for `drop.detail`.
+    pub detail: Option<String>,
+}
+
+impl Failure {
+    /// A failure with reason and detail.
+    pub fn new(reason: Reason, detail: Option<String>) -> Failure {
+        Failure { reason, detail }
+    }
+
+    /// Drops `doc` for this failure: records the detail on the document (for the side
+    /// output of dropped documents) and returns the verdict.
+    pub fn drop(self, doc: &mut Document) -> Verdict {
+        doc.drop_detail = self.detail;
+        Verdict::Drop(self.reason)
+    }
+}
+
 /// What a stage decided about one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -285,3 +398,30 @@ fn run_each(
 
 /// Drop reason used when a stage failed on one document.
 pub const ERROR: Reason = Reason::new("error");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_measure_reads_as_value_against_threshold() {
+        let m = Measure::below("line punctuation ratio", 0.08, 0.12).unwrap();
+        assert_eq!(m.to_string(), "line punctuation ratio 0.08 < 0.12");
+        assert!(Measure::below("x", 0.12, 0.12).is_none());
+        assert_eq!(
+            Measure::above("words", 100_001.0, 100_000.0)
+                .unwrap()
+                .to_string(),
+            "words 100001 > 100000"
+        );
+        // Enough decimals to tell a value just under the threshold from it.
+        let m = Measure::below("alphabetic word ratio", 0.7998, 0.8).unwrap();
+        assert_eq!(m.to_string(), "alphabetic word ratio 0.7998 < 0.8");
+        let m = Measure::reaches("safety score", 0.5, 0.5).unwrap();
+        assert_eq!(m.to_string(), "safety score 0.5 >= 0.5");
+        let mut doc = Document::new("d", "s", "t");
+        let v = m.fails("unsafe_model").drop(&mut doc);
+        assert_eq!(v, Verdict::Drop(Reason::new("unsafe_model")));
+        assert_eq!(doc.drop_detail.as_deref(), Some("safety score 0.5 >= 0.5"));
+    }
+}

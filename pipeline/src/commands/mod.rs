@@ -9,6 +9,7 @@ pub mod mix;
 pub mod pack;
 pub mod reference;
 pub mod run;
+pub mod sample;
 pub mod scorer;
 pub mod tokens;
 pub mod vocab;

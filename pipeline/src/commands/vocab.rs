@@ -716,6 +716,16 @@ pub fn compare(
 }
 
 impl Comparison {
+    /// What `corpus vocab compare` prints: pretty JSON with `json`, else the Markdown
+    /// table.
+    pub fn to_text(&self, json: bool) -> String {
+        if json {
+            serde_json::to_string_pretty(self).expect("serializable") + "\n"
+        } else {
+            self.to_markdown()
+        }
+    }
+
     /// A Markdown table: per language, bytes per token of each vocabulary and its token
     /// count relative to the first.
     pub fn to_markdown(&self) -> String {

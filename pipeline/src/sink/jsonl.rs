@@ -161,6 +161,7 @@ mod tests {
         let info = DropInfo {
             stage: "length".into(),
             reason: "too_short".into(),
+            detail: None,
         };
         sink.write(&Document::new("2", "web", "x"), Some(&info))
             .unwrap();

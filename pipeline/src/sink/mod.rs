@@ -7,6 +7,8 @@ pub mod parquet;
 
 use corpus_stages::Document;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Output format of document files.
@@ -43,6 +45,33 @@ pub struct DropInfo {
     pub stage: String,
     /// The drop reason code.
     pub reason: String,
+    /// What the rule measured against its threshold (`line punctuation ratio 0.08 <
+    /// 0.12`), where the stage recorded it ([`corpus_stages::Failure`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl DropInfo {
+    /// The drop information of a dropped document read back from the side output,
+    /// taken out of the fields a source keeps without a typed slot (`meta.extra`): `drop`
+    /// of JSONL, the `drop_stage`, `drop_reason` and `drop_detail` columns of Parquet.
+    /// `None` for a kept document.
+    pub fn take_from(extra: &mut BTreeMap<String, Value>) -> Option<DropInfo> {
+        if let Some(v) = extra.remove("drop") {
+            return serde_json::from_value(v).ok();
+        }
+        let mut text = |k: &str| match extra.remove(k) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let (stage, reason, detail) =
+            (text("drop_stage"), text("drop_reason"), text("drop_detail"));
+        Some(DropInfo {
+            stage: stage?,
+            reason: reason?,
+            detail,
+        })
+    }
 }
 
 /// Errors of sinks.

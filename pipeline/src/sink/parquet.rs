@@ -15,7 +15,7 @@
 //! | `meta_extra` | Utf8 | `meta.extra` as a JSON object; null when empty |
 //! | `quality`, `safety` | Float32 | [`Scores`](corpus_stages::Scores) |
 //! | `flags` | `List<Utf8>` | `scores.flags`; null when empty |
-//! | `drop_stage`, `drop_reason` | Utf8 | [`DropInfo`], only when asked for |
+//! | `drop_stage`, `drop_reason`, `drop_detail` | Utf8 | [`DropInfo`], only when asked for |
 //!
 //! Rows are buffered and cut into row groups of [`ROW_GROUP_ROWS`] rows, or earlier once
 //! the buffered text reaches [`ROW_GROUP_TEXT_BYTES`]. Both cuts depend only on the
@@ -85,6 +85,7 @@ pub fn schema(with_drop_info: bool) -> SchemaRef {
     if with_drop_info {
         fields.push(Field::new("drop_stage", DataType::Utf8, true));
         fields.push(Field::new("drop_reason", DataType::Utf8, true));
+        fields.push(Field::new("drop_detail", DataType::Utf8, true));
     }
     Arc::new(Schema::new(fields))
 }
@@ -114,6 +115,7 @@ struct Columns {
     flags: ListBuilder<StringBuilder>,
     drop_stage: StringBuilder,
     drop_reason: StringBuilder,
+    drop_detail: StringBuilder,
 }
 
 impl Columns {
@@ -151,6 +153,8 @@ impl Columns {
             .append_option(drop.map(|d| d.stage.as_str()));
         self.drop_reason
             .append_option(drop.map(|d| d.reason.as_str()));
+        self.drop_detail
+            .append_option(drop.and_then(|d| d.detail.as_deref()));
     }
 
     /// The buffered rows as arrays in schema order; leaves the builders empty.
@@ -179,9 +183,11 @@ impl Columns {
         ];
         let stage = self.drop_stage.finish();
         let reason = self.drop_reason.finish();
+        let detail = self.drop_detail.finish();
         if with_drop_info {
             out.push(Arc::new(stage));
             out.push(Arc::new(reason));
+            out.push(Arc::new(detail));
         }
         out
     }
@@ -396,6 +402,7 @@ mod tests {
         let info = DropInfo {
             stage: "length".into(),
             reason: "too_short".into(),
+            detail: Some("characters 1 < 5".into()),
         };
         let with = dir.path().join("with.parquet");
         write(

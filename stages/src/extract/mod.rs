@@ -23,7 +23,7 @@ pub mod dom;
 pub mod score;
 
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Measure, Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -132,32 +132,43 @@ impl Extract {
         bytes: &[u8],
         http_charset: Option<&str>,
         url: Option<&str>,
-    ) -> Result<Extracted, Reason> {
-        if bytes.len() as u64 > self.config.max_bytes {
-            return Err(TOO_LARGE);
-        }
+    ) -> Result<Extracted, Failure> {
+        self.check_size(bytes.len())?;
         let (html, _, source) = charset::decode(bytes, http_charset, url);
         let mut out = self.extract_str(&html)?;
         out.charset_source = Some(source);
         Ok(out)
     }
 
+    /// `TOO_LARGE` for a page over `max_bytes`.
+    fn check_size(&self, bytes: usize) -> Result<(), Failure> {
+        match Measure::above("bytes", bytes as f64, self.config.max_bytes as f64) {
+            Some(m) => Err(m.fails(TOO_LARGE.code())),
+            None => Ok(()),
+        }
+    }
+
     /// Extracts one page that is already text.
-    pub fn extract_str(&self, html: &str) -> Result<Extracted, Reason> {
-        if html.len() as u64 > self.config.max_bytes {
-            return Err(TOO_LARGE);
-        }
+    pub fn extract_str(&self, html: &str) -> Result<Extracted, Failure> {
+        self.check_size(html.len())?;
         if looks_binary(html) {
-            return Err(BINARY);
+            return Err(Failure::new(BINARY, None));
         }
-        let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
-        let doc = dom::parse(html, deadline).map_err(|_| TIMEOUT)?;
-        let page = dom::build(
-            &doc,
-            self.config.max_depth as usize,
-            self.config.max_nodes as usize,
-        )
-        .map_err(|_| TOO_MANY_NODES)?;
+        let c = &self.config;
+        let deadline = Instant::now() + Duration::from_millis(c.timeout_ms);
+        let doc = dom::parse(html, deadline).map_err(|_| {
+            Failure::new(
+                TIMEOUT,
+                Some(format!("parsing took over {} ms", c.timeout_ms)),
+            )
+        })?;
+        let page = dom::build(&doc, c.max_depth as usize, c.max_nodes as usize).map_err(|e| {
+            let detail = match e {
+                dom::Limit::Timeout => format!("parsing took over {} ms", c.timeout_ms),
+                dom::Limit::TooManyNodes => format!("more than {} nodes", c.max_nodes),
+            };
+            Failure::new(TOO_MANY_NODES, Some(detail))
+        })?;
         drop(doc);
         let text = score::main_text(&page);
         let clean = |s: &str| {
@@ -307,9 +318,9 @@ impl Stage for Extract {
         };
         let out = match result {
             Ok(out) => out,
-            Err(reason) => {
+            Err(failure) => {
                 doc.text.clear();
-                return Ok(Verdict::Drop(reason));
+                return Ok(failure.drop(doc));
             }
         };
         if let Some(source) = out.charset_source {
@@ -417,9 +428,11 @@ mod tests {
         doc.raw = Some(vec![b'a'; 101]);
         let verdict = small.process(&mut doc, &mut StageCx::default()).unwrap();
         assert_eq!(verdict, Verdict::Drop(TOO_LARGE));
+        assert_eq!(doc.drop_detail.as_deref(), Some("bytes 101 > 100"));
 
         let junk: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-        assert_eq!(stage().extract_bytes(&junk, None, None), Err(BINARY));
+        let failure = stage().extract_bytes(&junk, None, None).unwrap_err();
+        assert_eq!(failure.reason, BINARY);
 
         let mut empty = Document::new("e", "web", "");
         empty.raw = Some(b"<html><body><nav>menu</nav></body></html>".to_vec());

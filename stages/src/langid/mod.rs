@@ -52,7 +52,7 @@ pub use whatlang;
 mod confusables;
 
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Measure, Reason, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -1261,20 +1261,28 @@ impl LangId {
 
     /// The verdict for a detection, without touching a document.
     pub fn judge(&self, d: &Detection) -> Verdict {
+        self.failure(d)
+            .map_or(Verdict::Keep, |f| Verdict::Drop(f.reason))
+    }
+
+    /// The rule a detection fails, with what it measured, if any.
+    pub fn failure(&self, d: &Detection) -> Option<Failure> {
         let Some(lang) = d.lang else {
-            return Verdict::Drop(UNKNOWN_LANGUAGE);
+            return Some(Failure::new(UNKNOWN_LANGUAGE, None));
         };
         let min = self
             .by_lang
             .iter()
             .find(|(l, _)| *l == lang)
             .map_or(self.min_confidence, |&(_, v)| v);
-        if d.confidence < min {
-            Verdict::Drop(LOW_CONFIDENCE)
+        if let Some(m) = Measure::below("confidence", f64::from(d.confidence), f64::from(min)) {
+            let m = m.named(format!("confidence in {}", d.code()));
+            Some(m.fails(LOW_CONFIDENCE.code()))
         } else if !self.languages.is_empty() && !self.languages.contains(&lang) {
-            Verdict::Drop(UNWANTED_LANGUAGE)
+            let detail = format!("{} not in {}", d.code(), self.languages.join(", "));
+            Some(Failure::new(UNWANTED_LANGUAGE, Some(detail)))
         } else {
-            Verdict::Keep
+            None
         }
     }
 }
@@ -1296,7 +1304,7 @@ impl Stage for LangId {
                 doc.meta.extra.remove("script");
             }
         }
-        Ok(self.judge(&d))
+        Ok(self.failure(&d).map_or(Verdict::Keep, |f| f.drop(doc)))
     }
 }
 

@@ -5,7 +5,7 @@ use super::cluster::Decision;
 use super::files::{self, names};
 use super::{Action, Config, KIND};
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Reason, Stage, StageCx, StageError, Verdict};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -104,10 +104,29 @@ impl Stage for Filter {
                 }
                 Ok(Verdict::Keep)
             }
-            Action::Drop => Ok(Verdict::Drop(match self.config.method {
-                super::Method::Minhash => NEAR_DUPLICATE,
-                _ => DUPLICATE,
-            })),
+            // Exact dedup through the passes drops as the stage does in one process,
+            // with nothing more.
+            Action::Drop if self.config.method != super::Method::Minhash => {
+                Ok(Verdict::Drop(DUPLICATE))
+            }
+            Action::Drop => {
+                // The cluster is named by its first member in input order, the survivor
+                // under `keep = "first"`.
+                let survivor = match self.config.keep {
+                    super::Keep::First => format!("survivor {}", d.cluster),
+                    super::Keep::Longest => "survivor: its longest document".into(),
+                    super::Keep::BestQualityScore => {
+                        "survivor: its document of best quality score".into()
+                    }
+                };
+                let detail = format!(
+                    "cluster {} of {} documents, {survivor} (input file:document)",
+                    d.cluster, d.size
+                );
+                // The dropped document carries its cluster as annotate mode writes it.
+                doc.meta.extra.insert("minhash".into(), cluster_info(d));
+                Ok(Failure::new(NEAR_DUPLICATE, Some(detail)).drop(doc))
+            }
             Action::Annotate => {
                 cx.count(
                     if d.survivor {
@@ -117,16 +136,19 @@ impl Stage for Filter {
                     },
                     1,
                 );
-                doc.meta.extra.insert(
-                    "minhash".into(),
-                    serde_json::json!({
-                        "cluster": d.cluster.to_string(),
-                        "size": d.size,
-                        "survivor": d.survivor,
-                    }),
-                );
+                doc.meta.extra.insert("minhash".into(), cluster_info(d));
                 Ok(Verdict::Keep)
             }
         }
     }
+}
+
+/// A document's cluster as `meta.extra.minhash` holds it: the cluster (named by its
+/// first member, `file:document`), its size, and whether this document survives.
+fn cluster_info(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "cluster": d.cluster.to_string(),
+        "size": d.size,
+        "survivor": d.survivor,
+    })
 }

@@ -4,7 +4,7 @@
 
 use super::text::ends_with_terminal_punct;
 use super::{Check, Mode};
-use crate::stage::Reason;
+use crate::stage::{Failure, Measure, Reason};
 use serde::{Deserialize, Serialize};
 
 /// Lines holding one of these (lower-cased) are boilerplate.
@@ -92,10 +92,18 @@ impl Config {
     pub fn run(&self, text: &str) -> (String, Check) {
         let lower = text.to_lowercase();
         if self.filter_lorem_ipsum && lower.contains("lorem ipsum") {
-            return (String::new(), Some(Reason::new("c4_lorem_ipsum")));
+            let detail = Some("contains \"lorem ipsum\"".to_string());
+            return (
+                String::new(),
+                Some(Failure::new(Reason::new("c4_lorem_ipsum"), detail)),
+            );
         }
         if self.filter_curly_bracket && text.contains(['{', '}']) {
-            return (String::new(), Some(Reason::new("c4_curly_bracket")));
+            let detail = Some("contains a curly bracket".to_string());
+            return (
+                String::new(),
+                Some(Failure::new(Reason::new("c4_curly_bracket"), detail)),
+            );
         }
         let mut kept: Vec<String> = Vec::new();
         for line in text.lines() {
@@ -135,10 +143,15 @@ impl Config {
             .filter(|c| matches!(c, '.' | '!' | '?' | '。' | '！' | '？'))
             .count();
         if filtered.is_empty() {
-            return (filtered, Some(Reason::new("c4_no_lines_left")));
+            let detail = Some("no line left after the line rules".to_string());
+            return (
+                filtered,
+                Some(Failure::new(Reason::new("c4_no_lines_left"), detail)),
+            );
         }
-        if sentences < self.min_sentences {
-            return (filtered, Some(Reason::new("c4_few_sentences")));
+        let min = self.min_sentences as f64;
+        if let Some(m) = Measure::below("sentences", sentences as f64, min) {
+            return (filtered, Some(m.fails("c4_few_sentences")));
         }
         (filtered, None)
     }
@@ -163,22 +176,28 @@ mod tests {
             "The river rose two metres overnight. Residents were moved to the school.\n\
              Officials said the water would fall by Friday. Roads stay closed until then."
         );
-        assert_eq!(check.map(|r| r.code()), Some("c4_few_sentences"));
+        let check = check.unwrap();
+        assert_eq!(check.reason.code(), "c4_few_sentences");
+        assert_eq!(check.detail.as_deref(), Some("sentences 4 < 5"));
         let c = Config {
             min_sentences: 3,
             ..Default::default()
         };
         assert_eq!(c.run(text).1, None);
         assert_eq!(
-            c.run("Lorem ipsum dolor sit amet.").1.map(|r| r.code()),
+            c.run("Lorem ipsum dolor sit amet.")
+                .1
+                .map(|f| f.reason.code()),
             Some("c4_lorem_ipsum")
         );
         assert_eq!(
-            c.run("function f() { return 1; }").1.map(|r| r.code()),
+            c.run("function f() { return 1; }")
+                .1
+                .map(|f| f.reason.code()),
             Some("c4_curly_bracket")
         );
         assert_eq!(
-            c.run("Menu\nLogin").1.map(|r| r.code()),
+            c.run("Menu\nLogin").1.map(|f| f.reason.code()),
             Some("c4_no_lines_left")
         );
     }

@@ -3,7 +3,7 @@
 use super::text::{Analysis, ends_with_terminal_punct};
 use super::{Check, Mode};
 use crate::normalize::is_cjk_token_char;
-use crate::stage::Reason;
+use crate::stage::{Failure, Measure, Reason};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -60,10 +60,11 @@ impl Config {
     /// The first failing rule, if any.
     pub fn check(&self, t: &Analysis<'_>) -> Check {
         if t.lines.is_empty() {
-            return Some(Reason::new("fineweb_empty"));
+            return Some(Failure::new(Reason::new("fineweb_empty"), None));
         }
-        if t.line_share(ends_with_terminal_punct) < self.line_punct_thr {
-            return Some(Reason::new("fineweb_line_punct_ratio"));
+        let punct = t.line_share(ends_with_terminal_punct);
+        if let Some(m) = Measure::below("line punctuation ratio", punct, self.line_punct_thr) {
+            return Some(m.fails("fineweb_line_punct_ratio"));
         }
         let short = t.line_share(|l| {
             let chars = l.chars().count();
@@ -75,8 +76,8 @@ impl Config {
             };
             chars < limit
         });
-        if short > self.short_line_thr {
-            return Some(Reason::new("fineweb_short_line_ratio"));
+        if let Some(m) = Measure::above("short line ratio", short, self.short_line_thr) {
+            return Some(m.fails("fineweb_short_line_ratio"));
         }
         let mut seen = HashSet::with_capacity(t.lines.len());
         let dup_chars: usize = t
@@ -86,12 +87,14 @@ impl Config {
             .map(|l| l.chars().count())
             .sum();
         let non_space = t.text.chars().filter(|c| !c.is_whitespace()).count().max(1);
-        if dup_chars as f64 / non_space as f64 > self.char_duplicates_ratio {
-            return Some(Reason::new("fineweb_char_dup_ratio"));
+        let dup = dup_chars as f64 / non_space as f64;
+        let max = self.char_duplicates_ratio;
+        if let Some(m) = Measure::above("duplicate line character ratio", dup, max) {
+            return Some(m.fails("fineweb_char_dup_ratio"));
         }
-        let newlines = t.text.matches('\n').count();
-        if newlines as f64 / t.words.len().max(1) as f64 > self.new_line_ratio {
-            return Some(Reason::new("fineweb_list_ratio"));
+        let newlines = t.text.matches('\n').count() as f64 / t.words.len().max(1) as f64;
+        if let Some(m) = Measure::above("newline-to-word ratio", newlines, self.new_line_ratio) {
+            return Some(m.fails("fineweb_list_ratio"));
         }
         None
     }

@@ -2,11 +2,14 @@
 
 use super::text::Analysis;
 use super::{Check, Mode};
-use crate::stage::Reason;
+use crate::stage::Measure;
 use serde::{Deserialize, Serialize};
 
 /// English stop words of the Gopher paper.
 const STOP_WORDS_EN: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
+/// What the word length rules measure.
+const MEAN_WORD: &str = "mean word length";
+
 /// The most common Chinese function characters, playing the same part for Chinese.
 const STOP_WORDS_ZH: &[&str] = &["的", "了", "是", "在", "和", "有", "不", "这", "我", "也"];
 
@@ -72,43 +75,48 @@ impl Config {
     /// The first failing rule, if any. `lang` is `meta.lang` when known.
     pub fn check(&self, t: &Analysis<'_>, lang: Option<&str>) -> Check {
         let n = t.words.len();
-        if n < self.min_words {
-            return Some(Reason::new("gopher_short_doc"));
+        if let Some(m) = Measure::below("words", n as f64, self.min_words as f64) {
+            return Some(m.fails("gopher_short_doc"));
         }
-        if n > self.max_words {
-            return Some(Reason::new("gopher_long_doc"));
+        if let Some(m) = Measure::above("words", n as f64, self.max_words as f64) {
+            return Some(m.fails("gopher_long_doc"));
         }
         let cjk = t.is_cjk();
         if !cjk {
             let chars: usize = t.words.iter().map(|w| w.chars().count()).sum();
             let mean = chars as f64 / n as f64;
-            if mean < self.min_avg_word_length {
-                return Some(Reason::new("gopher_below_avg_word_length"));
+            if let Some(m) = Measure::below(MEAN_WORD, mean, self.min_avg_word_length) {
+                return Some(m.fails("gopher_below_avg_word_length"));
             }
-            if mean > self.max_avg_word_length {
-                return Some(Reason::new("gopher_above_avg_word_length"));
+            if let Some(m) = Measure::above(MEAN_WORD, mean, self.max_avg_word_length) {
+                return Some(m.fails("gopher_above_avg_word_length"));
             }
         }
         let hashes = t.text.matches('#').count();
         let ellipses = t.text.matches("...").count() + t.text.matches('…').count();
-        if (hashes + ellipses) as f64 / n as f64 > self.max_symbol_word_ratio {
-            return Some(Reason::new("gopher_symbol_word_ratio"));
+        let symbols = (hashes + ellipses) as f64 / n as f64;
+        if let Some(m) = Measure::above("symbol-to-word ratio", symbols, self.max_symbol_word_ratio)
+        {
+            return Some(m.fails("gopher_symbol_word_ratio"));
         }
         let bullets = t.line_share(|l| l.starts_with(['•', '●', '○', '▪', '‣', '-', '*', '·']));
-        if bullets > self.max_bullet_lines_ratio {
-            return Some(Reason::new("gopher_bullet_lines"));
+        if let Some(m) = Measure::above("bullet line ratio", bullets, self.max_bullet_lines_ratio) {
+            return Some(m.fails("gopher_bullet_lines"));
         }
         let ellipsis_lines = t.line_share(|l| l.ends_with("...") || l.ends_with('…'));
-        if ellipsis_lines > self.max_ellipsis_lines_ratio {
-            return Some(Reason::new("gopher_ellipsis_lines"));
+        let max = self.max_ellipsis_lines_ratio;
+        if let Some(m) = Measure::above("ellipsis line ratio", ellipsis_lines, max) {
+            return Some(m.fails("gopher_ellipsis_lines"));
         }
         let alpha = t
             .words
             .iter()
             .filter(|w| w.chars().any(char::is_alphabetic))
             .count();
-        if (alpha as f64) / (n as f64) < self.min_alpha_words_ratio {
-            return Some(Reason::new("gopher_below_alpha_ratio"));
+        let alpha = (alpha as f64) / (n as f64);
+        if let Some(m) = Measure::below("alphabetic word ratio", alpha, self.min_alpha_words_ratio)
+        {
+            return Some(m.fails("gopher_below_alpha_ratio"));
         }
         let stop_words = match lang {
             Some("en") => Some(STOP_WORDS_EN),
@@ -128,8 +136,9 @@ impl Config {
                     }
                 }
             }
-            if found < self.min_stop_words {
-                return Some(Reason::new("gopher_few_stop_words"));
+            if let Some(m) = Measure::below("stop words", found as f64, self.min_stop_words as f64)
+            {
+                return Some(m.fails("gopher_few_stop_words"));
             }
         }
         None

@@ -25,7 +25,7 @@ pub mod repetition;
 pub mod text;
 
 use crate::document::Document;
-use crate::stage::{Reason, Stage, StageCx, StageError, Verdict};
+use crate::stage::{Failure, Stage, StageCx, StageError, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// The stage kind.
@@ -80,9 +80,9 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     },
 ];
 
-/// The outcome of one rule group: `None` when the document passes, else the reason of
-/// the first failing rule.
-pub type Check = Option<Reason>;
+/// The outcome of one rule group: `None` when the document passes, else the first
+/// failing rule, with its measured value against its threshold.
+pub type Check = Option<Failure>;
 
 /// The built stage.
 #[derive(Debug)]
@@ -157,12 +157,12 @@ impl Stage for Quality {
 
 /// Turns a group's check into a verdict under its mode: `Some(drop)` ends processing.
 fn apply(mode: Mode, check: Check, doc: &mut Document, cx: &mut StageCx) -> Option<Verdict> {
-    let reason = check?;
+    let failure = check?;
     match mode {
-        Mode::Drop => Some(Verdict::Drop(reason)),
+        Mode::Drop => Some(failure.drop(doc)),
         Mode::Annotate => {
             cx.count("annotated", 1);
-            doc.scores.flags.push(format!("{KIND}/{reason}"));
+            doc.scores.flags.push(format!("{KIND}/{}", failure.reason));
             None
         }
         Mode::Off => None,
@@ -178,19 +178,19 @@ pub(crate) mod defaults {
     /// Gopher quality, for a document in `lang`.
     pub(crate) fn gopher(text: &str, lang: Option<&str>) -> Option<&'static str> {
         let check = super::gopher::Config::default().check(&Analysis::new(text), lang);
-        check.map(|r| r.code())
+        check.map(|f| f.reason.code())
     }
 
     /// Gopher repetition.
     pub(crate) fn repetition(text: &str) -> Option<&'static str> {
         let check = super::repetition::Config::default().check(&Analysis::new(text));
-        check.map(|r| r.code())
+        check.map(|f| f.reason.code())
     }
 
     /// FineWeb's rules.
     pub(crate) fn fineweb(text: &str) -> Option<&'static str> {
         let check = super::fineweb::Config::default().check(&Analysis::new(text));
-        check.map(|r| r.code())
+        check.map(|f| f.reason.code())
     }
 }
 
@@ -249,7 +249,7 @@ mod tests {
             ]
         );
         let (v, _) = run(&Config::default(), "too short to be a document");
-        assert_eq!(v, Verdict::Drop(Reason::new("gopher_short_doc")));
+        assert_eq!(v, Verdict::Drop(crate::Reason::new("gopher_short_doc")));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::text::Analysis;
 use super::{Check, Mode};
-use crate::stage::Reason;
+use crate::stage::Measure;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -64,6 +64,24 @@ fn duplicates(items: &[&str]) -> (usize, usize) {
     (count, chars)
 }
 
+/// What the duplicate paragraph rules measure, with their reasons: repeated items,
+/// then their characters.
+const PARAGRAPH_RULES: [(&str, &str); 2] = [
+    ("duplicate paragraph ratio", "repetition_dup_para_frac"),
+    (
+        "duplicate paragraph character ratio",
+        "repetition_dup_para_char_frac",
+    ),
+];
+/// The same for lines.
+const LINE_RULES: [(&str, &str); 2] = [
+    ("duplicate line ratio", "repetition_dup_line_frac"),
+    (
+        "duplicate line character ratio",
+        "repetition_dup_line_char_frac",
+    ),
+];
+
 impl Config {
     /// Checks the n-gram sizes.
     pub fn validate(&self) -> Result<(), String> {
@@ -81,19 +99,30 @@ impl Config {
     /// The first failing rule, if any.
     pub fn check(&self, t: &Analysis<'_>) -> Check {
         let text_chars = t.text.chars().count().max(1) as f64;
-        let (n, chars) = duplicates(&t.paragraphs);
-        if n as f64 / t.paragraphs.len().max(1) as f64 > self.dup_para_frac {
-            return Some(Reason::new("repetition_dup_para_frac"));
-        }
-        if chars as f64 / text_chars > self.dup_para_char_frac {
-            return Some(Reason::new("repetition_dup_para_char_frac"));
-        }
-        let (n, chars) = duplicates(&t.lines);
-        if n as f64 / t.lines.len().max(1) as f64 > self.dup_line_frac {
-            return Some(Reason::new("repetition_dup_line_frac"));
-        }
-        if chars as f64 / text_chars > self.dup_line_char_frac {
-            return Some(Reason::new("repetition_dup_line_char_frac"));
+        // Paragraphs, then lines: the share of repeated items, then of their characters.
+        let units = [
+            (
+                &t.paragraphs,
+                self.dup_para_frac,
+                self.dup_para_char_frac,
+                PARAGRAPH_RULES,
+            ),
+            (
+                &t.lines,
+                self.dup_line_frac,
+                self.dup_line_char_frac,
+                LINE_RULES,
+            ),
+        ];
+        for (items, max_share, max_chars, [(what, code), (char_what, char_code)]) in units {
+            let (n, chars) = duplicates(items);
+            let share = n as f64 / items.len().max(1) as f64;
+            if let Some(m) = Measure::above(what, share, max_share) {
+                return Some(m.fails(code));
+            }
+            if let Some(m) = Measure::above(char_what, chars as f64 / text_chars, max_chars) {
+                return Some(m.fails(char_code));
+            }
         }
         let lens: Vec<usize> = t.words.iter().map(|w| w.chars().count()).collect();
         let word_chars = lens.iter().sum::<usize>().max(1) as f64;
@@ -116,9 +145,14 @@ impl Config {
                 .map(|&(c, first)| (c, lens[first..first + n].iter().sum::<usize>()))
                 .max();
             if let Some((count, chars)) = top
-                && (chars * count as usize) as f64 / word_chars > limit
+                && let Some(m) = Measure::above(
+                    "top n-gram character ratio",
+                    (chars * count as usize) as f64 / word_chars,
+                    limit,
+                )
             {
-                return Some(Reason::new("repetition_top_n_gram"));
+                let m = m.named(format!("top {n}-gram character ratio"));
+                return Some(m.fails("repetition_top_n_gram"));
             }
         }
         let mut seen: HashSet<u64, crate::ngram::BuildMix> = HashSet::default();
@@ -142,8 +176,13 @@ impl Config {
                 .filter(|(c, _)| **c)
                 .map(|(_, l)| l)
                 .sum();
-            if chars as f64 / word_chars > limit {
-                return Some(Reason::new("repetition_dup_n_gram"));
+            if let Some(m) = Measure::above(
+                "duplicate n-gram character ratio",
+                chars as f64 / word_chars,
+                limit,
+            ) {
+                let m = m.named(format!("duplicate {n}-gram character ratio"));
+                return Some(m.fails("repetition_dup_n_gram"));
             }
         }
         None
