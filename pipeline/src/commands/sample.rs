@@ -276,7 +276,7 @@ struct Reservoir {
 fn key(seed: u64, name: &str, record: u64) -> u64 {
     let mut h = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), seed);
     h ^= record.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    crate::commands::pack::SplitMix64(h).next_u64()
+    corpus_models::rng::SplitMix64::new(h).next_u64()
 }
 
 /// The strata being filled, capped at [`MAX_STRATA`]: the strata with the smallest
