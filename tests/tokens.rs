@@ -317,6 +317,61 @@ fn pack_is_deterministic_resumable_and_pyarrow_reads_it() {
 }
 
 #[test]
+fn pack_resumes_after_a_failed_input_and_writes_no_copy_of_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = &texts()[0];
+    // A gzip header and then garbage: nothing in it can be read.
+    let bad = write_file(
+        dir.path(),
+        "z.jsonl.gz",
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff],
+    );
+    let out = dir.path().join("out");
+    let run = out.join(".run");
+    let pack = |extra: &[&str]| {
+        let mut args = vec!["tokens", "pack", "--vocab", "cl100k", "-t", "1", "-o"];
+        args.extend([out.to_str().unwrap(), good.to_str().unwrap()]);
+        args.extend(extra);
+        corpus(&args)
+    };
+    let first = pack(&[bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{err}");
+    assert_mentions(&err, &["z.jsonl.gz", "nothing could be read"]);
+    // The good input is encoded and kept for the rerun; no shard, no copy of it.
+    assert_eq!(run.join("done").read_dir().unwrap().count(), 1);
+    let ids: Vec<String> = std::fs::read_dir(run.join("tokenize"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(ids.iter().any(|n| n.ends_with(".ids")), "{ids:?}");
+    assert!(!run.join("docs").exists() || run.join("docs").read_dir().unwrap().count() == 0);
+    assert!(!out.join("manifest.json").exists());
+    std::fs::write(&bad, b"{\"id\": \"z\", \"text\": \"the last document\"}\n").unwrap();
+    let second = pack(&[bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("1 input file(s) encoded by an earlier run"),
+        "{err}"
+    );
+    assert!(
+        !run.exists(),
+        "the run directory is removed once the shards are written"
+    );
+    // The same bytes as a pack from scratch.
+    let fresh = dir.path().join("fresh");
+    let mut args = vec!["tokens", "pack", "--vocab", "cl100k", "-q", "-o"];
+    args.extend([
+        fresh.to_str().unwrap(),
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    ok(&args);
+    assert_eq!(files(&out), files(&fresh));
+}
+
+#[test]
 fn reports_of_a_pack_and_of_documents_agree() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pack");

@@ -45,6 +45,11 @@ pub struct OutputConfig {
     pub format: OutputFormat,
     /// Also write dropped documents, with the stage and reason, under `dropped/`.
     pub dropped: bool,
+    /// Write the kept documents (`docs/`). `false` only for a config whose one stage is
+    /// `tokenize` (what `corpus tokens pack` runs): the token ids are encoded from the
+    /// input files, which stand for the documents, and no copy of them is written.
+    #[serde(skip_serializing_if = "is_true")]
+    pub docs: bool,
     /// gzip level of JSONL output, 1 (fastest) to 9 (smallest). Compression is most of
     /// the cost of writing: on HTML, level 3 writes files 4% larger than level 6 at 1.5x
     /// the speed (benches/README.md). Default 3.
@@ -57,9 +62,14 @@ impl Default for OutputConfig {
             dir: "out".into(),
             format: OutputFormat::Jsonl,
             dropped: false,
+            docs: true,
             gzip_level: 3,
         }
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The `[executor]` table.
@@ -267,6 +277,19 @@ impl PipelineConfig {
             return Err(ConfigError::Invalid(format!(
                 "stages[{i}]: tokenize packs what the run keeps, so it is the last stage"
             )));
+        }
+        // (A pass of such a plan has no stage at all: tokenize is a pass of its own.)
+        if !self.output.docs
+            && !self
+                .stages
+                .iter()
+                .all(|s| matches!(s, StageConfig::Tokenize(_)))
+        {
+            return Err(ConfigError::Invalid(
+                "output.docs = false leaves the documents out, so the only stage must be \
+                 tokenize (which then packs the input files' documents as they are)"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -501,6 +524,19 @@ min_chars = 10
             parse(BASE, &["length.min_chars=11"]).unwrap().fingerprint(),
             fp
         );
+    }
+
+    #[test]
+    fn documents_are_left_out_only_of_a_plan_that_only_packs_tokens() {
+        let e = parse(BASE, &["output.docs=false"]).unwrap_err();
+        assert_mentions(&e.to_string(), &["output.docs", "tokenize"]);
+        let only_tokens = BASE.replace(
+            "kind = \"length\"\nmin_chars = 10",
+            "kind = \"tokenize\"\nvocab = \"cl100k\"",
+        );
+        let c = parse(&only_tokens, &["output.docs=false"]).unwrap();
+        assert!(!c.output.docs);
+        assert!(parse(&only_tokens, &[]).unwrap().output.docs);
     }
 
     #[test]

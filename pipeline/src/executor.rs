@@ -373,7 +373,7 @@ pub(crate) fn run_segment(
         let docs_name = file_name(&layout.docs(file.index));
         let complete = options.resume
             && (ordered.is_empty() || todo.is_empty())
-            && listed_docs.contains(&docs_name)
+            && (listed_docs.contains(&docs_name) || !config.output.docs)
             && Marker::read(&layout.marker(file.index))
                 .is_some_and(|m| m.matches(&fingerprint, &file.path, &layout.root));
         let checkpoints = if complete {
@@ -465,6 +465,7 @@ pub(crate) fn run_segment(
         phases: &phases,
         decode_first,
         keep_dropped: config.output.dropped,
+        write_docs: config.output.docs,
         encode: config
             .output
             .format
@@ -745,6 +746,8 @@ struct WorkCx<'a> {
     /// Decode raw payloads before the first stage (no stage reads them itself).
     decode_first: bool,
     keep_dropped: bool,
+    /// Write the kept documents (`output.docs`).
+    write_docs: bool,
     /// Encode outputs in the worker (JSONL), at this gzip level.
     encode: Option<u32>,
     artifacts: &'a [&'a dyn Artifact],
@@ -848,7 +851,9 @@ impl WorkCx<'_> {
         let mut output = OutputMix::default();
         docs.iter().for_each(|d| output.add(d));
         let encode_err = |e: serde_json::Error| RunError::Encode(e.to_string());
-        let kept = if let Some(level) = self.encode {
+        let kept = if !self.write_docs {
+            Output::Docs(Vec::new())
+        } else if let Some(level) = self.encode {
             Output::Encoded(
                 sink::jsonl::encode_member(docs.iter().map(|d| (d, None)), level)
                     .map_err(encode_err)?,
@@ -929,8 +934,8 @@ impl ShardState {
 }
 
 struct OpenFiles {
-    docs: Box<dyn DocSink>,
-    docs_file: OutputFile,
+    /// None when the config writes no documents (`output.docs = false`).
+    docs: Option<(Box<dyn DocSink>, OutputFile)>,
     dropped: Option<(Box<dyn DocSink>, OutputFile)>,
 }
 
@@ -1069,17 +1074,17 @@ impl Committer<'_> {
             let sink = sink::create_writer(format, out, &path, with_drop_info, level)?;
             Ok::<_, SinkError>((sink, file))
         };
-        let (docs, docs_file) = create(self.layout.docs(file.index), false)?;
+        let docs = if self.config.output.docs {
+            Some(create(self.layout.docs(file.index), false)?)
+        } else {
+            None
+        };
         let dropped = if self.config.output.dropped {
             Some(create(self.layout.dropped(file.index), true)?)
         } else {
             None
         };
-        Ok(OpenFiles {
-            docs,
-            docs_file,
-            dropped,
-        })
+        Ok(OpenFiles { docs, dropped })
     }
 
     /// Commits one batch; true when it was the shard's last.
@@ -1095,13 +1100,14 @@ impl Committer<'_> {
         let Some(files) = state.files.as_mut() else {
             unreachable!("files were just opened")
         };
-        match &done.kept {
-            Output::Encoded(bytes) => files.docs.write_encoded(bytes)?,
-            Output::Docs(docs) => {
+        match (&done.kept, files.docs.as_mut()) {
+            (Output::Encoded(bytes), Some((sink, _))) => sink.write_encoded(bytes)?,
+            (Output::Docs(docs), Some((sink, _))) => {
                 for doc in docs {
-                    files.docs.write(doc, None)?;
+                    sink.write(doc, None)?;
                 }
             }
+            (_, None) => {}
         }
         if let (Some((sink, _)), Some(dropped)) = (files.dropped.as_mut(), &done.dropped) {
             match dropped {
@@ -1185,18 +1191,21 @@ impl Committer<'_> {
             Some(files) => files,
             None => self.open_files(shard)?,
         };
-        files.docs.finish()?;
-        files
-            .docs_file
-            .commit()
-            .map_err(output_err(&self.layout.docs(file.index)))?;
+        // Without documents, the input file stands for them (its ids are derived as
+        // they were read).
+        let mut docs_path = file.path.clone();
+        if let Some((sink, f)) = files.docs {
+            sink.finish()?;
+            docs_path = self.layout.docs(file.index);
+            f.commit().map_err(output_err(&docs_path))?;
+        }
         if let Some((sink, f)) = files.dropped {
             sink.finish()?;
             f.commit()
                 .map_err(output_err(&self.layout.dropped(file.index)))?;
         }
         for artifact in self.artifacts {
-            artifact.commit(file.index, &self.layout.docs(file.index))?;
+            artifact.commit(file.index, &docs_path)?;
         }
         for (stage, bytes) in &state.checkpoints {
             let path = self.layout.checkpoint(file.index, *stage);

@@ -301,10 +301,12 @@ fn tokens(cmd: TokensCommand) -> Result<(), tokens::TokensError> {
             Ok(())
         }
         TokensCommand::Pack(a) => {
-            let tokenizer = a.tokenizer.spec().load()?;
             let config = a.config();
             let start = std::time::Instant::now();
-            let summary = pack::pack(&a.inputs, &tokenizer, &config, &a.output, a.threads, None)?;
+            let spec = a.tokenizer.spec();
+            let progress = !a.quiet;
+            let summary =
+                pack::pack_inputs(&a.inputs, &spec, &config, &a.output, a.threads, progress)?;
             if !a.quiet {
                 let text = pack::summary_text(&summary, config.seq_len, &a.output, start.elapsed());
                 eprint!("{text}");

@@ -801,10 +801,18 @@ impl Plan<'_> {
             return Ok(self.note(message));
         }
         let tokenizer = self.tokenizer(t)?;
-        let out = self.root.join(&t.dir);
-        let docs = self.root.join("docs").to_string_lossy().into_owned();
+        let out = crate::io::clean_path(&self.root.join(&t.dir));
+        let docs = if self.config.output.docs {
+            vec![self.root.join("docs").to_string_lossy().into_owned()]
+        } else {
+            // No copy of the documents was written: the input files are them.
+            self.inputs
+                .iter()
+                .map(|f| glob::Pattern::escape(&f.path.to_string_lossy()))
+                .collect()
+        };
         let summary = pack::pack(
-            &[docs],
+            &docs,
             &tokenizer,
             &pack::PackConfig::from(t),
             &out,

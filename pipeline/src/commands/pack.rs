@@ -94,6 +94,20 @@ pub struct ManifestTokenizer {
     pub eot_id: Rank,
 }
 
+impl ManifestTokenizer {
+    /// What the manifest records of `tokenizer`.
+    pub fn of(tokenizer: &Tokenizer) -> ManifestTokenizer {
+        ManifestTokenizer {
+            vocab: tokenizer.source().describe(),
+            hash: tokenizer.hash().to_string(),
+            pattern_name: tokenizer.pattern().name().to_string(),
+            pattern: tokenizer.pattern().regex().to_string(),
+            vocab_size: tokenizer.vocab_size(),
+            eot_id: tokenizer.eot(),
+        }
+    }
+}
+
 /// One shard file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardInfo {
@@ -174,6 +188,9 @@ pub struct PackSummary {
     /// Documents whose token ids came from the ids files of the run's last pass rather
     /// than from encoding their text here.
     pub from_ids: u64,
+    /// Input files encoded by an earlier, interrupted `corpus tokens pack` and not read
+    /// again.
+    pub resumed: usize,
 }
 
 /// Tokenizes `inputs` and writes shards to `out_dir`. With `ids_dir` (a pipeline run's
@@ -206,33 +223,15 @@ pub fn pack(
         ));
     }
     let files = expand(inputs)?;
-    let mut input_list = Vec::new();
-    for f in &files {
-        let size = std::fs::metadata(&f.path)
-            .map_err(|e| TokensError::file(&f.path, e))?
-            .len();
-        input_list.push((f.path.display().to_string(), size));
-    }
-    let tok_info = ManifestTokenizer {
-        vocab: tokenizer.source().describe(),
-        hash: tokenizer.hash().to_string(),
-        pattern_name: tokenizer.pattern().name().to_string(),
-        pattern: tokenizer.pattern().regex().to_string(),
-        vocab_size: tokenizer.vocab_size(),
-        eot_id: tokenizer.eot(),
-    };
+    let input_list = input_list(&files)?;
+    let tok_info = ManifestTokenizer::of(tokenizer);
     let manifest_path = out_dir.join(MANIFEST);
-    if let Ok(bytes) = std::fs::read(&manifest_path)
-        && let Ok(old) = serde_json::from_slice::<Manifest>(&bytes)
-        && old.tokenizer == tok_info
-        && old.config == *config
-        && old.inputs == input_list
-        && all_present(out_dir, &old)
-    {
+    if let Some(old) = complete(out_dir, &tok_info, config, &input_list) {
         return Ok(PackSummary {
             manifest: old,
             skipped: true,
             from_ids: 0,
+            resumed: 0,
         });
     }
     std::fs::create_dir_all(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
@@ -264,7 +263,7 @@ pub fn pack(
             splits[usize::from(is_validation(&d.id, config.val_fraction))].push(d);
             Ok(())
         };
-        match ids_dir.and_then(|dir| read_ids(dir, &file.path, tokenizer)) {
+        match ids_dir.and_then(|dir| read_ids(dir, k, &file.path, tokenizer)) {
             Some(docs) => {
                 from_ids += docs.len() as u64;
                 docs.into_iter().try_for_each(&mut each)?;
@@ -300,6 +299,127 @@ pub fn pack(
         manifest,
         skipped: false,
         from_ids,
+        resumed: 0,
+    })
+}
+
+/// The inputs as a manifest lists them: path and size.
+fn input_list(files: &[crate::source::InputFile]) -> Result<Vec<(String, u64)>, TokensError> {
+    files
+        .iter()
+        .map(|f| {
+            let size = std::fs::metadata(&f.path)
+                .map_err(|e| TokensError::file(&f.path, e))?
+                .len();
+            Ok((f.path.display().to_string(), size))
+        })
+        .collect()
+}
+
+/// The manifest in `out_dir` when it describes these inputs, tokenizer and settings and
+/// its files are all there: the output is complete.
+fn complete(
+    out_dir: &Path,
+    tokenizer: &ManifestTokenizer,
+    config: &PackConfig,
+    inputs: &[(String, u64)],
+) -> Option<Manifest> {
+    let bytes = std::fs::read(out_dir.join(MANIFEST)).ok()?;
+    let old = serde_json::from_slice::<Manifest>(&bytes).ok()?;
+    (old.tokenizer == *tokenizer
+        && old.config == *config
+        && old.inputs == inputs
+        && all_present(out_dir, &old))
+    .then_some(old)
+}
+
+/// Where `corpus tokens pack` keeps its run (markers, token ids) inside the output
+/// directory until the shards are written.
+pub const PACK_RUN_DIR: &str = ".run";
+
+/// `corpus tokens pack INPUT... -o OUT`: a plan built in code over the executor. A
+/// pipeline whose one stage is `tokenize` and which writes no documents
+/// (`output.docs = false`) encodes each input file on the workers of a per-file pass,
+/// with the markers, resume, statistics and progress of `corpus run`, into
+/// `OUT/.run/` (token ids under `tokenize/`); its `tokenize` pass then shuffles and packs
+/// them into `OUT`, and `OUT/.run/` is removed. An output already complete for these
+/// inputs, tokenizer and settings is left as it is; a killed run resumes with the input
+/// files not yet encoded.
+pub fn pack_inputs(
+    inputs: &[String],
+    spec: &super::tokens::TokenizerSpec,
+    config: &PackConfig,
+    out_dir: &Path,
+    threads: usize,
+    progress: bool,
+) -> Result<PackSummary, TokensError> {
+    let tokenizer = spec.load()?;
+    // Pages are refused here, before a plan would read them as documents.
+    let files = expand(inputs)?;
+    if let Some(manifest) = complete(
+        out_dir,
+        &ManifestTokenizer::of(&tokenizer),
+        config,
+        &input_list(&files)?,
+    ) {
+        return Ok(PackSummary {
+            manifest,
+            skipped: true,
+            from_ids: 0,
+            resumed: 0,
+        });
+    }
+    let out = std::path::absolute(out_dir).map_err(|e| TokensError::file(out_dir, e))?;
+    let stage = corpus_stages::tokenize::Config {
+        vocab: spec.vocab.clone(),
+        pattern: spec.pattern.clone(),
+        extra_tokens: spec.extras,
+        // The shards go to OUT, the run's own files to OUT/.run.
+        dir: "..".into(),
+        seq_len: config.seq_len,
+        val_fraction: config.val_fraction,
+        seed: config.seed,
+        format: config.format,
+        shard_sequences: config.shard_sequences,
+    };
+    let run_dir = out.join(PACK_RUN_DIR);
+    let run_err = |e: crate::executor::RunError| TokensError::Run(Box::new(e));
+    let mut pipeline = crate::config::PipelineConfig::for_command(
+        inputs.to_vec(),
+        &run_dir,
+        vec![corpus_stages::StageConfig::Tokenize(stage)],
+    )
+    .map_err(|e| run_err(e.into()))?;
+    pipeline.output.docs = false;
+    let run = crate::plan::run(
+        &pipeline,
+        &crate::executor::RunOptions {
+            threads: (threads > 0).then_some(threads),
+            output_dir: Some(run_dir.clone()),
+            resume: true,
+            progress,
+            max_warnings: if progress { 20 } else { 0 },
+            ..Default::default()
+        },
+    )
+    .map_err(run_err)?;
+    if let Some((path, error)) = run.failed.first() {
+        return Err(TokensError::File {
+            path: path.clone(),
+            message: format!(
+                "{error} ({} input file(s) failed; the others are kept in {} for a rerun)",
+                run.failed.len(),
+                run_dir.display()
+            ),
+        });
+    }
+    let manifest = read_manifest(&out)?;
+    std::fs::remove_dir_all(&run_dir).map_err(|e| TokensError::file(&run_dir, e))?;
+    Ok(PackSummary {
+        from_ids: run.total.docs_out,
+        manifest,
+        skipped: false,
+        resumed: run.skipped,
     })
 }
 
@@ -518,13 +638,18 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The documents of the ids file in `dir` derived from `docs`, when it is complete and
-/// matches `docs` as it is now and the tokenizer's encoding; `None` sends the caller to
-/// the documents.
-fn read_ids(dir: &Path, docs: &Path, tokenizer: &Tokenizer) -> Option<Vec<DocTokens>> {
+/// The documents of the ids file of shard `index` in `dir`, derived from `docs` (the
+/// shard's documents file, or its input file in a run that writes no documents), when it
+/// is complete and matches `docs` as it is now and the tokenizer's encoding; `None`
+/// sends the caller to the documents.
+fn read_ids(
+    dir: &Path,
+    index: usize,
+    docs: &Path,
+    tokenizer: &Tokenizer,
+) -> Option<Vec<DocTokens>> {
     let name = file_name(docs);
-    let part = name.split('.').next()?;
-    let (body_path, head_path) = ids_paths(dir, part);
+    let (body_path, head_path) = ids_paths(dir, &crate::shard::Layout::part(index));
     let head = std::fs::read(&head_path).ok()?;
     let (fingerprint, header, _): (u64, IdsHeader, &[u8]) =
         corpus_stages::minhash::files::decode_unchecked(&head, IDS_MAGIC, IDS_VERSION, &head_path)
@@ -932,8 +1057,12 @@ pub fn summary_text(
         );
     }
     if !summary.skipped {
+        let resumed = match summary.resumed {
+            0 => String::new(),
+            n => format!(" ({n} input file(s) encoded by an earlier run)"),
+        };
         out += &format!(
-            "corpus tokens pack: wrote {} in {:.2}s\n",
+            "corpus tokens pack: wrote {} in {:.2}s{resumed}\n",
             out_dir.display(),
             elapsed.as_secs_f64()
         );
@@ -1067,7 +1196,7 @@ mod tests {
         }
         artifact.commit(2, &docs_path).unwrap();
         assert_eq!(artifact.counts(), (3, 1));
-        let read = read_ids(&ids_dir, &docs_path, &tok).expect("a matching ids file");
+        let read = read_ids(&ids_dir, 2, &docs_path, &tok).expect("a matching ids file");
         assert_eq!(read.len(), 3);
         for (r, d) in read.iter().zip(&docs) {
             let ids = corpus_stages::tokenize::encode(&tok, d).unwrap();
@@ -1087,12 +1216,12 @@ mod tests {
         let mut bad = good.clone();
         bad[5] ^= 1;
         std::fs::write(&body, &bad).unwrap();
-        assert!(read_ids(&ids_dir, &docs_path, &tok).is_none());
+        assert!(read_ids(&ids_dir, 2, &docs_path, &tok).is_none());
         std::fs::write(&body, &good).unwrap();
         let cl100k = Tokenizer::load(&VocabSource::Cl100k, &Pattern::Cl100k, 3).unwrap();
-        assert!(read_ids(&ids_dir, &docs_path, &cl100k).is_none());
+        assert!(read_ids(&ids_dir, 2, &docs_path, &cl100k).is_none());
         std::fs::write(&docs_path, b"the documents, rewritten").unwrap();
-        assert!(read_ids(&ids_dir, &docs_path, &tok).is_none());
+        assert!(read_ids(&ids_dir, 2, &docs_path, &tok).is_none());
     }
 
     #[test]

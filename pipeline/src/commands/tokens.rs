@@ -70,6 +70,9 @@ pub enum TokensError {
     /// Bad options.
     #[error("{0}")]
     Usage(String),
+    /// The plan of `corpus tokens pack` failed.
+    #[error(transparent)]
+    Run(Box<crate::executor::RunError>),
 }
 
 impl TokensError {
@@ -83,12 +86,15 @@ impl TokensError {
 
     /// True for errors of the command line rather than of the data.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            TokensError::Usage(_)
-                | TokensError::Tokenizer(TokenizerError::Pattern(_))
-                | TokensError::Source(SourceError::Config(_))
-        )
+        match self {
+            TokensError::Run(e) => e.is_usage(),
+            _ => matches!(
+                self,
+                TokensError::Usage(_)
+                    | TokensError::Tokenizer(TokenizerError::Pattern(_))
+                    | TokensError::Source(SourceError::Config(_))
+            ),
+        }
     }
 }
 
