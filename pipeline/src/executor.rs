@@ -21,13 +21,14 @@
 //! input size.
 
 use crate::config::{ConfigError, PipelineConfig};
+use crate::io::file_name;
 use crate::progress::ProgressBar;
 use crate::remote::{OutputFile, Storage};
 use crate::shard::{Layout, Marker, TaskSpec};
 use crate::sink::{self, DocSink, DropInfo, SinkError};
 use crate::source::{self, InputFile, SourceError, SourceStats};
 use crate::stats::{OutputMix, RunStats, StageStats};
-use corpus_stages::{AnyStage, Document, StageCx, StageError, Verdict};
+use corpus_stages::{AnyStage, Document, StageConfig, StageCx, StageError, Verdict};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -434,7 +435,7 @@ pub(crate) fn run_segment(
         layout: &layout,
         fingerprint: &fingerprint,
         todo: &todo,
-        stage_names: stages.iter().map(|s| s.name()).collect(),
+        stage_names: config.stages.iter().map(StageConfig::name).collect(),
         shards: BTreeMap::new(),
         stats: RunStats::default(),
         failed: Vec::new(),
@@ -462,6 +463,7 @@ pub(crate) fn run_segment(
     let work_cx = WorkCx {
         last_derived: stages.iter().rposition(AnyStage::uses_derived),
         stages: &stages,
+        names: config.stages.iter().map(StageConfig::name).collect(),
         phases: &phases,
         decode_first,
         keep_dropped: config.output.dropped,
@@ -738,6 +740,8 @@ impl Reader<'_> {
 /// What the workers share.
 struct WorkCx<'a> {
     stages: &'a [AnyStage],
+    /// Their names in statistics ([`StageConfig::name`]).
+    names: Vec<&'static str>,
     /// The last stage that reads values cached on documents: the cache is dropped after
     /// it (a classifier's features can be tens of kilobytes per document).
     last_derived: Option<usize>,
@@ -777,7 +781,7 @@ impl WorkCx<'_> {
             let started = Instant::now();
             let cpu = crate::stats::thread_cpu_seconds();
             let mut st = StageStats {
-                kind: stage.name().to_string(),
+                kind: self.names[index].to_string(),
                 docs_in: work.docs.len() as u64,
                 bytes_in: work.docs.iter().map(Document::size).sum(),
                 ..Default::default()
@@ -1231,13 +1235,6 @@ impl Committer<'_> {
         self.stats += &stats;
         Ok(())
     }
-}
-
-/// The file name of a layout path, as [`Storage::list`] gives it.
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Sums the statistics of every completed shard of the run in the output directory.

@@ -127,6 +127,14 @@ pub fn open_seekable(path: &Path) -> io::Result<Box<dyn ReadSeek>> {
     Ok(Box::new(File::open(path)?))
 }
 
+/// The last component of `path` as text (lossily), empty when it has none: how a
+/// listing ([`Storage::list`](crate::remote::Storage::list)) names a file.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Resolves `.` and `..` components without touching the file system, so that paths
 /// built from a config file's folder read well in messages (`configs/../data` becomes
 /// `data`). A `..` that would climb above a relative path's start is kept.

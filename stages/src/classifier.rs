@@ -173,10 +173,6 @@ pub fn build(config: &Config) -> Result<Classifier, StageError> {
 }
 
 impl BatchStage for Classifier {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn uses_derived(&self) -> bool {
         self.scorer.is_some()
     }

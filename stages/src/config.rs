@@ -55,6 +55,19 @@ macro_rules! registry {
                 }
             }
 
+            /// The stage's word in statistics and `dropped/`: its kind, except that
+            /// `minhash_dedup` run as exact dedup (`method` other than `minhash`, as
+            /// the passes of a scheduled plan run `exact_dedup`) is `exact_dedup` there,
+            /// as in one process.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    StageConfig::MinhashDedup(c) if c.method != crate::minhash::Method::Minhash => {
+                        crate::exact_dedup::KIND
+                    }
+                    other => other.kind(),
+                }
+            }
+
             /// The configuration of stage `kind` from its fields (an error names the
             /// field, or the unknown kind).
             fn parse<E: serde::de::Error>(kind: &str, fields: toml::Value) -> Result<Self, E> {
@@ -107,9 +120,9 @@ registry! {
     /// ONNX text classifier (quality or safety score).
     Classifier => classifier: Batch,
     /// Repeat or thin documents by per-source weights.
-    Upsample => upsample,
+    Upsample => upsample: Doc,
     /// Drop documents sharing n-grams with benchmark test sets.
-    Decontam => decontam,
+    Decontam => decontam: Doc,
     /// Tokenize and pack the kept documents into training shards (the last stage; a
     /// pass of its own once the run is complete).
     Tokenize => tokenize,

@@ -61,11 +61,6 @@ pub const KIND: &str = "decontam";
 pub const ABOUT: &str =
     "drop documents sharing 13-grams with benchmark test sets (GSM8K, MMLU, HumanEval, CMMLU...)";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// The document shares n-grams with a benchmark (policy `drop`).
 pub const CONTAMINATED: Reason = Reason::new("contaminated");
 /// Removing the matched spans cut the document into more than `max_pieces` pieces.
@@ -1116,10 +1111,6 @@ fn intern(name: String) -> &'static str {
 const META_EXAMPLES: usize = 20;
 
 impl Stage for Decontam {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         // Clean documents (nearly all) need nothing beyond the thread's buffers; the key
         // and hits of a matching one are copied out.

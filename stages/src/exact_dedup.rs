@@ -171,10 +171,6 @@ struct Hash {
 }
 
 impl Stage for Hash {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
         stamp_content_hash(self.key, doc);
         Ok(Verdict::Keep)
@@ -216,10 +212,6 @@ impl Decide {
 }
 
 impl OrderedStage for Decide {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&mut self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let parsed = match self.key {
             Key::Url => None,

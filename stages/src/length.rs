@@ -76,10 +76,6 @@ pub fn build(config: &Config) -> Result<Length, StageError> {
 }
 
 impl Stage for Length {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
         if doc.text.trim().is_empty() {
             return Ok(Verdict::Drop(EMPTY));

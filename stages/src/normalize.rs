@@ -125,10 +125,6 @@ pub fn build(config: &Config) -> Result<Normalize, StageError> {
 }
 
 impl Stage for Normalize {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let out = normalize(&doc.text, &self.config);
         if out != doc.text {

@@ -331,10 +331,6 @@ impl Safety {
 }
 
 impl Stage for Safety {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
         if let Some(url) = doc.meta.url.as_deref()
             && let Some(failure) = self.check_url(url)

@@ -197,9 +197,6 @@ impl StageCx {
 /// A stage that looks at one document at a time. Runs on the worker threads in
 /// parallel, so it must not depend on the order documents arrive in.
 pub trait Stage: Send + Sync {
-    /// The stage kind, as written in configs and statistics.
-    fn name(&self) -> &'static str;
-
     /// Processes one document in place and says whether it stays.
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError>;
 
@@ -214,9 +211,6 @@ pub trait Stage: Send + Sync {
 /// A stage that processes a batch of documents at once (model inference benefits from
 /// batching). Runs on the worker threads, one batch per call.
 pub trait BatchStage: Send + Sync {
-    /// The stage kind, as written in configs and statistics.
-    fn name(&self) -> &'static str;
-
     /// Processes `docs` in place and writes one verdict per document into `verdicts`
     /// (same length as `docs`, pre-filled with [`Verdict::Keep`]).
     fn process_batch(
@@ -242,9 +236,6 @@ pub trait BatchStage: Send + Sync {
 /// shard has passed the stage and persisted with that shard's outputs;
 /// [`OrderedStage::restore`] replays the checkpoints of completed shards.
 pub trait OrderedStage: Send {
-    /// The stage kind, as written in configs and statistics.
-    fn name(&self) -> &'static str;
-
     /// Decides about one document, in input order.
     fn process(&mut self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError>;
 
@@ -275,18 +266,6 @@ pub enum AnyStage {
 }
 
 impl AnyStage {
-    /// The stage kind.
-    pub fn name(&self) -> &'static str {
-        match self {
-            AnyStage::Doc(s) => s.name(),
-            AnyStage::Batch(s) => s.name(),
-            AnyStage::Ordered(o) => match &o.prepare {
-                Some(p) => p.name(),
-                None => o.stage.lock().map_or("ordered", |s| s.name()),
-            },
-        }
-    }
-
     /// True for stages that see documents in input order.
     pub fn is_ordered(&self) -> bool {
         matches!(self, AnyStage::Ordered(_))

@@ -27,11 +27,6 @@ pub const KIND: &str = "upsample";
 pub const ABOUT: &str =
     "repeat or thin documents by per-source weights, deterministically by document id";
 
-/// Builds the stage for the executor (the registry in [`crate::config`] calls this).
-pub fn stage(config: &Config) -> Result<crate::stage::AnyStage, crate::stage::StageError> {
-    Ok(crate::stage::AnyStage::Doc(Box::new(build(config)?)))
-}
-
 /// The weight drew zero copies.
 pub const DOWNSAMPLED: Reason = Reason::new("downsampled");
 
@@ -178,10 +173,6 @@ impl Upsample {
 }
 
 impl Stage for Upsample {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let (w, counters) = self.weights.get(&doc.source).unwrap_or(&self.default);
         let bytes = doc.text.len() as u64;

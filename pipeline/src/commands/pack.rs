@@ -29,7 +29,7 @@
 
 use super::tokens::{Count, DocTokens, TokenReport, TokensError, encode_documents, expand};
 use crate::executor::{Part, RunError};
-use crate::io::AtomicFile;
+use crate::io::{AtomicFile, file_name};
 use arrow::array::{
     ArrayRef, FixedSizeListArray, ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
@@ -630,12 +630,6 @@ impl crate::executor::Artifact for TokensArtifact {
         );
         AtomicFile::write_all(&head, &bytes).map_err(output(&head))
     }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The documents of the ids file of shard `index` in `dir`, derived from `docs` (the

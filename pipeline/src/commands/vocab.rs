@@ -338,10 +338,7 @@ pub fn parse_base_and_weights(
 
 /// The sidecar of a vocabulary file: `NAME.tiktoken[.gz]` -> `NAME.json`.
 pub fn sidecar_path(vocab: &Path) -> PathBuf {
-    let name = vocab
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = crate::io::file_name(vocab);
     let stem = name.strip_suffix(".gz").unwrap_or(&name);
     let stem = stem.strip_suffix(".tiktoken").unwrap_or(stem);
     vocab.with_file_name(format!("{stem}.json"))
@@ -386,10 +383,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
             path: path.clone(),
             source: e,
         })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = crate::io::file_name(path);
         corpus_info.push((name, sha256_hex(&raw)));
         drop(raw);
         for doc in read_docs(path)? {
@@ -509,11 +503,7 @@ pub fn build(options: &BuildOptions) -> Result<BuildSummary, VocabCmdError> {
     };
     let sidecar = Sidecar {
         format: "tiktoken".into(),
-        file: options
-            .output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: crate::io::file_name(&options.output),
         sha256: sha256_hex(&file_bytes),
         tiktoken_sha256: sha256_hex(&text),
         pattern_name,

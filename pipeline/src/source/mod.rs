@@ -405,10 +405,7 @@ fn open_format(file: &InputFile, config: &InputConfig) -> Result<Box<dyn Source>
 /// The file name without its compression and format extensions
 /// (`a/wiki-01.jsonl.gz` -> `wiki-01`, `x.warc.wet.gz` -> `x`).
 pub fn file_stem(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = crate::io::file_name(path);
     let mut base = name
         .strip_suffix(".gz")
         .or_else(|| name.strip_suffix(".zst"))
@@ -426,10 +423,7 @@ pub fn file_stem(path: &Path) -> String {
 /// The default source name of a JSONL/Parquet file: its stem up to the first `-`, `_`
 /// or `.` (`wiki-00001.jsonl.gz` -> `wiki`).
 pub fn default_source_name(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = crate::io::file_name(path);
     name.split(['-', '_', '.'])
         .next()
         .filter(|s| !s.is_empty())

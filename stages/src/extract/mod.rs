@@ -291,10 +291,6 @@ fn looks_binary(text: &str) -> bool {
 }
 
 impl Stage for Extract {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn reads_raw(&self) -> bool {
         true
     }

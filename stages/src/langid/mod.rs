@@ -1288,10 +1288,6 @@ impl LangId {
 }
 
 impl Stage for LangId {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, _cx: &mut StageCx) -> Result<Verdict, StageError> {
         let d = self.detector.detect(&doc.text);
         doc.meta.lang = Some(d.code().to_string());

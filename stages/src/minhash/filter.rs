@@ -70,15 +70,6 @@ impl Filter {
 }
 
 impl Stage for Filter {
-    fn name(&self) -> &'static str {
-        // The stage's word in statistics and `dropped/`: exact dedup through the passes
-        // is `exact_dedup` there, as in one process.
-        match self.config.method {
-            super::Method::Minhash => KIND,
-            _ => crate::exact_dedup::KIND,
-        }
-    }
-
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         if let Some(key) = self.config.method.exact_key() {
             // `exact_dedup` cut into passes writes what the stage writes in one process.

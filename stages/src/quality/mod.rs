@@ -105,10 +105,6 @@ pub fn build(config: &Config) -> Result<Quality, StageError> {
 }
 
 impl Stage for Quality {
-    fn name(&self) -> &'static str {
-        KIND
-    }
-
     fn process(&self, doc: &mut Document, cx: &mut StageCx) -> Result<Verdict, StageError> {
         let c = &self.config;
         // Every group's check comes from one split of the text (a second one only when

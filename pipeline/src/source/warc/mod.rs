@@ -90,10 +90,7 @@ impl WarcSource {
             options: options.clone(),
             source: source.to_string(),
             stats: SourceStats::default(),
-            warc_filename: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            warc_filename: crate::io::file_name(path),
             crawl: crawl_from_path(path),
         })
     }
