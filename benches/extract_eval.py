@@ -8,6 +8,12 @@ Usage:
       run, time and score the Python peers (best of N runs)
   extract_eval.py report DATA_DIR CORPUS.jsonl CORPUS.log PEERS.json
       the markdown table of benches/extract.sh (CORPUS.log: stderr of `corpus extract`)
+  extract_eval.py fulltext DATA_DIR OUT.jsonl [--worst N]
+      score a `corpus extract` output against full expected texts (a set with
+      ground-truth.json.gz, such as readability-test-pages): 4-token shingles of `\w+`
+      tokens, per-page TP/FP/FN normalised by their sum, precision and recall averaged
+      over pages, F1 of the averages (ScrapingHub's article-extraction-benchmark, as the
+      set's SOURCE.md describes)
 
 Scoring as trafilatura's evaluation (tests/comparison.py upstream, described in the data
 set's SOURCE.md): whitespace-normalise text and snippets; each "with" snippet found is a
@@ -20,6 +26,7 @@ documentation suggests for bytes input (trafilatura takes bytes and detects the 
 itself; resiliparse: its `bytes_to_str` + `detect_encoding`).
 """
 import argparse
+import collections
 import gzip
 import json
 import os
@@ -129,6 +136,45 @@ def report(args, docs):
     print(f"\n{len(docs)} pages, {sum(len(d['with']) for d in docs)} 'with' and {sum(len(d['without']) for d in docs)} 'without' snippets.")
 
 
+TOKEN = re.compile(r"\w+")
+
+
+def shingles(text, n=4):
+    toks = TOKEN.findall(text or "")
+    return collections.Counter(tuple(toks[i:i + n]) for i in range(max(len(toks) - n + 1, 0)))
+
+
+def fulltext(args):
+    with gzip.open(os.path.join(args.data, "ground-truth.json.gz"), "rt", encoding="utf-8") as f:
+        truth = json.load(f)
+    texts = {}
+    with open(args.output, encoding="utf-8") as f:
+        for line in f:
+            o = json.loads(line)
+            texts[o["id"]] = o["text"]
+    ps, rs, pages = [], [], []
+    for name, t in sorted(truth.items()):
+        want, got = shingles(t["articleBody"]), shingles(texts.get(name, ""))
+        tp = sum((want & got).values())
+        fp = sum((got - want).values())
+        fn = sum((want - got).values())
+        total = tp + fp + fn
+        if total == 0:
+            p = r = 1.0
+        else:
+            tp, fp, fn = tp / total, fp / total, fn / total
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+        ps.append(p)
+        rs.append(r)
+        pages.append((p, r, name))
+    p, r = sum(ps) / len(ps), sum(rs) / len(rs)
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    print(json.dumps({"pages": len(ps), "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4)}))
+    for p_, r_, name in sorted(pages, key=lambda x: min(x[0], x[1]))[: args.worst]:
+        print(f"  {name}: precision {p_:.3f} recall {r_:.3f}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -147,7 +193,14 @@ def main():
     r.add_argument("output")
     r.add_argument("log")
     r.add_argument("peers")
+    t = sub.add_parser("fulltext")
+    t.add_argument("data")
+    t.add_argument("output")
+    t.add_argument("--worst", type=int, default=0, help="print the N worst pages")
     args = ap.parse_args()
+    if args.cmd == "fulltext":
+        fulltext(args)
+        return
     docs = load(args.data)
     if args.cmd == "report":
         report(args, docs)

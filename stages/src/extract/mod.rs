@@ -56,6 +56,9 @@ pub struct Config {
     pub max_depth: u32,
     /// Parse time budget per document in milliseconds (`timeout`).
     pub timeout_ms: u64,
+    /// Keep the page's headline as the first line of `text` when it repeats the title
+    /// (`meta.title` has it either way). Default false.
+    pub title_in_text: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             max_nodes: 1_000_000,
             max_depth: 256,
             timeout_ms: 5_000,
+            title_in_text: false,
         }
     }
 }
@@ -86,6 +90,10 @@ pub const FIELDS: &[crate::FieldDoc] = &[
     crate::FieldDoc {
         name: "timeout_ms",
         doc: "parse time budget per document in milliseconds; slower pages are dropped (timeout)",
+    },
+    crate::FieldDoc {
+        name: "title_in_text",
+        doc: "keep a first line that repeats the page title in text (default false: the title is in meta.title only)",
     },
 ];
 
@@ -290,6 +298,44 @@ fn looks_binary(text: &str) -> bool {
     total > 0 && bad * 10 > total
 }
 
+/// Text folded for comparing a line with the title: lower case, every run of
+/// characters other than letters and digits one space.
+fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Shortest first line (folded, in characters) taken for the title: a short line that
+/// happens to occur in a title ("News") is not the headline.
+const MIN_TITLE_LINE_CHARS: usize = 10;
+
+/// Removes the first line of `text` when it is the page's headline: the title (og:title
+/// or `<title>`) contains it, folded (titles often add the site's name: "Headline |
+/// Site"). The main text of a page does not repeat its title (the full-text benchmarks
+/// leave it out), and `meta.title` keeps it. Nothing is removed from a one-line text.
+fn strip_title_line(text: &mut String, title: &str) -> bool {
+    let Some((first, _)) = text.split_once('\n') else {
+        return false;
+    };
+    let line = fold(first);
+    // Whole words only: " {line} " within " {title} ".
+    if line.chars().count() < MIN_TITLE_LINE_CHARS
+        || !format!(" {} ", fold(title)).contains(&format!(" {line} "))
+    {
+        return false;
+    }
+    let cut = first.len() + 1;
+    text.drain(..cut);
+    true
+}
+
 impl Stage for Extract {
     fn reads_raw(&self) -> bool {
         true
@@ -323,6 +369,12 @@ impl Stage for Extract {
             cx.count(source.counter(), 1);
         }
         doc.text = out.text;
+        if !self.config.title_in_text
+            && let Some(title) = &out.title
+            && strip_title_line(&mut doc.text, title)
+        {
+            cx.count("title_line_removed", 1);
+        }
         if out.title.is_some() {
             doc.meta.title = out.title;
         }
@@ -411,6 +463,49 @@ mod tests {
         assert_eq!(doc.meta.extra["date_published"], "2024-01-02");
         assert_eq!(doc.meta.extra["html_lang"], "de");
         assert_eq!(cx.take_counters()["charset_utf8"], 1);
+    }
+
+    #[test]
+    fn a_headline_repeating_the_title_is_left_to_meta_title() {
+        let mut text = "Flood closes the bridge\nThe river rose overnight.".to_string();
+        assert!(strip_title_line(
+            &mut text,
+            "Flood Closes the Bridge | Daily News"
+        ));
+        assert_eq!(text, "The river rose overnight.");
+        // A short line, a line the title does not contain, a one-line text: kept.
+        for (t, title) in [
+            ("News\nThe river rose.", "News - Daily"),
+            (
+                "The river rose overnight.\nMore.",
+                "Flood closes the bridge",
+            ),
+            ("Flood closes the bridge", "Flood closes the bridge"),
+        ] {
+            let mut text = t.to_string();
+            assert!(!strip_title_line(&mut text, title));
+            assert_eq!(text, t);
+        }
+        let html = "<html><head><title>Flood closes the bridge - Daily</title></head><body>\
+            <article><h1>Flood closes the bridge</h1><p>The river rose by two metres overnight, \
+            and the council opened the old school as a shelter for the families.</p>\
+            </article></body></html>";
+        for (title_in_text, first) in [(false, "The river rose"), (true, "Flood closes")] {
+            let stage = build(&Config {
+                title_in_text,
+                ..Config::default()
+            })
+            .unwrap();
+            let mut doc = Document::new("d", "web", "");
+            doc.raw = Some(html.as_bytes().to_vec());
+            let mut cx = StageCx::default();
+            assert_eq!(stage.process(&mut doc, &mut cx).unwrap(), Verdict::Keep);
+            assert!(doc.text.starts_with(first), "{}", doc.text);
+            assert_eq!(
+                doc.meta.title.as_deref(),
+                Some("Flood closes the bridge - Daily")
+            );
+        }
     }
 
     #[test]
