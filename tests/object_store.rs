@@ -89,7 +89,8 @@ kind = "quality"
 fn corpus(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_corpus"));
     cmd.args(args);
-    if !args.contains(&"--resume") {
+    // (`corpus report` prints nothing but errors and has no --quiet.)
+    if !args.contains(&"--resume") && args.first() != Some(&"report") {
         cmd.arg("--quiet");
     }
     cmd
@@ -491,6 +492,18 @@ fn s3_input_and_output_match_local_files_and_resume() {
     let remote = sample("s3://crawl/out/run1");
     assert!(!remote.is_empty());
     assert_eq!(remote, sample(reference.to_str().unwrap()));
+    // So does `corpus report`: the same page but for the directory's name (up to the
+    // times, which are each run's own).
+    let report = |run: &str| {
+        let page = dir.path().join("report.html");
+        let out = corpus(&["report", run, "-o", page.to_str().unwrap()], &moto.env());
+        ok(&out);
+        let html = std::fs::read_to_string(&page).unwrap().replace(run, "RUN");
+        html.split("<h2>Time per stage").next().unwrap().to_string()
+    };
+    let remote = report("s3://crawl/out/run1");
+    assert!(remote.contains("RUN"), "{remote}");
+    assert_eq!(remote, report(reference.to_str().unwrap()));
     // Markers live next to the outputs: a resumed run (on any machine) skips it all.
     assert!(get(&store, "out/run1/done/part-00000.json").is_some());
     let stderr = ok(&corpus(

@@ -187,7 +187,8 @@ pub fn merge_completed(root: &Path) -> Result<(RunStats, usize), ReportError> {
 
 /// Reads what the run in `root` wrote into a report.
 pub fn load(root: &Path) -> Result<RunReport, ReportError> {
-    if !root.is_dir() {
+    // Object storage has no directories to check: a run there is known by its markers.
+    if !Storage::of(root).is_remote() && !root.is_dir() {
         return Err(FileError::Invalid {
             path: root.to_path_buf(),
             message: "not a directory".into(),
