@@ -24,7 +24,7 @@
 //! skipped, as in `corpus run`.
 
 use crate::config::{ConfigError, PipelineConfig};
-use crate::executor::{RunError, RunOptions};
+use crate::executor::{RunError, RunOptions, RunSummary};
 use crate::io::AtomicFile;
 use crate::shard::Layout;
 use crate::source::{Format, Source};
@@ -54,52 +54,49 @@ pub struct ExtractOptions {
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct ExtractSummary {
-    /// Pages read.
-    pub pages: u64,
+    /// The pipeline run: statistics merged over every completed input (`total`: pages
+    /// read, drops by reason, damaged records, extraction time), inputs done by an
+    /// earlier, interrupted run of the same command (`skipped`).
+    pub run: RunSummary,
     /// Pages written.
     pub written: u64,
-    /// Pages dropped, by reason.
-    pub dropped: BTreeMap<String, u64>,
-    /// Damaged WARC records skipped.
-    pub corrupt: u64,
-    /// Input files completed by an earlier, interrupted run of the same command and not
-    /// read again.
-    pub resumed: usize,
-    /// Inputs (or records) that could not be read, with the error.
+    /// Inputs that could not be read, with the error.
     pub failed: Vec<String>,
-    /// Time spent, input reading included.
+    /// Time spent, gathering the output included.
     pub elapsed: Duration,
-    /// Time the workers spent extracting, summed over threads.
-    pub extract_time: Duration,
 }
 
 impl ExtractSummary {
     /// The summary line `corpus extract` prints.
     pub fn to_text(&self) -> String {
+        let total = &self.run.total;
+        let pages = total.input.docs;
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let work = self.extract_time.as_secs_f64().max(1e-9);
-        let drops: Vec<String> = self
-            .dropped
+        let stage = total.stages.first();
+        let work = stage.map_or(0.0, |s| s.seconds).max(1e-9);
+        let drops: Vec<String> = stage
             .iter()
+            .flat_map(|s| &s.drops)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let mut also = String::new();
-        if self.corrupt > 0 {
-            also += &format!(", {} damaged record(s) skipped", self.corrupt);
+        let corrupt: u64 = total.input.corrupt.values().sum();
+        if corrupt > 0 {
+            also += &format!(", {corrupt} damaged record(s) skipped");
         }
-        if self.resumed > 0 {
-            also += &format!(", {} input file(s) done by an earlier run", self.resumed);
+        if self.run.skipped > 0 {
+            also += &format!(
+                ", {} input file(s) done by an earlier run",
+                self.run.skipped
+            );
         }
         format!(
-            "corpus extract: {} pages, {} written, dropped: [{}]{also}, {:.2}s ({:.1} \
-             pages/s); extraction {:.2}s of worker time ({:.1} pages/s per thread)",
-            self.pages,
+            "corpus extract: {pages} pages, {} written, dropped: [{}]{also}, {secs:.2}s \
+             ({:.1} pages/s); extraction {work:.2}s of worker time ({:.1} pages/s per thread)",
             self.written,
             drops.join(" "),
-            secs,
-            self.pages as f64 / secs,
-            work,
-            self.pages as f64 / work
+            pages as f64 / secs,
+            pages as f64 / work
         )
     }
 }
@@ -255,21 +252,12 @@ pub fn run(options: &ExtractOptions) -> Result<ExtractSummary, ExtractError> {
                 ..Default::default()
             },
         )?;
-        let total = &run.total;
-        summary.pages = total.input.docs;
-        if let Some(stage) = total.stages.first() {
-            summary.extract_time = Duration::from_secs_f64(stage.seconds);
-            for (reason, n) in &stage.drops {
-                *summary.dropped.entry(reason.clone()).or_default() += n;
-            }
-        }
-        summary.corrupt = total.input.corrupt.values().sum();
-        summary.resumed = run.skipped;
         failed.extend(
             run.failed
                 .iter()
                 .map(|(path, e)| format!("{}: {e}", path.display())),
         );
+        summary.run = run;
         summary.written = gather(&config, &files, &work, &options.output)?;
     }
     summary.failed = failed;
