@@ -37,7 +37,7 @@
 use crate::config::{ConfigError, PipelineConfig};
 use crate::executor::{Artifact, RunError, RunOptions, RunSummary, chain_stats, run_segment};
 use crate::io::AtomicFile;
-use crate::shard::Layout;
+use crate::shard::{Layout, barrier_names};
 use crate::source::{self, Format, InputConfig, InputFile};
 use crate::stats::RunStats;
 use corpus_stages::StageConfig;
@@ -136,29 +136,6 @@ struct Cut {
     pre: PathBuf,
     /// `work_dir` was empty: one process clusters in memory.
     in_memory: bool,
-}
-
-/// The dedup barriers among stage `kinds`: (position, name in pass names, directory
-/// under the output directory holding its `pre/` documents and default work files).
-/// A kind that appears more than once gets its position as a suffix (`minhash_dedup-5`).
-pub fn barrier_names(kinds: &[&str]) -> Vec<(usize, String, String)> {
-    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
-    kinds
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &kind)| {
-            let dir = match kind {
-                corpus_stages::minhash::KIND => "minhash",
-                corpus_stages::exact_dedup::KIND => "exact_dedup",
-                _ => return None,
-            };
-            Some(if count(kind) > 1 {
-                (i, format!("{kind}-{i}"), format!("{dir}-{i}"))
-            } else {
-                (i, kind.to_string(), dir.to_string())
-            })
-        })
-        .collect()
 }
 
 /// Whether the plan is for one process or for a scheduler.

@@ -160,7 +160,7 @@ pub fn stage_tables(config: &toml::Table) -> Vec<(&toml::Table, &str)> {
 /// The `pre/` output directories of the passes before each dedup barrier of a run
 /// with stage `kinds`, with the barrier's name (`minhash_dedup`).
 pub fn pre_roots(root: &Path, kinds: &[&str]) -> Vec<(String, PathBuf)> {
-    crate::plan::barrier_names(kinds)
+    crate::shard::barrier_names(kinds)
         .into_iter()
         .map(|(_, name, dir)| (name, root.join(dir).join("pre")))
         .collect()

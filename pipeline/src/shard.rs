@@ -91,6 +91,29 @@ impl TaskSpec {
     }
 }
 
+/// The dedup barriers among stage `kinds`: (position, name in pass names, directory
+/// under the output directory holding its `pre/` documents and default work files).
+/// A kind that appears more than once gets its position as a suffix (`minhash_dedup-5`).
+pub fn barrier_names(kinds: &[&str]) -> Vec<(usize, String, String)> {
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    kinds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &kind)| {
+            let dir = match kind {
+                corpus_stages::minhash::KIND => "minhash",
+                corpus_stages::exact_dedup::KIND => "exact_dedup",
+                _ => return None,
+            };
+            Some(if count(kind) > 1 {
+                (i, format!("{kind}-{i}"), format!("{dir}-{i}"))
+            } else {
+                (i, kind.to_string(), dir.to_string())
+            })
+        })
+        .collect()
+}
+
 /// Paths of the outputs of a run.
 #[derive(Debug, Clone)]
 pub struct Layout {
