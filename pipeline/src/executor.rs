@@ -79,6 +79,8 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// What passes of a multi-pass job did besides running shards, one line each.
     pub notes: Vec<String>,
+    /// What the `tokenize` pass packed, when it ran.
+    pub packed: Option<crate::commands::pack::PackSummary>,
 }
 
 /// Errors that stop a run.
@@ -521,6 +523,7 @@ pub(crate) fn run_segment(
         output_dir: root,
         elapsed: started.elapsed(),
         notes: Vec::new(),
+        packed: None,
     })
 }
 

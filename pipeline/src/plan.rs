@@ -820,6 +820,7 @@ impl Plan<'_> {
         Ok(RunSummary {
             output_dir: self.root.clone(),
             notes,
+            packed: Some(summary),
             ..Default::default()
         })
     }
@@ -948,8 +949,10 @@ impl Plan<'_> {
             self.add_barrier_time(&mut post.stats);
         }
         notes.append(&mut post.notes);
-        notes.extend(self.tokenize(x, false)?.notes);
+        let packed = self.tokenize(x, false)?;
+        notes.extend(packed.notes);
         post.notes = notes;
+        post.packed = packed.packed;
         Ok(post)
     }
 }

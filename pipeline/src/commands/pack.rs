@@ -413,13 +413,16 @@ pub fn pack_inputs(
             ),
         });
     }
-    let manifest = read_manifest(&out)?;
+    let Some(packed) = run.packed else {
+        return Err(TokensError::Usage(format!(
+            "{}: the run did not pack (an input shard is not complete)",
+            run_dir.display()
+        )));
+    };
     std::fs::remove_dir_all(&run_dir).map_err(|e| TokensError::file(&run_dir, e))?;
     Ok(PackSummary {
-        from_ids: run.total.docs_out,
-        manifest,
-        skipped: false,
         resumed: run.skipped,
+        ..packed
     })
 }
 
